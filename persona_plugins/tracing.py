@@ -1,0 +1,150 @@
+"""OpenTelemetry spans for the pipeline, through ``opentelemetry-api`` only.
+
+Spans are no-ops until the application installs an SDK tracer provider (see
+``persona_plugins.integrations.opentelemetry.configure_tracing``). Instrumentation never raises into
+user code: every call into OpenTelemetry is guarded, and the user's own exceptions pass through
+unchanged after being recorded on the span. Message and persona text is recorded only when
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+from persona_plugins import semconv
+
+__all__ = ["SafeSpan", "Telemetry", "capture_content_enabled"]
+
+_log = logging.getLogger(__name__)
+AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
+
+
+def capture_content_enabled() -> bool:
+    """True when the user opted in to recording message text on spans."""
+    value = os.environ.get(semconv.CAPTURE_CONTENT_ENV, "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _clean(attributes: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
+    clean: dict[str, AttributeValue] = {}
+    for key, value in (attributes or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, (str, bool, int, float)):
+            clean[key] = value
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            clean[key] = list(value)
+        else:
+            clean[key] = str(value)
+    return clean
+
+
+class SafeSpan:
+    """A span whose methods never raise."""
+
+    def __init__(self, span: Span, capture_content: bool):
+        self._span = span
+        self.capture_content = capture_content
+
+    @property
+    def span(self) -> Span:
+        return self._span
+
+    def set(self, key: str, value: Any) -> None:
+        if value is None:
+            return
+        try:
+            self._span.set_attributes(_clean({key: value}))
+        except Exception:  # instrumentation must never raise
+            _log.debug("could not set span attribute %s", key, exc_info=True)
+
+    def set_many(self, attributes: Mapping[str, Any]) -> None:
+        try:
+            self._span.set_attributes(_clean(attributes))
+        except Exception:
+            _log.debug("could not set span attributes", exc_info=True)
+
+    def set_content(self, key: str, value: Any) -> None:
+        """Record message or persona text, only when content capture is on."""
+        if not self.capture_content or value is None:
+            return
+        if not isinstance(value, str):
+            try:
+                value = json.dumps(value, ensure_ascii=False, default=str)
+            except Exception:
+                value = str(value)
+        self.set(key, value)
+
+    def event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        try:
+            self._span.add_event(name, _clean(attributes))
+        except Exception:
+            _log.debug("could not add span event %s", name, exc_info=True)
+
+    def error(self, exc: BaseException) -> None:
+        try:
+            self._span.record_exception(exc)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:300]))
+            self._span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+        except Exception:
+            _log.debug("could not record an error on a span", exc_info=True)
+
+
+class Telemetry:
+    """Creates the pipeline's spans on the given tracer provider (the global one by default)."""
+
+    def __init__(self, tracer_provider: TracerProvider | None = None):
+        from persona_plugins import __version__
+
+        self.capture_content = capture_content_enabled()
+        try:
+            self._tracer = trace.get_tracer(
+                "persona_plugins", __version__, tracer_provider=tracer_provider
+            )
+        except Exception:  # pragma: no cover - a broken provider
+            _log.debug("falling back to a no-op tracer", exc_info=True)
+            self._tracer = trace.NoOpTracer()
+
+    @contextmanager
+    def span(
+        self,
+        name: str,
+        attributes: Mapping[str, Any] | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> Iterator[SafeSpan]:
+        """Open a span, make it current, end it; record (and re-raise) exceptions unchanged."""
+        try:
+            span: Span = self._tracer.start_span(name, kind=kind, attributes=_clean(attributes))
+        except Exception:
+            _log.debug("could not start span %s", name, exc_info=True)
+            span = trace.INVALID_SPAN
+        token = None
+        try:
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception:
+            _log.debug("could not attach span context", exc_info=True)
+        safe = SafeSpan(span, self.capture_content)
+        try:
+            yield safe
+        except BaseException as exc:
+            safe.error(exc)
+            raise
+        finally:
+            if token is not None:
+                try:
+                    otel_context.detach(token)
+                except Exception:
+                    _log.debug("could not detach span context", exc_info=True)
+            try:
+                span.end()
+            except Exception:
+                _log.debug("could not end span %s", name, exc_info=True)

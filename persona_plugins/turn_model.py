@@ -1,0 +1,122 @@
+"""The model as plugins see it during a turn.
+
+:class:`TurnModel` wraps the user's :class:`~persona_plugins.ChatModel` for one turn: it applies the
+configured generation settings, opens a ``chat`` span per call (named after the agent making it),
+counts calls and sums token usage for the :class:`~persona_plugins.TurnResult`, and enforces the
+optional per-call timeout. Every other attribute is read from the wrapped model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from persona_plugins import semconv
+from persona_plugins.model import ChatModel, Completion, Message, Usage
+from persona_plugins.tracing import Telemetry
+
+__all__ = ["TurnModel", "model_name"]
+
+
+def model_name(model: object) -> str:
+    """The name a model reports (``model_name`` or ``model``), or its class name."""
+    for attr in ("model_name", "model"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
+
+
+@dataclass
+class _Tally:
+    calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+class TurnModel:
+    """A :class:`ChatModel` view of the user's model for one turn, shared by every plugin."""
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        telemetry: Telemetry,
+        *,
+        settings: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        agent: str | None = None,
+        tally: _Tally | None = None,
+    ):
+        self.inner = inner
+        self.agent_name = agent
+        self._telemetry = telemetry
+        self._settings = dict(settings or {})
+        self._timeout_s = timeout_s
+        self._tally = tally or _Tally()
+        self.model_name = model_name(inner)
+
+    def as_agent(self, name: str) -> TurnModel:
+        """The same model, with its calls traced as made by the agent ``name``."""
+        return TurnModel(
+            self.inner,
+            self._telemetry,
+            settings=self._settings,
+            timeout_s=self._timeout_s,
+            agent=name,
+            tally=self._tally,
+        )
+
+    @property
+    def calls(self) -> int:
+        return self._tally.calls
+
+    @property
+    def usage(self) -> Usage:
+        return self._tally.usage
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes TurnModel does not define: capabilities of the inner model.
+        return getattr(self.inner, name)
+
+    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        merged = {**self._settings, **settings}
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+            semconv.GEN_AI_REQUEST_MODEL: self.model_name,
+            semconv.GEN_AI_PROVIDER_NAME: getattr(self.inner, "provider_name", None),
+            semconv.GEN_AI_AGENT_NAME: self.agent_name,
+            semconv.GEN_AI_REQUEST_MAX_TOKENS: merged.get("max_tokens"),
+            semconv.GEN_AI_REQUEST_TEMPERATURE: merged.get("temperature"),
+        }
+        self._tally.calls += 1
+        with self._telemetry.span(f"chat {self.model_name}", attributes) as span:
+            span.set_content(
+                semconv.GEN_AI_INPUT_MESSAGES,
+                [m.model_dump(exclude_none=True) for m in messages],
+            )
+            call = self.inner.complete(list(messages), **merged)
+            if self._timeout_s is not None:
+                completion = await asyncio.wait_for(call, timeout=self._timeout_s)
+            else:
+                completion = await call
+            if not isinstance(completion, Completion):
+                raise TypeError(
+                    f"{type(self.inner).__name__}.complete returned "
+                    f"{type(completion).__name__}, expected persona_plugins.Completion"
+                )
+            self._tally.usage = self._tally.usage + completion.usage
+            span.set_many(
+                {
+                    semconv.GEN_AI_RESPONSE_MODEL: completion.model,
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: completion.usage.input_tokens,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: completion.usage.output_tokens,
+                    semconv.GEN_AI_RESPONSE_FINISH_REASONS: (
+                        [completion.finish_reason] if completion.finish_reason else None
+                    ),
+                }
+            )
+            span.set_content(
+                semconv.GEN_AI_OUTPUT_MESSAGES, [{"role": "assistant", "content": completion.text}]
+            )
+            return completion
