@@ -41,7 +41,7 @@ async def complete_candidate(
             persona=persona.name if persona else None,
             model_calls=1,
             error=f"{type(exc).__name__}: {exc}",
-        )
+        ).with_exception(exc)
     return Candidate(
         name=name,
         text=completion.text,

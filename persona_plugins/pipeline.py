@@ -402,13 +402,14 @@ class PersonaPipeline:
                     )
                 )
         if not usable:
+            cause = next((c.exception for c in candidates if c.exception is not None), None)
             raise ModelCallError(
                 "every candidate failed: "
                 + "; ".join(f"{c.name}: {c.error}" for c in candidates)
                 + ". The conversation is kept on this error's `messages`.",
                 messages=msgs,
                 errors=[c.error for c in candidates],
-            )
+            ) from cause
 
         # 4. choose among them
         judgement: Judgement | None = None

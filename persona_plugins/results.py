@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from persona_plugins.model import Message, Usage
 from persona_plugins.persona import Persona
@@ -59,6 +59,16 @@ class Candidate(_Result):
     finish_reason: str | None = None
     error: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    _exception: BaseException | None = PrivateAttr(default=None)
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception behind ``error``, when the candidate's model call raised."""
+        return self._exception
+
+    def with_exception(self, exc: BaseException) -> Candidate:
+        self._exception = exc
+        return self
 
     @property
     def ok(self) -> bool:

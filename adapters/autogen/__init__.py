@@ -1,0 +1,56 @@
+"""AutoGen AgentChat adapter.
+
+Install with ``pip install "persona-plugins[autogen]"``.
+
+- :class:`PersonaChatCompletionClient` wraps any AutoGen ``ChatCompletionClient`` and runs the
+  persona-plugins pipeline around every text turn.
+- :class:`ChatModelCompletionClient` is an AutoGen client backed by any persona-plugins
+  :class:`~persona_plugins.ChatModel` (so ``AssistantAgent`` runs on the embedded model), and
+  :class:`AutoGenChatModel` is the reverse.
+
+Example::
+
+    from autogen_agentchat.agents import AssistantAgent
+    from persona_plugins.adapters.autogen import PersonaChatCompletionClient, embedded_model_client
+
+    client = PersonaChatCompletionClient(embedded_model_client(), persona="pirate_captain")
+    agent = AssistantAgent("captain", model_client=client)
+"""
+
+from __future__ import annotations
+
+SUPPORTED_AUTOGEN = ">=0.7,<0.8"
+
+try:
+    import autogen_core  # noqa: F401
+    import autogen_core.models  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised with autogen hidden from sys.modules
+    from persona_plugins.errors import MissingExtraError
+
+    raise MissingExtraError(
+        "persona_plugins.adapters.autogen", "autogen", missing=exc.name
+    ) from exc
+
+from persona_plugins.adapters.autogen._client import (
+    PersonaChatCompletionClient,
+    PersonaChatCompletionClientConfig,
+)
+from persona_plugins.adapters.autogen._messages import from_core_messages, to_core_messages
+from persona_plugins.adapters.autogen._model import (
+    AutoGenChatModel,
+    ChatModelCompletionClient,
+    ChatModelCompletionClientConfig,
+    embedded_model_client,
+)
+
+__all__ = [
+    "SUPPORTED_AUTOGEN",
+    "AutoGenChatModel",
+    "ChatModelCompletionClient",
+    "ChatModelCompletionClientConfig",
+    "PersonaChatCompletionClient",
+    "PersonaChatCompletionClientConfig",
+    "embedded_model_client",
+    "from_core_messages",
+    "to_core_messages",
+]

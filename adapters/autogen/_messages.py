@@ -1,0 +1,96 @@
+"""Translation between AutoGen ``LLMMessage`` objects and persona-plugins :class:`Message` objects.
+
+Each core message made from an AutoGen message remembers its original, so that messages the
+pipeline leaves unchanged go back to AutoGen as the very same objects (images, function calls,
+``thought`` and ``source`` intact).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from autogen_core import FunctionCall
+from autogen_core.models import (
+    AssistantMessage,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    SystemMessage,
+    UserMessage,
+)
+
+from persona_plugins.model import Message
+
+
+@dataclass
+class Translation:
+    """Core messages for a list of AutoGen messages, and the way back."""
+
+    messages: list[Message]
+    originals: dict[int, LLMMessage] = field(default_factory=dict)
+    text_only: bool = True
+
+    def back(self, messages: Sequence[Message]) -> list[LLMMessage]:
+        return from_core_messages(messages, self.originals)
+
+
+def _user_text(content: str | list[object]) -> tuple[str, bool]:
+    if isinstance(content, str):
+        return content, True
+    parts = [item if isinstance(item, str) else f"[{type(item).__name__.lower()}]" for item in content]
+    return "\n".join(parts), False
+
+
+def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
+    """Translate AutoGen messages; ``text_only`` is False when any carries images or tool calls."""
+    out = Translation(messages=[])
+    for message in messages:
+        core: Message
+        if isinstance(message, SystemMessage):
+            core = Message(role="system", content=message.content)
+        elif isinstance(message, UserMessage):
+            text, plain = _user_text(message.content)
+            out.text_only &= plain
+            core = Message(role="user", content=text, name=message.source or None)
+        elif isinstance(message, AssistantMessage):
+            if isinstance(message.content, str):
+                core = Message(role="assistant", content=message.content, name=message.source or None)
+            else:
+                out.text_only = False
+                calls = [{"name": c.name, "arguments": c.arguments} for c in message.content]
+                core = Message(role="assistant", content=json.dumps(calls), name=message.source or None)
+        elif isinstance(message, FunctionExecutionResultMessage):
+            out.text_only = False
+            core = Message(role="tool", content="\n".join(r.content for r in message.content))
+        else:
+            raise TypeError(
+                f"unsupported AutoGen message type {type(message).__name__}; expected SystemMessage, "
+                "UserMessage, AssistantMessage or FunctionExecutionResultMessage"
+            )
+        out.messages.append(core)
+        out.originals[id(core)] = message
+    return out
+
+
+def from_core_messages(
+    messages: Sequence[Message], originals: dict[int, LLMMessage] | None = None
+) -> list[LLMMessage]:
+    """Translate core messages back; unchanged ones become their AutoGen originals again."""
+    originals = originals or {}
+    result: list[LLMMessage] = []
+    for message in messages:
+        original = originals.get(id(message))
+        if original is not None:
+            result.append(original)
+        elif message.role == "system":
+            result.append(SystemMessage(content=message.content))
+        elif message.role == "assistant":
+            result.append(AssistantMessage(content=message.content, source=message.name or "assistant"))
+        else:
+            result.append(UserMessage(content=message.content, source=message.name or message.role))
+    return result
+
+
+def function_calls_text(content: list[FunctionCall]) -> str:
+    return json.dumps([{"name": c.name, "arguments": c.arguments} for c in content])

