@@ -47,7 +47,7 @@ from persona_plugins.results import (
 from persona_plugins.tracing import SafeSpan, Telemetry
 from persona_plugins.turn_model import TurnModel, model_name
 
-__all__ = ["MessagesInput", "PersonaPipeline", "normalize_messages"]
+__all__ = ["MessagesInput", "PersonaPipeline", "collect_personas", "normalize_messages"]
 
 T = TypeVar("T")
 MessagesInput = str | Sequence[Message | Mapping[str, Any]]
@@ -103,6 +103,21 @@ def _flatten(results: Iterable[Any]) -> list[Any]:
     return flat
 
 
+def collect_personas(pm: pluggy.PluginManager) -> dict[str, Persona]:
+    """The persona catalog: every persona registered through ``register_personas``, by name."""
+    catalog: dict[str, Persona] = {}
+
+    def register(persona: Persona) -> None:
+        if not isinstance(persona, Persona):
+            raise ConfigError(
+                f"register_personas: register() takes a Persona, got {type(persona).__name__}"
+            )
+        catalog[persona.name] = persona
+
+    pm.hook.register_personas(register=register)
+    return catalog
+
+
 class PersonaPipeline:
     """Runs a turn through the persona-plugins stages around any :class:`ChatModel`.
 
@@ -156,17 +171,7 @@ class PersonaPipeline:
     # -- set-up --------------------------------------------------------------------------------
 
     def _collect_personas(self) -> dict[str, Persona]:
-        catalog: dict[str, Persona] = {}
-
-        def register(persona: Persona) -> None:
-            if not isinstance(persona, Persona):
-                raise ConfigError(
-                    f"register_personas: register() takes a Persona, got {type(persona).__name__}"
-                )
-            catalog[persona.name] = persona
-
-        self.pm.hook.register_personas(register=register)
-        return catalog
+        return collect_personas(self.pm)
 
     def _collect_refiners(self) -> dict[str, Refiner]:
         refiners: dict[str, Refiner] = {}

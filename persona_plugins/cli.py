@@ -1,0 +1,383 @@
+"""The ``persona-plugins`` command line.
+
+``demo`` runs the main job (a two-agent AutoGen team with personas on the embedded model), ``ask``
+answers one question through the pipeline, ``personas`` lists, shows and validates personas, and
+``plugins`` lists the loaded plugins and the hooks each implements. Errors print one line and exit
+non-zero: 2 for bad input (unknown persona, bad file, bad option), 1 for a failed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from persona_plugins import __version__
+from persona_plugins.config import PipelineConfig
+from persona_plugins.errors import (
+    ConfigError,
+    MessageError,
+    MissingExtraError,
+    ModelCallError,
+    ModelLoadError,
+    PersonaError,
+    PersonaPluginsError,
+    PluginError,
+)
+from persona_plugins.model import ChatModel
+from persona_plugins.persona import Persona, resolve_persona
+
+PROG = "persona-plugins"
+DEFAULT_DEMO_QUESTION = "What should I pack for a day at the beach?"
+DEFAULT_DEMO_PERSONAS = ("pirate_captain", "children_tutor")
+_INPUT_ERRORS = (PersonaError, ConfigError, MessageError, PluginError, MissingExtraError, ModelLoadError)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# -- shared options ------------------------------------------------------------------------------
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model (default: the embedded SmolLM2-135M-Instruct)")
+    group.add_argument("--model-path", help="a GGUF file to run with llama.cpp instead")
+    group.add_argument(
+        "--base-url",
+        help="an OpenAI-compatible server (Ollama, vLLM, llama.cpp server), e.g. "
+        "http://127.0.0.1:8000/v1",
+    )
+    group.add_argument("--model", help="the model name to ask the server for (with --base-url)")
+    group.add_argument("--api-key", help="bearer token for the server (default $OPENAI_API_KEY)")
+    group.add_argument("--max-tokens", type=int, help="cap on tokens per model call")
+
+
+def _add_trace_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tracing")
+    group.add_argument(
+        "--trace",
+        choices=["console", "otlp"],
+        help="print the span tree (console) or export over OTLP/HTTP (otlp)",
+    )
+    group.add_argument(
+        "--otlp-endpoint",
+        help="OTLP/HTTP traces URL for --trace otlp (default http://localhost:4318/v1/traces)",
+    )
+
+
+def _build_model(args: argparse.Namespace) -> ChatModel:
+    generation = {"max_tokens": args.max_tokens} if args.max_tokens else None
+    if args.base_url:
+        from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
+
+        try:
+            return OpenAICompatibleChatModel(
+                args.base_url,
+                model=args.model or "default",
+                api_key=args.api_key,
+                generation=generation,
+            )
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
+    if args.model:
+        raise _UsageError("--model names a model on a server; give --base-url too")
+    from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+    model = LlamaCppChatModel(args.model_path, generation=generation)
+    model.load()  # fail now, with a clear message, rather than inside the first turn
+    return model
+
+
+def _tracer_provider(args: argparse.Namespace) -> Any:
+    if not getattr(args, "trace", None):
+        return None
+    from persona_plugins.integrations.opentelemetry import configure_tracing
+
+    # AutoGen's runtime spans (one per message delivery) bury the agent and model spans in the
+    # console view; the user can still turn them on by setting the variable to "false".
+    os.environ.setdefault("AUTOGEN_DISABLE_RUNTIME_TRACING", "true")
+    # The CLI is an application, so it may install the global provider: AutoGen's own agent
+    # spans then land in the same trace as ours.
+    return configure_tracing(args.trace, endpoint=args.otlp_endpoint, set_global=True)
+
+
+def _shutdown(provider: Any) -> None:
+    if provider is not None:
+        try:
+            provider.shutdown()
+        except Exception:  # tracing never breaks the command
+            pass
+
+
+# -- ask -----------------------------------------------------------------------------------------
+
+
+def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    base = PipelineConfig.from_toml(args.config) if args.config else None
+    overrides: dict[str, Any] = {}
+    for field in ("persona", "persona_mode", "persona_template", "ensemble", "refine", "guard"):
+        value = getattr(args, field, None)
+        if value is not None:
+            overrides[field] = value
+    return PipelineConfig.build(base, **overrides)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from persona_plugins.pipeline import PersonaPipeline
+
+    config = _config_from_args(args)
+    provider = _tracer_provider(args)
+    try:
+        pipeline = PersonaPipeline(_build_model(args), config, tracer_provider=provider)
+        result = pipeline.run_sync(args.question)
+    finally:
+        _shutdown(provider)
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return 0
+    print(result.text)
+    persona = result.persona.name if result.persona else "none"
+    print(
+        f"\n[persona: {persona} ({result.persona_source}) | chosen: {result.chosen} | "
+        f"model calls: {result.model_calls} | tokens: {result.usage.input_tokens} in, "
+        f"{result.usage.output_tokens} out | {result.duration_s:.1f} s]",
+        file=sys.stderr,
+    )
+    for error in result.errors:
+        print(f"[recovered: {error.stage}: {error.error}]", file=sys.stderr)
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    try:
+        from autogen_agentchat.agents import AssistantAgent
+        from autogen_agentchat.conditions import MaxMessageTermination
+        from autogen_agentchat.teams import RoundRobinGroupChat
+
+        from persona_plugins.adapters.autogen import (
+            ChatModelCompletionClient,
+            PersonaChatCompletionClient,
+        )
+    except ImportError as exc:
+        raise MissingExtraError("persona-plugins demo", "autogen", missing=exc.name) from exc
+
+    names = [n.strip() for n in args.personas.split(",") if n.strip()]
+    if len(names) < 2:
+        raise _UsageError("--personas needs at least two comma-separated persona names")
+    catalog = _catalog()
+    personas = [resolve_persona(name, catalog) for name in names]
+    provider = _tracer_provider(args)
+    started = time.perf_counter()
+    try:
+        inner = ChatModelCompletionClient(_build_model(args))
+        clients = [
+            PersonaChatCompletionClient(inner, persona=p, tracer_provider=provider)
+            for p in personas
+        ]
+        agents = [
+            AssistantAgent(
+                p.name if p.name.isidentifier() else f"agent_{i}",
+                model_client=client,
+                description=p.description,
+                # The persona is the whole system prompt: SmolLM2-135M follows one instruction
+                # block better than two.
+                system_message=None,
+            )
+            for i, (p, client) in enumerate(zip(personas, clients, strict=True))
+        ]
+        team = RoundRobinGroupChat(
+            agents, termination_condition=MaxMessageTermination(len(agents) * args.rounds + 1)
+        )
+        print(f"Question: {args.question}\n")
+        async for event in team.run_stream(task=args.question):
+            source = getattr(event, "source", None)
+            content = getattr(event, "content", None)
+            if source and source != "user" and isinstance(content, str):
+                print(f"[{source}] {content}\n", flush=True)
+    finally:
+        _shutdown(provider)
+    elapsed = time.perf_counter() - started
+    print("Summary")
+    print(f"  {'agent':<20} {'persona':<44} {'calls':>5} {'tokens in':>9} {'tokens out':>10}")
+    for agent, persona, client in zip(agents, personas, clients, strict=True):
+        usage = client.total_usage()
+        print(
+            f"  {agent.name:<20} {persona.description[:44]:<44} {client.model_calls:>5} "
+            f"{usage.prompt_tokens:>9} {usage.completion_tokens:>10}"
+        )
+    total_calls = sum(c.model_calls for c in clients)
+    total_in = sum(c.total_usage().prompt_tokens for c in clients)
+    total_out = sum(c.total_usage().completion_tokens for c in clients)
+    model_label = args.base_url or args.model_path or "embedded SmolLM2-135M-Instruct (llama.cpp)"
+    print(f"  model: {model_label}", flush=True)
+    print(
+        f"  total: {total_calls} model calls, {total_in} tokens in, {total_out} tokens out, "
+        f"{elapsed:.1f} s",
+        flush=True,
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return asyncio.run(_demo(args))
+
+
+# -- personas and plugins ------------------------------------------------------------------------
+
+
+def _catalog() -> dict[str, Persona]:
+    from persona_plugins.pipeline import collect_personas
+    from persona_plugins.plugins import get_plugin_manager
+
+    return collect_personas(get_plugin_manager())
+
+
+def _cmd_personas(args: argparse.Namespace) -> int:
+    if args.personas_command == "list":
+        catalog = _catalog()
+        rows = sorted(catalog.values(), key=lambda p: (str(p.metadata.get("kind", "")), p.name))
+        if args.kind:
+            rows = [p for p in rows if p.metadata.get("kind") == args.kind]
+        if args.json:
+            print(json.dumps([p.model_dump(mode="json") for p in rows], indent=2))
+            return 0
+        print(f"{'name':<22} {'kind':<9} description")
+        for p in rows:
+            print(f"{p.name:<22} {p.metadata.get('kind', '-')!s:<9} {p.description}")
+        return 0
+    if args.personas_command == "show":
+        persona = resolve_persona(args.name, _catalog())
+        assert persona is not None
+        if args.json:
+            print(json.dumps(persona.model_dump(mode="json"), indent=2))
+            return 0
+        from persona_plugins.injection import render_persona
+
+        print(f"name: {persona.name}")
+        print(f"description: {persona.description}")
+        if persona.demographics:
+            print(f"demographics: {persona.demographics}")
+        print(f"\nsystem prompt ({args.template}):\n")
+        print(render_persona(persona, args.template))
+        return 0
+    # validate
+    for path in args.files:
+        persona = Persona.from_file(path)
+        print(f"{path}: ok ({persona.name}: {persona.description[:60]})")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from persona_plugins.plugins import describe_plugins
+
+    rows = describe_plugins()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['name']}  ({row['source']})")
+        for hook in row["hooks"]:
+            print(f"    {hook}")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Personas, Jekyll & Hyde ensembling, refinement and bias guardrails for "
+        "AutoGen and Semantic Kernel agents.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="two persona agents in an AutoGen team answer a question (embedded model)"
+    )
+    demo.add_argument("--question", default=DEFAULT_DEMO_QUESTION)
+    demo.add_argument(
+        "--personas",
+        default=",".join(DEFAULT_DEMO_PERSONAS),
+        help="comma-separated persona names or files (default: %(default)s)",
+    )
+    demo.add_argument("--rounds", type=int, default=1, help="replies per agent (default 1)")
+    _add_model_options(demo)
+    _add_trace_options(demo)
+    demo.set_defaults(func=_cmd_demo)
+
+    ask = sub.add_parser("ask", help="answer one question through the pipeline")
+    ask.add_argument("question")
+    ask.add_argument("--persona", help="a catalog name or a .yaml/.json/.toml persona file")
+    ask.add_argument("--persona-mode", choices=["static", "generated", "multi", "none"])
+    ask.add_argument("--persona-template", choices=["describe", "adopt", "roleplay"])
+    ask.add_argument("--ensemble", choices=["off", "jekyll_hyde"])
+    ask.add_argument("--refine", choices=["off", "sequential", "parallel", "adaptive"])
+    ask.add_argument("--guard", choices=["off", "monitor", "enforce"])
+    ask.add_argument("--config", help="a TOML file with PipelineConfig fields")
+    ask.add_argument("--json", action="store_true", help="print the whole TurnResult as JSON")
+    _add_model_options(ask)
+    _add_trace_options(ask)
+    ask.set_defaults(func=_cmd_ask)
+
+    personas = sub.add_parser("personas", help="list, show or validate personas")
+    psub = personas.add_subparsers(dest="personas_command", required=True, metavar="ACTION")
+    plist = psub.add_parser("list", help="list the catalog")
+    plist.add_argument("--kind", choices=["expert", "style", "audit", "baseline"])
+    plist.add_argument("--json", action="store_true")
+    pshow = psub.add_parser("show", help="show one persona and its system prompt")
+    pshow.add_argument("name", help="a catalog name or a persona file")
+    pshow.add_argument("--template", choices=["describe", "adopt", "roleplay"], default="describe")
+    pshow.add_argument("--json", action="store_true")
+    pvalidate = psub.add_parser("validate", help="check persona files")
+    pvalidate.add_argument("files", nargs="+", type=Path)
+    personas.set_defaults(func=_cmd_personas)
+
+    plugins = sub.add_parser("plugins", help="list loaded plugins and the hooks they implement")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(func=_cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``persona-plugins`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except _UsageError as exc:
+        _fail(str(exc), 2)
+    except _INPUT_ERRORS as exc:
+        _fail(str(exc), 2)
+    except ModelCallError as exc:
+        # A model error of our own (an unreachable server, say) already says it all in one line.
+        cause = exc.__cause__
+        _fail(str(cause) if isinstance(cause, PersonaPluginsError) else str(exc), 1)
+    except PersonaPluginsError as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (`| head`); stop quietly like other command-line tools.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
