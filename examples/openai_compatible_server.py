@@ -1,0 +1,42 @@
+"""Point persona-plugins at any OpenAI-compatible server (Ollama, vLLM, llama.cpp's server).
+
+Start a server, for example llama.cpp's, with the embedded model:
+    python -m llama_cpp.server --model "$(python -c 'from persona_plugins.integrations.llama_cpp import default_model_path; print(default_model_path())')" --model_alias smollm2 --port 8000
+
+Run: python examples/openai_compatible_server.py http://127.0.0.1:8000/v1 smollm2
+Needs: pip install "persona-plugins[autogen]" autogen-ext[openai]
+"""
+
+import asyncio
+import sys
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+from persona_plugins.adapters.autogen import PersonaChatCompletionClient
+
+
+async def main(base_url: str, model: str) -> None:
+    inner = OpenAIChatCompletionClient(
+        model=model,
+        base_url=base_url,
+        api_key="not-needed",
+        model_info={
+            "vision": False,
+            "function_calling": False,
+            "json_output": False,
+            "family": "unknown",
+            "structured_output": False,
+        },
+    )
+    client = PersonaChatCompletionClient(inner, persona="physician", ensemble="jekyll_hyde")
+    agent = AssistantAgent("doctor", model_client=client)
+    result = await agent.run(task="How much water should an adult drink a day?")
+    print(result.messages[-1].content)
+    print(f"\nmodel calls: {client.model_calls}, usage: {client.total_usage()}")
+    await client.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000/v1",
+                     sys.argv[2] if len(sys.argv) > 2 else "smollm2"))

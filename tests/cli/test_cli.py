@@ -1,0 +1,174 @@
+"""The persona-plugins command line, as a user meets it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from persona_plugins.cli import main
+from tests.conftest import free_port
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_personas_list_shows_the_catalog(capsys):
+    code, out, _ = run(capsys, "personas", "list")
+    assert code == 0
+    for name in ("math_teacher", "pirate_captain", "physically_disabled", "average_human"):
+        assert name in out
+
+
+def test_personas_list_filters_by_kind_as_json(capsys):
+    code, out, _ = run(capsys, "personas", "list", "--kind", "audit", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 16
+    assert all(row["demographics"] for row in rows)
+
+
+def test_personas_show_prints_the_system_prompt_of_each_template(capsys):
+    for template, opening in (
+        ("describe", "You are a patient"),
+        ("adopt", "Adopt the identity of"),
+        ("roleplay", "This conversation is a role-play"),
+    ):
+        code, out, _ = run(capsys, "personas", "show", "math_teacher", "--template", template)
+        assert code == 0
+        assert opening in out
+
+
+def test_personas_validate_accepts_a_good_file_and_names_the_field_of_a_bad_one(
+    capsys, tmp_path: Path
+):
+    good = tmp_path / "good.toml"
+    good.write_text('name = "baker"\ndescription = "a village baker"\n')
+    code, out, _ = run(capsys, "personas", "validate", str(good))
+    assert code == 0 and "ok (baker" in out
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: baker\ntraits: [kind]\n")
+    code, _, err = run(capsys, "personas", "validate", str(bad))
+    assert code == 2
+    assert str(bad) in err and "description" in err
+    assert err.count("\n") == 1, "one line, no traceback"
+
+
+def test_unknown_persona_is_one_line_and_exit_2(capsys):
+    code, _, err = run(capsys, "ask", "hi", "--persona", "pirate_captian")
+    assert code == 2
+    assert "unknown persona 'pirate_captian'" in err and "pirate_captain" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_missing_model_file_is_one_line_and_exit_2(capsys, tmp_path: Path):
+    code, _, err = run(capsys, "ask", "hi", "--model-path", str(tmp_path / "nope.gguf"))
+    assert code == 2
+    assert "model file not found" in err and err.count("\n") == 1
+
+
+def test_unreachable_server_is_one_line_and_exit_1(capsys):
+    port = free_port()  # nothing listens there
+    code, _, err = run(
+        capsys, "ask", "hi", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m"
+    )
+    assert code == 1
+    assert "cannot reach the model server" in err and err.count("\n") == 1
+
+
+def test_model_without_base_url_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "ask", "hi", "--model", "llama3")
+    assert code == 2 and "--base-url" in err
+
+
+def test_bad_config_file_names_the_file(capsys, tmp_path: Path):
+    config = tmp_path / "pipeline.toml"
+    config.write_text('ensemble = "sometimes"\n')
+    code, _, err = run(capsys, "ask", "hi", "--config", str(config))
+    assert code == 2
+    assert str(config) in err and "ensemble" in err
+
+
+def test_plugins_lists_builtins_and_their_hooks(capsys):
+    code, out, _ = run(capsys, "plugins", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert "inject_persona" in rows["persona_plugins.injection"]["hooks"]
+    assert rows["persona_plugins.injection"]["source"] == "built-in"
+
+
+@pytest.mark.model
+def test_ask_answers_with_the_embedded_model_as_json(capsys):
+    code, out, _ = run(
+        capsys, "ask", "What is the capital of France?", "--persona", "historian",
+        "--max-tokens", "40", "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["text"].strip()
+    assert result["persona"]["name"] == "historian"
+    assert result["model_calls"] == 1
+    assert 0 < result["usage"]["output_tokens"] <= 40
+    assert result["prompt"][0]["role"] == "system"
+
+
+@pytest.mark.model
+def test_ask_with_a_config_file_and_console_trace(capsys, tmp_path: Path):
+    config = tmp_path / "pipeline.toml"
+    config.write_text('persona = "chef"\nensemble = "jekyll_hyde"\n')
+    code, out, err = run(
+        capsys, "ask", "How long should I boil an egg?", "--config", str(config),
+        "--max-tokens", "32", "--trace", "console",
+    )
+    assert code == 0 and out.strip()
+    assert "model calls: 2" in err
+    assert "invoke_workflow persona_pipeline" in err
+    assert "persona_plugins generate_candidates" in err
+    assert "chat SmolLM2" in err
+
+
+@pytest.mark.server
+def test_ask_against_an_openai_compatible_server(capsys, llama_server):
+    code, out, err = run(
+        capsys, "ask", "Say hello.", "--persona", "pirate_captain", "--base-url", llama_server,
+        "--model", "smollm2", "--max-tokens", "24",
+    )
+    assert code == 0, err
+    assert out.strip()
+    assert "persona: pirate_captain" in err
+
+
+@pytest.mark.model
+def test_demo_runs_a_two_agent_team_and_prints_a_summary():
+    proc = subprocess.run(
+        [sys.executable, "-m", "persona_plugins.cli", "demo", "--max-tokens", "48",
+         "--trace", "console"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[pirate_captain]" in proc.stdout and "[children_tutor]" in proc.stdout
+    assert "Summary" in proc.stdout
+    assert "total: 2 model calls" in proc.stdout
+    # our spans nest under AutoGen's agent spans in the console tree
+    assert "invoke_agent pirate_captain" in proc.stderr
+    assert "  invoke_workflow persona_pipeline" in proc.stderr
+
+
+def test_console_script_is_installed_and_prints_help():
+    exe = Path(sys.executable).with_name("persona-plugins")
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    for command in ("demo", "ask", "personas", "plugins"):
+        assert command in proc.stdout
