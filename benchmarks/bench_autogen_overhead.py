@@ -1,0 +1,484 @@
+"""AutoGen wrapper overhead and ``import persona_plugins`` time.
+
+What it measures:
+
+1. The cost of ``PersonaChatCompletionClient`` (persona injection only: static persona, no
+   ensemble, refinement or guardrails; tracing off, i.e. no OpenTelemetry SDK provider installed)
+   per ``AssistantAgent.run``, against the raw client. The model is *instant*: a
+   ``ChatCompletionClient`` that returns a fixed ``CreateResult`` at once, so the wrapper's own
+   work is all that differs. AutoGen's ``ChatCompletionCache`` around the same instant client is
+   measured the same way as the peer reference; every task text is unique, so every cache call is
+   a miss and the number is the cost of a cache *miss* (key hashing, lookup, store).
+   The three variants run interleaved in rounds (order rotated each round, garbage collection
+   paused inside a round, as ``timeit`` does) so that machine drift hits all of them alike.
+   Reported: median microseconds per run and the ratio of medians against the raw client.
+2. ``import persona_plugins`` in fresh interpreters (``time.perf_counter`` around the import, so
+   interpreter start-up is excluded), median over many subprocesses, with a bytecode cache as an
+   installed wheel has one; and the largest contributors from ``python -X importtime``.
+
+Targets: wrapper ratio <= 1.25; import < 150 ms. Exceeding one is reported, not an error, unless
+``--check`` is given.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_autogen_overhead.py            # 30 rounds, writes RESULTS.md
+    .venv/bin/python benchmarks/bench_autogen_overhead.py --quick    # a few seconds, prints only
+    .venv/bin/python benchmarks/bench_autogen_overhead.py --profile  # where the wrapper's time goes
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import cProfile
+import gc
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Any, Literal
+
+# Only the built-in plugins, and no AutoGen runtime spans: the run measures the wrapper alone.
+os.environ["PERSONA_PLUGINS_DISABLE_AUTOLOAD"] = "1"
+os.environ["AUTOGEN_DISABLE_RUNTIME_TRACING"] = "true"
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_core import CancellationToken
+from autogen_core.models import (
+    ChatCompletionClient,
+    CreateResult,
+    LLMMessage,
+    ModelInfo,
+    RequestUsage,
+    SystemMessage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from autogen_ext.models.cache import ChatCompletionCache
+from opentelemetry import trace
+from pydantic import BaseModel
+from results_md import machine_note, update_section
+
+from persona_plugins.adapters.autogen import PersonaChatCompletionClient
+
+HEADING = "AutoGen wrapper overhead and import time"
+PERSONA = "math_teacher"
+RATIO_TARGET = 1.25
+IMPORT_TARGET_MS = 150.0
+FRAMEWORKS = ("autogen_core", "autogen_agentchat", "autogen_ext", "semantic_kernel", "llama_cpp")
+
+# --- the instant model -------------------------------------------------------------------------
+
+
+class InstantChatCompletionClient(ChatCompletionClient):
+    """Answers every call at once with the same ``CreateResult``; remembers what it was sent."""
+
+    def __init__(self) -> None:
+        self.result = CreateResult(
+            finish_reason="stop",
+            content="Seven times twelve is 84.",
+            usage=RequestUsage(prompt_tokens=20, completion_tokens=8),
+            cached=False,
+        )
+        self.calls = 0
+        self.last_messages: Sequence[LLMMessage] = ()
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        self.calls += 1
+        self.last_messages = messages
+        return self.result
+
+    def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        async def stream() -> AsyncGenerator[str | CreateResult, None]:
+            self.calls += 1
+            self.last_messages = messages
+            yield self.result
+
+        return stream()
+
+    async def close(self) -> None:
+        pass
+
+    def actual_usage(self) -> RequestUsage:
+        return RequestUsage(prompt_tokens=0, completion_tokens=0)
+
+    def total_usage(self) -> RequestUsage:
+        return RequestUsage(prompt_tokens=0, completion_tokens=0)
+
+    def count_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
+        return 0
+
+    def remaining_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
+        return 4096
+
+    @property
+    def capabilities(self) -> Any:
+        return {"vision": False, "function_calling": False, "json_output": False}
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(
+            vision=False,
+            function_calling=False,
+            json_output=False,
+            family="unknown",
+            structured_output=False,
+        )
+
+
+# --- the side-by-side run ----------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    name: str
+    label: str
+    inner: InstantChatCompletionClient
+    client: ChatCompletionClient
+    agent: AssistantAgent = field(init=False)
+    samples: list[float] = field(default_factory=list)
+    round_medians: list[float] = field(default_factory=list)
+    runs: int = 0
+
+    def __post_init__(self) -> None:
+        self.agent = AssistantAgent("assistant", model_client=self.client)
+
+
+def make_variants() -> list[Variant]:
+    raw, wrapped, cached = (InstantChatCompletionClient() for _ in range(3))
+    return [
+        Variant("raw", "raw instant client", raw, raw),
+        Variant(
+            "persona",
+            f"PersonaChatCompletionClient (persona={PERSONA!r})",
+            wrapped,
+            PersonaChatCompletionClient(wrapped, persona=PERSONA),
+        ),
+        Variant("cache", "ChatCompletionCache, every call a miss", cached, ChatCompletionCache(cached)),
+    ]
+
+
+class TaskTexts:
+    """A unique task text for every run, so the cache never hits."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> str:
+        self.count += 1
+        return f"What is 7 * 12? (run {self.count})"
+
+
+async def run_once(variant: Variant, task: str) -> float:
+    await variant.agent.on_reset(CancellationToken())  # a fresh conversation, outside the timing
+    started = time.perf_counter()
+    result = await variant.agent.run(task=task)
+    elapsed = time.perf_counter() - started
+    variant.runs += 1
+    if getattr(result.messages[-1], "content", None) != variant.inner.result.content:
+        raise RuntimeError(f"{variant.name}: unexpected answer {result.messages[-1]!r}")
+    return elapsed
+
+
+async def measure(variants: list[Variant], rounds: int, runs: int, warmup: int) -> None:
+    texts = TaskTexts()
+    for variant in variants:
+        for _ in range(warmup):
+            await run_once(variant, texts())
+    for index in range(rounds):
+        order = variants[index % len(variants) :] + variants[: index % len(variants)]
+        gc.collect()
+        gc.disable()
+        try:
+            for variant in order:
+                batch = [await run_once(variant, texts()) for _ in range(runs)]
+                variant.samples.extend(batch)
+                variant.round_medians.append(statistics.median(batch))
+        finally:
+            gc.enable()
+
+
+def check_measured_what_was_meant(variants: list[Variant]) -> None:
+    """Fail loudly if the run did not measure persona injection, or if the cache ever hit."""
+    by_name = {v.name: v for v in variants}
+    provider = trace.get_tracer_provider()
+    if type(provider).__name__ not in ("ProxyTracerProvider", "NoOpTracerProvider"):
+        raise RuntimeError(f"tracing is on ({type(provider).__name__}); the run needs it off")
+    wrapped = by_name["persona"].client
+    assert isinstance(wrapped, PersonaChatCompletionClient)
+    if not wrapped.pipeline.can_stream:
+        raise RuntimeError("the wrapped client runs more than persona injection")
+    sent = by_name["persona"].inner.last_messages
+    persona = wrapped.pipeline.config.persona
+    if not (
+        sent
+        and isinstance(sent[0], SystemMessage)
+        and persona is not None
+        and not isinstance(persona, str)
+        and persona.description.rstrip(".") in sent[0].content
+    ):
+        raise RuntimeError(f"the persona was not injected: the model saw {sent!r}")
+    cache = by_name["cache"]
+    if cache.inner.calls != cache.runs:
+        raise RuntimeError(
+            f"the cache answered {cache.runs - cache.inner.calls} of {cache.runs} calls itself; "
+            "every call must be a miss"
+        )
+
+
+# --- import time -------------------------------------------------------------------------------
+
+IMPORT_PROBE = f"""
+import json, sys, time
+started = time.perf_counter()
+import persona_plugins
+elapsed = time.perf_counter() - started
+frameworks = sorted({{m.split(".")[0] for m in sys.modules}} & set({FRAMEWORKS!r}))
+print(json.dumps({{"ms": elapsed * 1000, "frameworks": frameworks}}))
+"""
+
+
+def import_env(pycache: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    if pycache is not None:
+        # A private bytecode cache, as a pip-installed wheel has one; the checkout stays clean.
+        env["PYTHONPYCACHEPREFIX"] = pycache
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def import_probe(env: Mapping[str, str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE], env=dict(env), capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"import persona_plugins failed:\n{out.stderr}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def import_times(samples: int, env: Mapping[str, str]) -> tuple[list[float], list[str]]:
+    import_probe(env)  # fills the bytecode cache
+    times: list[float] = []
+    frameworks: set[str] = set()
+    for _ in range(samples):
+        probe = import_probe(env)
+        times.append(float(probe["ms"]))
+        frameworks.update(probe["frameworks"])
+    return times, sorted(frameworks)
+
+
+def import_contributors(env: Mapping[str, str], repeats: int = 3) -> list[tuple[str, float]]:
+    """Median self time (ms) per top-level package under ``python -X importtime``."""
+    per_package: dict[str, list[float]] = collections.defaultdict(list)
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import persona_plugins"],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+        )
+        totals: collections.Counter[str] = collections.Counter()
+        for line in out.stderr.splitlines():
+            parts = line.removeprefix("import time:").split("|")
+            if len(parts) != 3 or not parts[0].strip().isdigit():
+                continue
+            name = parts[2].strip()
+            package = ".".join(name.split(".")[:2]) if name.startswith("persona_plugins") else name
+            totals[package.split(".")[0] if not name.startswith("persona_plugins") else package] += (
+                int(parts[0])
+            )
+        for package, micros in totals.items():
+            per_package[package].append(micros / 1000)
+    medians = [(package, statistics.median(v)) for package, v in per_package.items()]
+    return sorted(medians, key=lambda item: -item[1])
+
+
+# --- profile -----------------------------------------------------------------------------------
+
+
+async def profile_wrapper(runs: int) -> None:
+    """Print where the wrapped client's time goes (persona_plugins functions first)."""
+    variant = make_variants()[1]
+    texts = TaskTexts()
+    for _ in range(200):
+        await run_once(variant, texts())
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(runs):
+        await run_once(variant, texts())
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    by_area: collections.Counter[str] = collections.Counter()
+    for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        if "persona_plugins" in filename or "/adapters/" in filename:
+            area = "persona_plugins." + filename.rsplit("/", 1)[-1].removesuffix(".py")
+        elif "site-packages" in filename:
+            area = filename.split("site-packages/")[1].split("/")[0]
+        elif filename == "~":
+            area = f"builtins ({function.split(' of ')[0].strip('<>')})"
+        else:
+            area = "stdlib " + filename.rsplit("/", 1)[-1].removesuffix(".py")
+        by_area[area] += row[2]
+    print(f"\nOwn time by module, {runs} wrapped AssistantAgent.run calls under cProfile:\n")
+    for area, seconds in by_area.most_common(20):
+        print(f"  {100 * seconds / total:5.1f}%  {area}")
+    print("\nInclusive time, persona_plugins functions:\n")
+    rows = [
+        (row[3], f"{filename.rsplit('/', 2)[-2]}/{filename.rsplit('/', 1)[-1]}:{function}")
+        for (filename, _, function), row in stats.stats.items()  # type: ignore[attr-defined]
+        if "persona_plugins" in filename or "/adapters/" in filename
+    ]
+    for cumulative, where in sorted(rows, reverse=True)[:20]:
+        print(f"  {100 * cumulative / total:5.1f}%  {where}")
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "meets target" if ok else "**over target**"
+
+
+def report(
+    variants: list[Variant],
+    imports_warm: list[float],
+    imports_env: list[float],
+    frameworks: list[str],
+    contributors: list[tuple[str, float]],
+    command: str,
+    rounds: int,
+    runs: int,
+) -> tuple[str, bool]:
+    raw = statistics.median(variants[0].samples)
+    lines = [
+        "| measurement | median | vs raw | target | result |",
+        "|---|---:|---:|---:|---|",
+    ]
+    ok = True
+    for variant in variants:
+        med = statistics.median(variant.samples)
+        ratio = med / raw
+        per_round = [m / r for m, r in zip(variant.round_medians, variants[0].round_medians)]
+        spread = f"{ratio:.2f}x (rounds {min(per_round):.2f}-{max(per_round):.2f})"
+        if variant.name == "raw":
+            lines.append(f"| `AssistantAgent.run`, {variant.label} | {med * 1e6:.0f} µs | 1.00x | | |")
+        elif variant.name == "persona":
+            meets = ratio <= RATIO_TARGET
+            ok &= meets
+            lines.append(
+                f"| `AssistantAgent.run`, {variant.label} | {med * 1e6:.0f} µs "
+                f"(+{(med - raw) * 1e6:.0f} µs) | {spread} | <= {RATIO_TARGET:.2f}x | "
+                f"{verdict(meets)} |"
+            )
+        else:
+            lines.append(
+                f"| `AssistantAgent.run`, {variant.label} (peer reference) | {med * 1e6:.0f} µs "
+                f"(+{(med - raw) * 1e6:.0f} µs) | {spread} | | |"
+            )
+    warm = statistics.median(imports_warm)
+    meets = warm < IMPORT_TARGET_MS
+    ok &= meets
+    lines.append(
+        f"| `import persona_plugins`, bytecode cached (as installed from a wheel), median of "
+        f"{len(imports_warm)} | {warm:.0f} ms | | < {IMPORT_TARGET_MS:.0f} ms | {verdict(meets)} |"
+    )
+    lines.append(
+        f"| `import persona_plugins`, no bytecode written (`PYTHONDONTWRITEBYTECODE=1`), median "
+        f"of {len(imports_env)} | {statistics.median(imports_env):.0f} ms | | | informational |"
+    )
+    top = ", ".join(f"{name} {ms:.0f} ms" for name, ms in contributors[:10])
+    body = "\n".join(
+        [
+            f"Command: `{command}`",
+            "",
+            f"Machine: {machine_note()}; autogen-agentchat {version('autogen-agentchat')}, "
+            f"autogen-ext {version('autogen-ext')}. {rounds} interleaved rounds x {runs} runs per "
+            "variant, after a warm-up; tracing off (no OpenTelemetry SDK provider). The model "
+            "answers instantly, so the figures are the wrappers' own cost per agent run; a real "
+            "model call (about 250 ms for SmolLM2 behind llama.cpp) dwarfs them.",
+            "",
+            *lines,
+            "",
+            f"Frameworks imported by `import persona_plugins`: {', '.join(frameworks) or 'none'}.",
+            "",
+            f"Largest self times under `python -X importtime` (bytecode cached): {top}.",
+        ]
+    )
+    return body, ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
+    parser.add_argument("--runs", type=int, default=50, help="runs per variant per round")
+    parser.add_argument("--warmup", type=int, default=200, help="warm-up runs per variant")
+    parser.add_argument("--imports", type=int, default=15, help="fresh interpreters for import time")
+    parser.add_argument("--quick", action="store_true", help="a short run that only prints")
+    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
+                        help="write benchmarks/RESULTS.md (default: yes, unless --quick)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--profile", action="store_true", help="also profile the wrapped client")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.runs, args.warmup, args.imports = 5, 10, 30, 5
+    write = (not args.quick) if args.write is None else args.write
+
+    variants = make_variants()
+    asyncio.run(measure(variants, args.rounds, args.runs, args.warmup))
+    check_measured_what_was_meant(variants)
+
+    with tempfile.TemporaryDirectory(prefix="persona-plugins-pycache-") as pycache:
+        warm_env = import_env(pycache)
+        imports_warm, frameworks = import_times(args.imports, warm_env)
+        contributors = import_contributors(warm_env)
+    imports_env, more = import_times(args.imports, import_env(None))
+    frameworks = sorted(set(frameworks) | set(more))
+
+    flags = [] if args.quick else [f"--rounds {args.rounds}", f"--runs {args.runs}"]
+    command = " ".join([".venv/bin/python benchmarks/bench_autogen_overhead.py", *flags])
+    if args.quick:
+        command += " --quick"
+    body, ok = report(
+        variants, imports_warm, imports_env, frameworks, contributors, command, args.rounds, args.runs
+    )
+    print(f"## {HEADING}\n\n{body}")
+    if write:
+        print(f"\nwrote {update_section(HEADING, body)}")
+    if args.profile:
+        asyncio.run(profile_wrapper(3000 if not args.quick else 500))
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
