@@ -46,10 +46,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, Literal
 
-# Only the built-in plugins, and no AutoGen runtime spans: the run measures the wrapper alone.
-os.environ["PERSONA_PLUGINS_DISABLE_AUTOLOAD"] = "1"
-os.environ["AUTOGEN_DISABLE_RUNTIME_TRACING"] = "true"
-
 from autogen_agentchat.agents import AssistantAgent
 from autogen_core import CancellationToken
 from autogen_core.models import (
@@ -63,10 +59,9 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from autogen_ext.models.cache import ChatCompletionCache
 from opentelemetry import trace
+from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 from pydantic import BaseModel
 from results_md import machine_note, update_section
-
-from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 
 HEADING = "AutoGen wrapper overhead and import time"
 PERSONA = "math_teacher"
@@ -183,7 +178,9 @@ def make_variants() -> list[Variant]:
             wrapped,
             PersonaChatCompletionClient(wrapped, persona=PERSONA),
         ),
-        Variant("cache", "ChatCompletionCache, every call a miss", cached, ChatCompletionCache(cached)),
+        Variant(
+            "cache", "ChatCompletionCache, every call a miss", cached, ChatCompletionCache(cached)
+        ),
     ]
 
 
@@ -268,7 +265,11 @@ print(json.dumps({{"ms": elapsed * 1000, "frameworks": frameworks}}))
 
 
 def import_env(pycache: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    }
     if pycache is not None:
         # A private bytecode cache, as a pip-installed wheel has one; the checkout stays clean.
         env["PYTHONPYCACHEPREFIX"] = pycache
@@ -313,10 +314,9 @@ def import_contributors(env: Mapping[str, str], repeats: int = 3) -> list[tuple[
             if len(parts) != 3 or not parts[0].strip().isdigit():
                 continue
             name = parts[2].strip()
-            package = ".".join(name.split(".")[:2]) if name.startswith("persona_plugins") else name
-            totals[package.split(".")[0] if not name.startswith("persona_plugins") else package] += (
-                int(parts[0])
-            )
+            # Our own modules one by one; everything else by top-level package.
+            key = name if name.startswith("persona_plugins") else name.split(".")[0]
+            totals[key] += int(parts[0])
         for package, micros in totals.items():
             per_package[package].append(micros / 1000)
     medians = [(package, statistics.median(v)) for package, v in per_package.items()]
@@ -389,10 +389,13 @@ def report(
     for variant in variants:
         med = statistics.median(variant.samples)
         ratio = med / raw
-        per_round = [m / r for m, r in zip(variant.round_medians, variants[0].round_medians)]
+        baseline = variants[0].round_medians
+        per_round = [m / r for m, r in zip(variant.round_medians, baseline, strict=True)]
         spread = f"{ratio:.2f}x (rounds {min(per_round):.2f}-{max(per_round):.2f})"
         if variant.name == "raw":
-            lines.append(f"| `AssistantAgent.run`, {variant.label} | {med * 1e6:.0f} µs | 1.00x | | |")
+            lines.append(
+                f"| `AssistantAgent.run`, {variant.label} | {med * 1e6:.0f} µs | 1.00x | | |"
+            )
         elif variant.name == "persona":
             meets = ratio <= RATIO_TARGET
             ok &= meets
@@ -443,13 +446,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
     parser.add_argument("--runs", type=int, default=50, help="runs per variant per round")
     parser.add_argument("--warmup", type=int, default=200, help="warm-up runs per variant")
-    parser.add_argument("--imports", type=int, default=15, help="fresh interpreters for import time")
+    parser.add_argument(
+        "--imports", type=int, default=15, help="fresh interpreters for import time"
+    )
     parser.add_argument("--quick", action="store_true", help="a short run that only prints")
-    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
-                        help="write benchmarks/RESULTS.md (default: yes, unless --quick)")
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write benchmarks/RESULTS.md (default: yes, unless --quick)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--profile", action="store_true", help="also profile the wrapped client")
     args = parser.parse_args(argv)
+    # Only the built-in plugins, and no AutoGen runtime spans: the run measures the wrapper alone.
+    os.environ["PERSONA_PLUGINS_DISABLE_AUTOLOAD"] = "1"
+    os.environ["AUTOGEN_DISABLE_RUNTIME_TRACING"] = "true"
     if args.quick:
         args.rounds, args.runs, args.warmup, args.imports = 5, 10, 30, 5
     write = (not args.quick) if args.write is None else args.write
@@ -470,7 +482,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         command += " --quick"
     body, ok = report(
-        variants, imports_warm, imports_env, frameworks, contributors, command, args.rounds, args.runs
+        variants,
+        imports_warm,
+        imports_env,
+        frameworks,
+        contributors,
+        command,
+        args.rounds,
+        args.runs,
     )
     print(f"## {HEADING}\n\n{body}")
     if write:

@@ -7,8 +7,9 @@ Run: python examples/custom_plugin.py
 Needs: pip install "persona-plugins[local]"
 """
 
-from persona_plugins import Persona, PersonaPipeline, hookimpl, new_plugin_manager
 from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+from persona_plugins import Persona, PersonaPipeline, hookimpl, new_plugin_manager
 
 
 class BeekeeperPlugin:
@@ -26,8 +27,10 @@ class BeekeeperPlugin:
 
     @hookimpl
     def on_turn_complete(self, result):
-        print(f"[audit] persona={result.persona.name} calls={result.model_calls} "
-              f"tokens={result.usage.total_tokens} chosen={result.chosen}")
+        print(
+            f"[audit] persona={result.persona.name} calls={result.model_calls} "
+            f"tokens={result.usage.total_tokens} chosen={result.chosen}"
+        )
 
 
 def main() -> None:

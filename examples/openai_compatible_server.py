@@ -1,7 +1,8 @@
 """Point persona-plugins at any OpenAI-compatible server (Ollama, vLLM, llama.cpp's server).
 
 Start a server, for example llama.cpp's, with the embedded model:
-    python -m llama_cpp.server --model "$(python -c 'from persona_plugins.integrations.llama_cpp import default_model_path; print(default_model_path())')" --model_alias smollm2 --port 8000
+    GGUF=$(python -m persona_plugins.integrations.llama_cpp)
+    python -m llama_cpp.server --model "$GGUF" --model_alias smollm2 --port 8000
 
 Run: python examples/openai_compatible_server.py http://127.0.0.1:8000/v1 smollm2
 Needs: pip install "persona-plugins[autogen]" autogen-ext[openai]
@@ -12,7 +13,6 @@ import sys
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_ext.models.openai import OpenAIChatCompletionClient
-
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 
 
@@ -38,5 +38,9 @@ async def main(base_url: str, model: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000/v1",
-                     sys.argv[2] if len(sys.argv) > 2 else "smollm2"))
+    asyncio.run(
+        main(
+            sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000/v1",
+            sys.argv[2] if len(sys.argv) > 2 else "smollm2",
+        )
+    )

@@ -1,1 +1,1 @@
-"""Integrations: the embedded llama.cpp model, OpenAI-compatible servers and OpenTelemetry set-up."""
+"""Integrations: the embedded llama.cpp model, OpenAI-compatible servers, OpenTelemetry set-up."""

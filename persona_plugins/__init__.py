@@ -7,7 +7,8 @@ Example::
     from persona_plugins import PersonaPipeline
     from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
-    result = PersonaPipeline(LlamaCppChatModel(), persona="math_teacher").run_sync("What is 12 * 7?")
+    pipeline = PersonaPipeline(LlamaCppChatModel(), persona="math_teacher")
+    result = pipeline.run_sync("What is 12 * 7?")
     print(result.text)
 """
 

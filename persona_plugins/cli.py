@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -36,7 +37,14 @@ from persona_plugins.persona import Persona, resolve_persona
 PROG = "persona-plugins"
 DEFAULT_DEMO_QUESTION = "What should I pack for a day at the beach?"
 DEFAULT_DEMO_PERSONAS = ("pirate_captain", "children_tutor")
-_INPUT_ERRORS = (PersonaError, ConfigError, MessageError, PluginError, MissingExtraError, ModelLoadError)
+_INPUT_ERRORS = (
+    PersonaError,
+    ConfigError,
+    MessageError,
+    PluginError,
+    MissingExtraError,
+    ModelLoadError,
+)
 
 
 class _UsageError(Exception):
@@ -83,7 +91,7 @@ def _build_model(args: argparse.Namespace) -> ChatModel:
         from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
 
         try:
-            return OpenAICompatibleChatModel(
+            server: ChatModel = OpenAICompatibleChatModel(
                 args.base_url,
                 model=args.model or "default",
                 api_key=args.api_key,
@@ -91,12 +99,14 @@ def _build_model(args: argparse.Namespace) -> ChatModel:
             )
         except ValueError as exc:
             raise _UsageError(str(exc)) from None
+        return server
     if args.model:
         raise _UsageError("--model names a model on a server; give --base-url too")
     from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
-    model = LlamaCppChatModel(args.model_path, generation=generation)
-    model.load()  # fail now, with a clear message, rather than inside the first turn
+    local = LlamaCppChatModel(args.model_path, generation=generation)
+    local.load()  # fail now, with a clear message, rather than inside the first turn
+    model: ChatModel = local
     return model
 
 
@@ -115,10 +125,8 @@ def _tracer_provider(args: argparse.Namespace) -> Any:
 
 def _shutdown(provider: Any) -> None:
     if provider is not None:
-        try:
+        with contextlib.suppress(Exception):  # tracing never breaks the command
             provider.shutdown()
-        except Exception:  # tracing never breaks the command
-            pass
 
 
 # -- ask -----------------------------------------------------------------------------------------
@@ -180,7 +188,7 @@ async def _demo(args: argparse.Namespace) -> int:
     if len(names) < 2:
         raise _UsageError("--personas needs at least two comma-separated persona names")
     catalog = _catalog()
-    personas = [resolve_persona(name, catalog) for name in names]
+    personas = [_require(resolve_persona(name, catalog)) for name in names]
     provider = _tracer_provider(args)
     started = time.perf_counter()
     try:
@@ -201,7 +209,8 @@ async def _demo(args: argparse.Namespace) -> int:
             for i, (p, client) in enumerate(zip(personas, clients, strict=True))
         ]
         team = RoundRobinGroupChat(
-            agents, termination_condition=MaxMessageTermination(len(agents) * args.rounds + 1)
+            list[Any](agents),
+            termination_condition=MaxMessageTermination(len(agents) * args.rounds + 1),
         )
         print(f"Question: {args.question}\n")
         async for event in team.run_stream(task=args.question):
@@ -240,6 +249,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- personas and plugins ------------------------------------------------------------------------
 
 
+def _require(persona: Persona | None) -> Persona:
+    if persona is None:  # resolve_persona returns None only for None input
+        raise _UsageError("a persona name is required")
+    return persona
+
+
 def _catalog() -> dict[str, Persona]:
     from persona_plugins.pipeline import collect_personas
     from persona_plugins.plugins import get_plugin_manager
@@ -261,8 +276,7 @@ def _cmd_personas(args: argparse.Namespace) -> int:
             print(f"{p.name:<22} {p.metadata.get('kind', '-')!s:<9} {p.description}")
         return 0
     if args.personas_command == "show":
-        persona = resolve_persona(args.name, _catalog())
-        assert persona is not None
+        persona = _require(resolve_persona(args.name, _catalog()))
         if args.json:
             print(json.dumps(persona.model_dump(mode="json"), indent=2))
             return 0

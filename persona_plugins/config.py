@@ -104,7 +104,9 @@ class PipelineConfig(BaseModel):
         return value
 
     @classmethod
-    def build(cls, config: PipelineConfig | dict[str, Any] | None = None, **overrides: Any) -> PipelineConfig:
+    def build(
+        cls, config: PipelineConfig | dict[str, Any] | None = None, **overrides: Any
+    ) -> PipelineConfig:
         """Make a config from a config, a mapping or nothing, with keyword overrides on top.
 
         Raises :class:`~persona_plugins.errors.ConfigError` naming the field at fault.

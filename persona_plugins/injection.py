@@ -46,7 +46,9 @@ def render_persona(persona: Persona, template: str = "describe") -> str:
     Your traits: bold, loyal.
     """
     if template not in PERSONA_TEMPLATES:
-        raise ValueError(f"unknown persona template {template!r}; use one of {list(PERSONA_TEMPLATES)}")
+        raise ValueError(
+            f"unknown persona template {template!r}; use one of {list(PERSONA_TEMPLATES)}"
+        )
     description = persona.description.rstrip(".")
     lines = [PERSONA_TEMPLATES[template].format(description=description)]
     if persona.traits:

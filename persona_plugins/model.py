@@ -76,7 +76,8 @@ class Completion(BaseModel):
 class ChatModel(Protocol):
     """The one protocol the core calls.
 
-    Any object with an ``async complete(messages, **settings) -> Completion`` method is a chat model.
+    Any object with an ``async complete(messages, **settings) -> Completion`` method is a chat
+    model.
     Optional attributes the core reads when present:
 
     - ``model_name`` (str): recorded as ``gen_ai.request.model`` on spans;

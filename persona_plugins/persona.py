@@ -30,7 +30,7 @@ class Persona(BaseModel):
 
     Args:
         name: short identifier, used in catalogs, traces and the CLI (``math_teacher``).
-        description: one phrase that completes "You are ..." (``a patient high-school math teacher``).
+        description: one phrase completing "You are ..." (``a patient high-school math teacher``).
         traits: personality traits (``patient``, ``precise``).
         style: how the persona writes.
         statements: facts about the persona that its answers must not contradict.
@@ -99,7 +99,9 @@ class Persona(BaseModel):
         except PersonaError:
             raise
         except OSError as exc:
-            raise PersonaError(f"cannot read the file ({exc.strerror or exc})", source=source) from exc
+            raise PersonaError(
+                f"cannot read the file ({exc.strerror or exc})", source=source
+            ) from exc
         if len(raw) > _MAX_FILE_BYTES:
             raise PersonaError(
                 f"file is {len(raw)} bytes; a persona file may be at most {_MAX_FILE_BYTES}",
@@ -116,7 +118,7 @@ class Persona(BaseModel):
 
     @classmethod
     def from_mapping(cls, data: Any, *, source: str | None = None) -> Persona:
-        """Validate a mapping (as read from a file) into a persona, raising :class:`PersonaError`."""
+        """Validate a mapping (as read from a file) into a persona; raises :class:`PersonaError`."""
         if not isinstance(data, dict):
             raise PersonaError(
                 f"expected a mapping of persona fields at the top level, got {type(data).__name__}",
@@ -129,7 +131,9 @@ class Persona(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+            more = (
+                f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+            )
             raise PersonaError(
                 f"{first['msg']}{more}", source=source, location=f"field '{location}'"
             ) from None
@@ -163,7 +167,9 @@ def _parse(text: str, suffix: str, source: str) -> Any:
         raise PersonaError(f"cannot parse the file: {exc}", source=source) from None
 
 
-def resolve_persona(spec: Persona | str | Path | None, catalog: dict[str, Persona]) -> Persona | None:
+def resolve_persona(
+    spec: Persona | str | Path | None, catalog: dict[str, Persona]
+) -> Persona | None:
     """Turn a persona given as an object, a catalog name or a file path into a :class:`Persona`.
 
     A string naming an existing file, or ending in a persona file suffix, is read as a file;

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pluggy
 from opentelemetry.trace import TracerProvider
+from pydantic import ValidationError
 
 from persona_plugins import semconv
 from persona_plugins.candidates import complete_candidate
@@ -45,7 +46,7 @@ from persona_plugins.results import (
     TurnResult,
 )
 from persona_plugins.tracing import SafeSpan, Telemetry
-from persona_plugins.turn_model import TurnModel, model_name
+from persona_plugins.turn_model import TurnModel
 
 __all__ = ["MessagesInput", "PersonaPipeline", "collect_personas", "normalize_messages"]
 
@@ -76,8 +77,8 @@ def normalize_messages(messages: MessagesInput) -> list[Message]:
             )
         try:
             out.append(Message.model_validate(dict(item)))
-        except Exception as exc:
-            first = getattr(exc, "errors", lambda: [{"loc": (), "msg": str(exc)}])()[0]
+        except ValidationError as exc:
+            first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "(message)"
             raise MessageError(f"messages[{index}].{field}: {first['msg']}") from None
     if not out:
@@ -303,7 +304,9 @@ class PersonaPipeline:
                 raise
             except Exception as exc:
                 errors.append(
-                    StageError(stage=name, error=str(exc) or repr(exc), error_type=type(exc).__name__)
+                    StageError(
+                        stage=name, error=str(exc) or repr(exc), error_type=type(exc).__name__
+                    )
                 )
                 span.error(exc)
                 span.event(
@@ -319,7 +322,7 @@ class PersonaPipeline:
 
         # 1. choose the persona
         async def select(span: SafeSpan) -> PersonaChoice | None:
-            choice = await _resolve(
+            choice: PersonaChoice | None = await _resolve(
                 hook.select_persona(
                     messages=msgs, config=config, model=model, personas=self.personas
                 )
@@ -390,7 +393,9 @@ class PersonaPipeline:
             span.set(semconv.PP_CANDIDATE_COUNT, len(found))
             return found
 
-        candidates: list[Candidate] = await self._stage("generate_candidates", errors, generate) or []
+        candidates: list[Candidate] = (
+            await self._stage("generate_candidates", errors, generate) or []
+        )
         if not candidates:
             # No plugin produced a candidate (or the stage failed): answer the prompt directly.
             candidates = [
@@ -422,9 +427,13 @@ class PersonaPipeline:
         if len(usable) > 1:
 
             async def judge(span: SafeSpan) -> Judgement | None:
-                verdict = await _resolve(
+                verdict: Judgement | None = await _resolve(
                     hook.judge_candidates(
-                        messages=msgs, candidates=usable, persona=persona, config=config, model=model
+                        messages=msgs,
+                        candidates=usable,
+                        persona=persona,
+                        config=config,
+                        model=model,
                     )
                 )
                 if verdict is not None:
@@ -493,7 +502,7 @@ class PersonaPipeline:
             if findings and config.guard == "enforce":
 
                 async def resolve(span: SafeSpan) -> Resolution | None:
-                    resolution = await _resolve(
+                    resolution: Resolution | None = await _resolve(
                         hook.resolve_findings(
                             messages=msgs,
                             response=text,

@@ -22,7 +22,7 @@ from __future__ import annotations
 SUPPORTED_AUTOGEN = ">=0.7,<0.8"
 
 try:
-    import autogen_core  # noqa: F401
+    import autogen_core
     import autogen_core.models  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised with autogen hidden from sys.modules
     from persona_plugins.errors import MissingExtraError
@@ -31,12 +31,15 @@ except ImportError as exc:  # pragma: no cover - exercised with autogen hidden f
         "persona_plugins.adapters.autogen", "autogen", missing=exc.name
     ) from exc
 
-from persona_plugins.adapters.autogen._client import (
+from persona_plugins.adapters.autogen._client import (  # noqa: E402
     PersonaChatCompletionClient,
     PersonaChatCompletionClientConfig,
 )
-from persona_plugins.adapters.autogen._messages import from_core_messages, to_core_messages
-from persona_plugins.adapters.autogen._model import (
+from persona_plugins.adapters.autogen._messages import (  # noqa: E402
+    from_core_messages,
+    to_core_messages,
+)
+from persona_plugins.adapters.autogen._model import (  # noqa: E402
     AutoGenChatModel,
     ChatModelCompletionClient,
     ChatModelCompletionClientConfig,

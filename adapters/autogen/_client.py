@@ -19,11 +19,11 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 from opentelemetry.trace import TracerProvider
+from persona_plugins.adapters.autogen._messages import to_core_messages
+from persona_plugins.adapters.autogen._model import AutoGenChatModel, finish_reason
 from pydantic import BaseModel, Field
 from typing_extensions import Self
 
-from persona_plugins.adapters.autogen._messages import to_core_messages
-from persona_plugins.adapters.autogen._model import AutoGenChatModel, finish_reason
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ModelCallError
 from persona_plugins.pipeline import PersonaPipeline
@@ -39,7 +39,9 @@ class PersonaChatCompletionClientConfig(BaseModel):
     pipeline: dict[str, Any] = Field(default_factory=dict)
 
 
-class PersonaChatCompletionClient(ChatCompletionClient, Component[PersonaChatCompletionClientConfig]):
+class PersonaChatCompletionClient(
+    ChatCompletionClient, Component[PersonaChatCompletionClientConfig]
+):
     """Runs the persona-plugins pipeline around any AutoGen ``ChatCompletionClient``.
 
     Install with ``pip install "persona-plugins[autogen]"``.
@@ -252,10 +254,14 @@ class PersonaChatCompletionClient(ChatCompletionClient, Component[PersonaChatCom
     def total_usage(self) -> RequestUsage:
         return self._total
 
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+    def count_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
         return self.inner.count_tokens(messages, tools=tools)
 
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+    def remaining_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
         return self.inner.remaining_tokens(messages, tools=tools)
 
     @property

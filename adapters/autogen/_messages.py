@@ -38,7 +38,9 @@ class Translation:
 def _user_text(content: str | list[object]) -> tuple[str, bool]:
     if isinstance(content, str):
         return content, True
-    parts = [item if isinstance(item, str) else f"[{type(item).__name__.lower()}]" for item in content]
+    parts = [
+        item if isinstance(item, str) else f"[{type(item).__name__.lower()}]" for item in content
+    ]
     return "\n".join(parts), False
 
 
@@ -55,17 +57,22 @@ def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
             core = Message(role="user", content=text, name=message.source or None)
         elif isinstance(message, AssistantMessage):
             if isinstance(message.content, str):
-                core = Message(role="assistant", content=message.content, name=message.source or None)
+                core = Message(
+                    role="assistant", content=message.content, name=message.source or None
+                )
             else:
                 out.text_only = False
                 calls = [{"name": c.name, "arguments": c.arguments} for c in message.content]
-                core = Message(role="assistant", content=json.dumps(calls), name=message.source or None)
+                core = Message(
+                    role="assistant", content=json.dumps(calls), name=message.source or None
+                )
         elif isinstance(message, FunctionExecutionResultMessage):
             out.text_only = False
             core = Message(role="tool", content="\n".join(r.content for r in message.content))
         else:
             raise TypeError(
-                f"unsupported AutoGen message type {type(message).__name__}; expected SystemMessage, "
+                f"unsupported AutoGen message type {type(message).__name__}; expected "
+                "SystemMessage, "
                 "UserMessage, AssistantMessage or FunctionExecutionResultMessage"
             )
         out.messages.append(core)
@@ -86,7 +93,9 @@ def from_core_messages(
         elif message.role == "system":
             result.append(SystemMessage(content=message.content))
         elif message.role == "assistant":
-            result.append(AssistantMessage(content=message.content, source=message.name or "assistant"))
+            result.append(
+                AssistantMessage(content=message.content, source=message.name or "assistant")
+            )
         else:
             result.append(UserMessage(content=message.content, source=message.name or message.role))
     return result

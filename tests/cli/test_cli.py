@@ -110,8 +110,14 @@ def test_plugins_lists_builtins_and_their_hooks(capsys):
 @pytest.mark.model
 def test_ask_answers_with_the_embedded_model_as_json(capsys):
     code, out, _ = run(
-        capsys, "ask", "What is the capital of France?", "--persona", "historian",
-        "--max-tokens", "40", "--json",
+        capsys,
+        "ask",
+        "What is the capital of France?",
+        "--persona",
+        "historian",
+        "--max-tokens",
+        "40",
+        "--json",
     )
     assert code == 0
     result = json.loads(out)
@@ -127,8 +133,15 @@ def test_ask_with_a_config_file_and_console_trace(capsys, tmp_path: Path):
     config = tmp_path / "pipeline.toml"
     config.write_text('persona = "chef"\nensemble = "jekyll_hyde"\n')
     code, out, err = run(
-        capsys, "ask", "How long should I boil an egg?", "--config", str(config),
-        "--max-tokens", "32", "--trace", "console",
+        capsys,
+        "ask",
+        "How long should I boil an egg?",
+        "--config",
+        str(config),
+        "--max-tokens",
+        "32",
+        "--trace",
+        "console",
     )
     assert code == 0 and out.strip()
     assert "model calls: 2" in err
@@ -140,8 +153,17 @@ def test_ask_with_a_config_file_and_console_trace(capsys, tmp_path: Path):
 @pytest.mark.server
 def test_ask_against_an_openai_compatible_server(capsys, llama_server):
     code, out, err = run(
-        capsys, "ask", "Say hello.", "--persona", "pirate_captain", "--base-url", llama_server,
-        "--model", "smollm2", "--max-tokens", "24",
+        capsys,
+        "ask",
+        "Say hello.",
+        "--persona",
+        "pirate_captain",
+        "--base-url",
+        llama_server,
+        "--model",
+        "smollm2",
+        "--max-tokens",
+        "24",
     )
     assert code == 0, err
     assert out.strip()
@@ -151,8 +173,16 @@ def test_ask_against_an_openai_compatible_server(capsys, llama_server):
 @pytest.mark.model
 def test_demo_runs_a_two_agent_team_and_prints_a_summary():
     proc = subprocess.run(
-        [sys.executable, "-m", "persona_plugins.cli", "demo", "--max-tokens", "48",
-         "--trace", "console"],
+        [
+            sys.executable,
+            "-m",
+            "persona_plugins.cli",
+            "demo",
+            "--max-tokens",
+            "48",
+            "--trace",
+            "console",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
