@@ -44,6 +44,7 @@ import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any, Literal
 
 from autogen_agentchat.agents import AssistantAgent
@@ -67,6 +68,12 @@ HEADING = "AutoGen wrapper overhead and import time"
 PERSONA = "math_teacher"
 RATIO_TARGET = 1.25
 IMPORT_TARGET_MS = 150.0
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE_DIRS = {
+    REPO / "persona_plugins": "persona_plugins",
+    REPO / "adapters": "persona_plugins.adapters",
+    REPO / "integrations": "persona_plugins.integrations",
+}
 FRAMEWORKS = ("autogen_core", "autogen_agentchat", "autogen_ext", "semantic_kernel", "llama_cpp")
 
 # --- the instant model -------------------------------------------------------------------------
@@ -176,7 +183,9 @@ def make_variants() -> list[Variant]:
             "persona",
             f"PersonaChatCompletionClient (persona={PERSONA!r})",
             wrapped,
-            PersonaChatCompletionClient(wrapped, persona=PERSONA),
+            PersonaChatCompletionClient(
+                wrapped, persona=PERSONA, ensemble="off", refine="off", guard="off"
+            ),
         ),
         Variant(
             "cache", "ChatCompletionCache, every call a miss", cached, ChatCompletionCache(cached)
@@ -256,11 +265,11 @@ def check_measured_what_was_meant(variants: list[Variant]) -> None:
 
 IMPORT_PROBE = f"""
 import json, sys, time
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 import persona_plugins
-elapsed = time.perf_counter() - started
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 frameworks = sorted({{m.split(".")[0] for m in sys.modules}} & set({FRAMEWORKS!r}))
-print(json.dumps({{"ms": elapsed * 1000, "frameworks": frameworks}}))
+print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "frameworks": frameworks}}))
 """
 
 
@@ -287,15 +296,26 @@ def import_probe(env: Mapping[str, str]) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def import_times(samples: int, env: Mapping[str, str]) -> tuple[list[float], list[str]]:
+@dataclass
+class ImportTimes:
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    frameworks: set[str] = field(default_factory=set)
+
+    def summary(self) -> str:
+        wall, cpu = statistics.median(self.wall_ms), statistics.median(self.cpu_ms)
+        return f"{wall:.0f} ms (CPU {cpu:.0f} ms)"
+
+
+def import_times(samples: int, env: Mapping[str, str]) -> ImportTimes:
     import_probe(env)  # fills the bytecode cache
-    times: list[float] = []
-    frameworks: set[str] = set()
+    times = ImportTimes()
     for _ in range(samples):
         probe = import_probe(env)
-        times.append(float(probe["ms"]))
-        frameworks.update(probe["frameworks"])
-    return times, sorted(frameworks)
+        times.wall_ms.append(float(probe["ms"]))
+        times.cpu_ms.append(float(probe["cpu_ms"]))
+        times.frameworks.update(probe["frameworks"])
+    return times
 
 
 def import_contributors(env: Mapping[str, str], repeats: int = 3) -> list[tuple[str, float]]:
@@ -326,8 +346,32 @@ def import_contributors(env: Mapping[str, str], repeats: int = 3) -> list[tuple[
 # --- profile -----------------------------------------------------------------------------------
 
 
+def library_module(filename: str) -> str | None:
+    """``persona_plugins.x.y`` for a file of this library (adapters and integrations included)."""
+    path = Path(filename)
+    for package_dir, package in PACKAGE_DIRS.items():
+        if path.is_relative_to(package_dir):
+            rel = path.relative_to(package_dir).with_suffix("")
+            return ".".join((package, *rel.parts)).removesuffix(".__init__")
+    return None
+
+
+def profile_area(filename: str, function: str) -> str:
+    module = library_module(filename)
+    if module is not None:
+        return module
+    if filename == "~":
+        return f"builtin {function.split(' of ')[0].strip('<>')}"
+    if "site-packages" in filename:
+        return filename.split("site-packages/")[1].split("/")[0]
+    if Path(filename).resolve() == Path(__file__).resolve():
+        return "this benchmark (instant model, timing)"
+    path = Path(filename)
+    return f"stdlib {path.parent.name + '.' if path.parent.name == 'asyncio' else ''}{path.stem}"
+
+
 async def profile_wrapper(runs: int) -> None:
-    """Print where the wrapped client's time goes (persona_plugins functions first)."""
+    """Print where the wrapped client's time goes, by module and by library function."""
     variant = make_variants()[1]
     texts = TaskTexts()
     for _ in range(200):
@@ -337,29 +381,25 @@ async def profile_wrapper(runs: int) -> None:
     for _ in range(runs):
         await run_once(variant, texts())
     profiler.disable()
-    stats = pstats.Stats(profiler)
-    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    rows = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(row[2] for row in rows.values())
     by_area: collections.Counter[str] = collections.Counter()
-    for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
-        if "persona_plugins" in filename or "/adapters/" in filename:
-            area = "persona_plugins." + filename.rsplit("/", 1)[-1].removesuffix(".py")
-        elif "site-packages" in filename:
-            area = filename.split("site-packages/")[1].split("/")[0]
-        elif filename == "~":
-            area = f"builtins ({function.split(' of ')[0].strip('<>')})"
-        else:
-            area = "stdlib " + filename.rsplit("/", 1)[-1].removesuffix(".py")
-        by_area[area] += row[2]
-    print(f"\nOwn time by module, {runs} wrapped AssistantAgent.run calls under cProfile:\n")
+    ours: list[tuple[float, str]] = []
+    for (filename, _, function), row in rows.items():
+        by_area[profile_area(filename, function)] += row[2]
+        module = library_module(filename)
+        if module is not None:
+            ours.append((row[3], f"{module}.{function}"))
+    own = sum(s for area, s in by_area.items() if area.startswith("persona_plugins"))
+    print(
+        f"\nProfile of {runs} wrapped AssistantAgent.run calls (cProfile; shares of the whole "
+        f"run, {1e6 * total / runs:.0f} µs per run under the profiler). persona_plugins code's "
+        f"own time: {100 * own / total:.1f}%.\n\nOwn time by module:\n"
+    )
     for area, seconds in by_area.most_common(20):
         print(f"  {100 * seconds / total:5.1f}%  {area}")
-    print("\nInclusive time, persona_plugins functions:\n")
-    rows = [
-        (row[3], f"{filename.rsplit('/', 2)[-2]}/{filename.rsplit('/', 1)[-1]}:{function}")
-        for (filename, _, function), row in stats.stats.items()  # type: ignore[attr-defined]
-        if "persona_plugins" in filename or "/adapters/" in filename
-    ]
-    for cumulative, where in sorted(rows, reverse=True)[:20]:
+    print("\nInclusive time of persona_plugins functions:\n")
+    for cumulative, where in sorted(ours, reverse=True)[:25]:
         print(f"  {100 * cumulative / total:5.1f}%  {where}")
 
 
@@ -372,13 +412,13 @@ def verdict(ok: bool) -> str:
 
 def report(
     variants: list[Variant],
-    imports_warm: list[float],
-    imports_env: list[float],
-    frameworks: list[str],
+    imports_warm: ImportTimes,
+    imports_env: ImportTimes,
     contributors: list[tuple[str, float]],
     command: str,
     rounds: int,
     runs: int,
+    load: float,
 ) -> tuple[str, bool]:
     raw = statistics.median(variants[0].samples)
     lines = [
@@ -391,7 +431,8 @@ def report(
         ratio = med / raw
         baseline = variants[0].round_medians
         per_round = [m / r for m, r in zip(variant.round_medians, baseline, strict=True)]
-        spread = f"{ratio:.2f}x (rounds {min(per_round):.2f}-{max(per_round):.2f})"
+        quartiles = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else per_round * 3
+        spread = f"{ratio:.2f}x (per round: {quartiles[0]:.2f}-{quartiles[2]:.2f})"
         if variant.name == "raw":
             lines.append(
                 f"| `AssistantAgent.run`, {variant.label} | {med * 1e6:.0f} µs | 1.00x | | |"
@@ -409,25 +450,28 @@ def report(
                 f"| `AssistantAgent.run`, {variant.label} (peer reference) | {med * 1e6:.0f} µs "
                 f"(+{(med - raw) * 1e6:.0f} µs) | {spread} | | |"
             )
-    warm = statistics.median(imports_warm)
-    meets = warm < IMPORT_TARGET_MS
+    meets = statistics.median(imports_warm.wall_ms) < IMPORT_TARGET_MS
     ok &= meets
     lines.append(
         f"| `import persona_plugins`, bytecode cached (as installed from a wheel), median of "
-        f"{len(imports_warm)} | {warm:.0f} ms | | < {IMPORT_TARGET_MS:.0f} ms | {verdict(meets)} |"
+        f"{len(imports_warm.wall_ms)} | {imports_warm.summary()} | | < {IMPORT_TARGET_MS:.0f} ms "
+        f"| {verdict(meets)} |"
     )
     lines.append(
         f"| `import persona_plugins`, no bytecode written (`PYTHONDONTWRITEBYTECODE=1`), median "
-        f"of {len(imports_env)} | {statistics.median(imports_env):.0f} ms | | | informational |"
+        f"of {len(imports_env.wall_ms)} | {imports_env.summary()} | | | informational |"
     )
+    frameworks = sorted(imports_warm.frameworks | imports_env.frameworks)
     top = ", ".join(f"{name} {ms:.0f} ms" for name, ms in contributors[:10])
     body = "\n".join(
         [
             f"Command: `{command}`",
             "",
-            f"Machine: {machine_note()}; autogen-agentchat {version('autogen-agentchat')}, "
+            f"Machine: {machine_note()}, load average {load:.2f} at the start; "
+            f"autogen-agentchat {version('autogen-agentchat')}, "
             f"autogen-ext {version('autogen-ext')}. {rounds} interleaved rounds x {runs} runs per "
-            "variant, after a warm-up; tracing off (no OpenTelemetry SDK provider). The model "
+            'variant, after a warm-up ("per round": interquartile range of the ratio of each '
+            "round's medians); tracing off (no OpenTelemetry SDK provider). The model "
             "answers instantly, so the figures are the wrappers' own cost per agent run; a real "
             "model call (about 250 ms for SmolLM2 behind llama.cpp) dwarfs them.",
             "",
@@ -444,7 +488,7 @@ def report(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
-    parser.add_argument("--runs", type=int, default=50, help="runs per variant per round")
+    parser.add_argument("--runs", type=int, default=200, help="runs per variant per round")
     parser.add_argument("--warmup", type=int, default=200, help="warm-up runs per variant")
     parser.add_argument(
         "--imports", type=int, default=15, help="fresh interpreters for import time"
@@ -466,16 +510,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rounds, args.runs, args.warmup, args.imports = 5, 10, 30, 5
     write = (not args.quick) if args.write is None else args.write
 
+    load = os.getloadavg()[0]  # other work on the machine shows in every number
     variants = make_variants()
     asyncio.run(measure(variants, args.rounds, args.runs, args.warmup))
     check_measured_what_was_meant(variants)
 
     with tempfile.TemporaryDirectory(prefix="persona-plugins-pycache-") as pycache:
         warm_env = import_env(pycache)
-        imports_warm, frameworks = import_times(args.imports, warm_env)
+        imports_warm = import_times(args.imports, warm_env)
         contributors = import_contributors(warm_env)
-    imports_env, more = import_times(args.imports, import_env(None))
-    frameworks = sorted(set(frameworks) | set(more))
+    imports_env = import_times(args.imports, import_env(None))
 
     flags = [] if args.quick else [f"--rounds {args.rounds}", f"--runs {args.runs}"]
     command = " ".join([".venv/bin/python benchmarks/bench_autogen_overhead.py", *flags])
@@ -485,11 +529,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants,
         imports_warm,
         imports_env,
-        frameworks,
         contributors,
         command,
         args.rounds,
         args.runs,
+        load,
     )
     print(f"## {HEADING}\n\n{body}")
     if write:

@@ -65,6 +65,9 @@ def generate_candidates(
     wanted: list[Awaitable[Candidate]] = []
     if persona is not None and config.persona_mode != "multi":
         wanted.append(complete_candidate("persona", model, prompt, settings, persona=persona))
-    if persona is None or config.ensemble == "jekyll_hyde":
+    # Without a persona the neutral answer is the answer, except in "multi" mode, where the SPP
+    # candidate (persona_plugins.collaboration) answers instead.
+    solo_neutral = persona is None and config.persona_mode != "multi"
+    if solo_neutral or config.ensemble == "jekyll_hyde":
         wanted.append(complete_candidate("neutral", model, messages, settings))
     return wanted

@@ -246,6 +246,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(args))
 
 
+# -- eval ----------------------------------------------------------------------------------------
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from persona_plugins.evaluation.datasets import load_dataset
+    from persona_plugins.evaluation.jekyll_hyde import run_jekyll_hyde_eval
+
+    questions = load_dataset(args.dataset, args.data_dir, limit=args.limit)
+    if args.persona != "generated":
+        resolve_persona(args.persona, _catalog())  # fail early on an unknown name
+    provider = _tracer_provider(args)
+    model = _build_model(args)
+    label = (
+        f"{args.model or 'default'} at {args.base_url}"
+        if args.base_url
+        else (args.model_path or "embedded SmolLM2-135M-Instruct")
+    )
+    try:
+        summary = asyncio.run(
+            run_jekyll_hyde_eval(
+                questions,
+                model,
+                out_dir=Path(args.out),
+                dataset=args.dataset,
+                persona=args.persona,
+                fallback_persona=args.fallback_persona,
+                systems=args.systems.split(","),
+                model_label=label,
+            )
+        )
+    finally:
+        _shutdown(provider)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
+    else:
+        print(summary["markdown"])
+        print(f"\nwritten to {args.out}/jekyll_hyde_{args.dataset}.{{jsonl,json,md}}")
+    return 0
+
+
 # -- personas and plugins ------------------------------------------------------------------------
 
 
@@ -349,6 +389,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(ask)
     _add_trace_options(ask)
     ask.set_defaults(func=_cmd_ask)
+
+    evaluate = sub.add_parser("eval", help="evaluation harnesses on the shared data sets")
+    esub = evaluate.add_subparsers(dest="eval_command", required=True, metavar="HARNESS")
+    jh = esub.add_parser(
+        "jekyll-hyde", help="persona-only, neutral-only, Jekyll & Hyde and SPP on a reasoning set"
+    )
+    from persona_plugins.evaluation.datasets import DATASETS
+
+    jh.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    jh.add_argument("--limit", type=int, help="the first N questions")
+    jh.add_argument(
+        "--persona",
+        default="generated",
+        help="'generated' (written by the model per question, the default) or a persona name",
+    )
+    jh.add_argument(
+        "--fallback-persona",
+        default="math_teacher",
+        help="used when a generated persona is unusable (default %(default)s)",
+    )
+    jh.add_argument(
+        "--systems",
+        default="persona,neutral,jekyll_hyde,spp",
+        help="comma-separated subset of persona,neutral,jekyll_hyde,spp",
+    )
+    jh.add_argument("--data-dir", help="the shared data folder (default ../shared/data)")
+    jh.add_argument("--out", default="eval-results", help="output folder (default %(default)s)")
+    jh.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_model_options(jh)
+    _add_trace_options(jh)
+    jh.set_defaults(func=_cmd_eval)
 
     personas = sub.add_parser("personas", help="list, show or validate personas")
     psub = personas.add_subparsers(dest="personas_command", required=True, metavar="ACTION")

@@ -65,6 +65,9 @@ class PipelineConfig(BaseModel):
             adding its own; ``None`` asks the model (``supports_multiple_system_messages``).
         ensemble: ``off`` or ``jekyll_hyde`` (persona and neutral answers, judged).
         judge: judge settings for the ensemble.
+        answer_format: how final answers are extracted to tell whether candidates agree:
+            ``auto`` (guessed from the question), ``number``, ``choice``, ``yes_no``, ``text``, or
+            a name a plugin registered.
         refine: ``off``, ``sequential``, ``parallel`` or ``adaptive``.
         refiners: reviewer names available to the refinement stage.
         max_rounds: the most refinement rounds per turn.
@@ -84,6 +87,7 @@ class PipelineConfig(BaseModel):
     merge_system_messages: bool | None = None
     ensemble: EnsembleMode = "off"
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    answer_format: str = "auto"
     refine: RefineStrategy = "off"
     refiners: list[str] = Field(default_factory=lambda: ["factuality", "persona", "coherence"])
     max_rounds: int = Field(default=1, ge=1, le=10)

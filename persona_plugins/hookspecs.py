@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         PersonaChoice,
         RefinementPlan,
         Refiner,
+        RegisterExtractor,
         RegisterPersona,
         RegisterRefiner,
         Resolution,
@@ -165,6 +166,17 @@ def generate_candidates(
 # ---------------------------------------------------------------------------------------------
 
 
+@hookspec
+def register_answer_extractors(register: RegisterExtractor) -> None:
+    """Add answer extractors, used to tell whether candidates agree (register).
+
+    :param register: call ``register(name, extractor)``, where ``extractor(text)`` returns the
+        normalised final answer of a candidate's text, or None when it finds none. The
+        ``answer_format`` config field names the extractor to use (``auto`` guesses among
+        ``number``, ``choice``, ``yes_no`` and ``text``).
+    """
+
+
 @hookspec(firstresult=True)
 def judge_candidates(
     messages: Sequence[Message],
@@ -176,7 +188,8 @@ def judge_candidates(
     """Pick the best of two or more usable candidates (decide).
 
     Stops at first non-None result. Called only when more than one candidate is usable; with no
-    implementation the first usable candidate is kept.
+    implementation the first usable candidate is kept. Each candidate's ``answer`` holds its
+    extracted final answer (see ``register_answer_extractors``), or None.
 
     :param messages: the conversation as the caller passed it.
     :param candidates: the usable candidates, in the order they were generated.

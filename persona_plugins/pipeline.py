@@ -119,6 +119,11 @@ def collect_personas(pm: pluggy.PluginManager) -> dict[str, Persona]:
     return catalog
 
 
+def _last_user_text(messages: Sequence[Message]) -> str:
+    users = [m.content for m in messages if m.role == "user"]
+    return users[-1] if users else messages[-1].content
+
+
 class PersonaPipeline:
     """Runs a turn through the persona-plugins stages around any :class:`ChatModel`.
 
@@ -167,6 +172,12 @@ class PersonaPipeline:
         persona = resolve_persona(built.persona, self.personas)
         self.config = built.model_copy(update={"persona": persona})
         self.refiners = self._collect_refiners()
+        self.extractors = self._collect_extractors()
+        if self.config.answer_format != "auto" and self.config.answer_format not in self.extractors:
+            raise ConfigError(
+                f"answer_format {self.config.answer_format!r} is not a registered extractor; "
+                f"use 'auto' or one of {sorted(self.extractors)}"
+            )
         self.pm.hook.configure.call_historic(kwargs={"config": self.config})
 
     # -- set-up --------------------------------------------------------------------------------
@@ -188,6 +199,38 @@ class PersonaPipeline:
 
         self.pm.hook.register_refiners(register=register)
         return refiners
+
+    def _collect_extractors(self) -> dict[str, Callable[[str], str | None]]:
+        extractors: dict[str, Callable[[str], str | None]] = {}
+
+        def register(name: str, extractor: Callable[[str], str | None]) -> None:
+            if not isinstance(name, str) or not callable(extractor):
+                raise ConfigError(
+                    "register_answer_extractors: register() takes a name and a function"
+                )
+            extractors[name] = extractor
+
+        self.pm.hook.register_answer_extractors(register=register)
+        return extractors
+
+    def extract_answers(self, question: str, candidates: Sequence[Candidate]) -> None:
+        """Fill in each candidate's ``answer`` (unless a plugin already set it)."""
+        if not self.extractors:
+            return
+        name = self.config.answer_format
+        if name == "auto":
+            from persona_plugins.answers import guess_answer_format
+
+            name = guess_answer_format(question, [c.text for c in candidates])
+        extractor = self.extractors.get(name)
+        if extractor is None:
+            return
+        for candidate in candidates:
+            if candidate.answer is None:
+                try:
+                    candidate.answer = extractor(candidate.text)
+                except Exception:  # a broken extractor only loses the agreement shortcut
+                    candidate.answer = None
 
     # -- running a turn ------------------------------------------------------------------------
 
@@ -403,6 +446,14 @@ class PersonaPipeline:
             ]
         usable = [c for c in candidates if c.ok]
         for candidate in candidates:
+            for note in candidate.notes:
+                errors.append(
+                    StageError(
+                        stage="generate_candidates",
+                        error=f"candidate {candidate.name!r}: {note}",
+                        error_type="CandidateNote",
+                    )
+                )
             if candidate.error:
                 errors.append(
                     StageError(
@@ -425,6 +476,7 @@ class PersonaPipeline:
         judgement: Judgement | None = None
         chosen = usable[0]
         if len(usable) > 1:
+            self.extract_answers(_last_user_text(msgs), usable)
 
             async def judge(span: SafeSpan) -> Judgement | None:
                 verdict: Judgement | None = await _resolve(
@@ -439,12 +491,29 @@ class PersonaPipeline:
                 if verdict is not None:
                     span.set_many(
                         {
-                            semconv.GEN_AI_EVALUATION_NAME: "jekyll_hyde_judge",
+                            semconv.GEN_AI_EVALUATION_NAME: "judge",
                             semconv.GEN_AI_EVALUATION_SCORE_LABEL: verdict.chosen,
+                            semconv.GEN_AI_EVALUATION_SCORE_VALUE: 1.0
+                            if verdict.consistent
+                            else 0.0,
                             semconv.GEN_AI_EVALUATION_EXPLANATION: verdict.reason,
                             semconv.PP_CHOSEN: verdict.chosen,
+                            semconv.PP_JUDGE_CONSISTENT: verdict.consistent,
+                            semconv.PP_JUDGE_FALLBACK: verdict.fallback,
+                            semconv.PP_JUDGE_CALLS: verdict.model_calls,
                         }
                     )
+                    for v in verdict.verdicts:
+                        span.event(
+                            semconv.GEN_AI_EVALUATION_RESULT_EVENT,
+                            {
+                                semconv.GEN_AI_EVALUATION_NAME: "judge_verdict",
+                                semconv.GEN_AI_EVALUATION_SCORE_LABEL: v.choice or "unreadable",
+                                semconv.GEN_AI_EVALUATION_SCORE_VALUE: v.certainty,
+                                semconv.PP_JUDGE_ORDER: list(v.order),
+                                semconv.PP_JUDGE_ATTEMPT: v.attempt,
+                            },
+                        )
                 return verdict
 
             judgement = await self._stage("judge_candidates", errors, judge)

@@ -36,6 +36,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "persona_plugins.selection",
     "persona_plugins.injection",
     "persona_plugins.candidates",
+    "persona_plugins.collaboration",
+    "persona_plugins.answers",
+    "persona_plugins.judging",
 )
 
 _shared: pluggy.PluginManager | None = None

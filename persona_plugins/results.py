@@ -48,7 +48,12 @@ class PersonaChoice(_Result):
 
 
 class Candidate(_Result):
-    """One candidate answer: the persona answer, the neutral answer, or any a plugin adds."""
+    """One candidate answer: the persona answer, the neutral answer, or any a plugin adds.
+
+    ``answer`` is the extracted final answer used to compare candidates; ``error`` is set when the
+    candidate failed; ``notes`` records problems it recovered from (they also appear in
+    ``TurnResult.errors``).
+    """
 
     name: str
     text: str = ""
@@ -58,6 +63,7 @@ class Candidate(_Result):
     model_calls: int = 0
     finish_reason: str | None = None
     error: str | None = None
+    notes: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     _exception: BaseException | None = PrivateAttr(default=None)
 
@@ -211,4 +217,5 @@ class TurnResult(_Result):
 
 
 RegisterPersona = Callable[[Persona], None]
+RegisterExtractor = Callable[[str, Callable[[str], "str | None"]], None]
 RegisterRefiner = Callable[[Refiner], None]

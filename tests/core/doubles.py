@@ -30,6 +30,7 @@ class ScriptedModel:
     - a string: returned as a :class:`Completion` with :data:`CALL_USAGE`;
     - an exception instance: raised;
     - a callable: called with the messages, its result (awaited if needed) used as the reply;
+    - :class:`Raw`: its value returned as it is (garbage such as a bare string);
     - anything else (a ``Completion``, or garbage such as a dict): returned as it is.
     """
 
@@ -56,7 +57,16 @@ class ScriptedModel:
         return await _materialise(reply, list(messages))
 
 
+class Raw:
+    """A reply returned exactly as it is, even a string: for models that answer garbage."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 async def _materialise(reply: Reply, messages: list[Message]) -> Any:
+    if isinstance(reply, Raw):
+        return reply.value
     while callable(reply) and not isinstance(reply, (BaseException, type)):
         reply = reply(messages)
         if inspect.isawaitable(reply):

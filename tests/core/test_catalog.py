@@ -109,7 +109,9 @@ async def test_a_persona_registered_by_a_plugin_can_be_used_by_name(plugin_manag
     sailor = Persona(name="lighthouse_keeper", description="a lighthouse keeper on a remote rock")
     model = ScriptedModel("Aye, four.")
     with registered(plugin_manager, FixedPersona(sailor)):
-        pipeline = PersonaPipeline(model, plugin_manager=plugin_manager, persona="lighthouse_keeper")
+        pipeline = PersonaPipeline(
+            model, plugin_manager=plugin_manager, persona="lighthouse_keeper"
+        )
         result = await pipeline.run("What is 2 + 2?")
     assert pipeline.personas["lighthouse_keeper"] == sailor
     assert result.persona == sailor
@@ -138,7 +140,9 @@ def test_an_unregistered_plugin_persona_is_no_longer_available(plugin_manager):
 def test_a_plugin_persona_name_is_normalised_like_a_builtin_one(plugin_manager):
     extra = Persona(name="bee_keeper", description="a beekeeper")
     with registered(plugin_manager, FixedPersona(extra)):
-        pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=plugin_manager, persona="Bee-Keeper")
+        pipeline = PersonaPipeline(
+            ScriptedModel(), plugin_manager=plugin_manager, persona="Bee-Keeper"
+        )
     assert pipeline.config.persona == extra
 
 

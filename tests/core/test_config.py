@@ -45,7 +45,9 @@ def test_the_defaults_answer_neutrally_with_nothing_extra_switched_on():
 
 def test_the_default_judge_retries_once_and_falls_back_to_the_neutral_answer():
     judge = PipelineConfig().judge
-    assert judge == JudgeSettings(retries=1, fallback="neutral", certainty=False, min_certainty=None)
+    assert judge == JudgeSettings(
+        retries=1, fallback="neutral", certainty=False, min_certainty=None
+    )
 
 
 def test_the_default_refiners_and_detectors_are_the_built_in_ones():
@@ -307,7 +309,9 @@ def test_an_unknown_key_in_a_config_file_names_the_file_and_the_key(tmp_path):
 
 def test_a_pipeline_takes_a_config_a_mapping_or_keyword_overrides(bare_manager):
     model = ScriptedModel()
-    from_object = PersonaPipeline(model, PipelineConfig(guard="monitor"), plugin_manager=bare_manager)
+    from_object = PersonaPipeline(
+        model, PipelineConfig(guard="monitor"), plugin_manager=bare_manager
+    )
     from_mapping = PersonaPipeline(model, {"guard": "monitor"}, plugin_manager=bare_manager)
     from_keywords = PersonaPipeline(model, plugin_manager=bare_manager, guard="monitor")
     assert from_object.config.guard == from_mapping.config.guard == from_keywords.config.guard

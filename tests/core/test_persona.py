@@ -375,7 +375,7 @@ def test_fuzz_random_bytes_raise_only_persona_errors(tmp_path, content, suffix):
 
 
 SYNTAX_ALPHABET = st.sampled_from(
-    list("abcnx019 \t\n:-[]{}()\"'`,.&*!|>?%@#=\\+~") + ["\x00", "\x7f", "é", "\u2028", "\ufeff"]
+    [*"abcnx019 \t\n:-[]{}()\"'`,.&*!|>?%@#=\\+~", "\x00", "\x7f", "é", "\u2028", "\ufeff"]
 )
 SYNTAX_FRAGMENTS = st.sampled_from(
     [
@@ -407,7 +407,9 @@ SYNTAX_FRAGMENTS = st.sampled_from(
         "\\u0000",
     ]
 )
-SYNTAX_TEXT = st.lists(st.one_of(SYNTAX_FRAGMENTS, st.text(SYNTAX_ALPHABET, max_size=8)), max_size=30)
+SYNTAX_TEXT = st.lists(
+    st.one_of(SYNTAX_FRAGMENTS, st.text(SYNTAX_ALPHABET, max_size=8)), max_size=30
+)
 
 
 @FUZZ
@@ -523,7 +525,9 @@ def test_a_catalog_name_resolves_to_the_catalog_persona(catalog):
     assert resolve_persona("math_teacher", catalog) is catalog["math_teacher"]
 
 
-@pytest.mark.parametrize("spelling", ["Math-Teacher", "MATH_TEACHER", " math teacher ", "math-teacher"])
+@pytest.mark.parametrize(
+    "spelling", ["Math-Teacher", "MATH_TEACHER", " math teacher ", "math-teacher"]
+)
 def test_a_name_is_normalised_before_lookup(catalog, spelling):
     assert resolve_persona(spelling, catalog) is catalog["math_teacher"]
 

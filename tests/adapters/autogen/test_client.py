@@ -26,15 +26,15 @@ from autogen_core.models import (
 )
 from autogen_core.tools import FunctionTool
 from autogen_ext.models.replay import ReplayChatCompletionClient
-
-from persona_plugins import Persona
 from persona_plugins.adapters.autogen import (
     ChatModelCompletionClient,
     PersonaChatCompletionClient,
 )
-from persona_plugins.injection import render_persona
 from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
+
+from persona_plugins import Persona
+from persona_plugins.injection import render_persona
 
 from .doubles import (
     SINGLE_SYSTEM_MESSAGE,
@@ -443,6 +443,46 @@ async def test_cancelling_the_token_mid_call_cancels_the_turn(ensemble, streamin
     assert task.cancelled()
 
 
+async def finish_within(call, seconds: float):
+    """Run ``call``; return its task once done, or fail (after cancelling it) if it hangs."""
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task not in done:
+        task.cancel()
+        pytest.fail(f"the call was still waiting after {seconds} s")
+    return task
+
+
+@pytest.mark.parametrize("ensemble", ["off", "jekyll_hyde"])
+async def test_a_stalled_inner_client_times_out_under_timeout_s(ensemble):
+    model = StallingModel()
+    client = PersonaChatCompletionClient(
+        ChatModelCompletionClient(model), persona="pirate_captain", ensemble=ensemble, timeout_s=0.2
+    )
+
+    task = await finish_within(client.create(conversation()), 30)
+
+    assert isinstance(task.exception(), TimeoutError)
+    assert model.calls >= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: the direct path (persona-only streaming, tool and JSON turns) calls the "
+    "inner client without PipelineConfig.timeout_s, so a stalled client hangs the agent "
+    "(adapters/autogen/_client.py create/create_stream)",
+)
+async def test_a_stalled_inner_stream_times_out_under_timeout_s():
+    model = StallingModel()
+    client = PersonaChatCompletionClient(
+        ChatModelCompletionClient(model), persona="pirate_captain", timeout_s=0.2
+    )
+
+    task = await finish_within(drain(client.create_stream(conversation())), 5)
+
+    assert isinstance(task.exception(), TimeoutError)
+
+
 class QuotaExceeded(Exception):
     """An error type of the user's own provider, which AutoGen code catches and retries."""
 
@@ -547,7 +587,9 @@ async def test_a_loaded_embedded_client_answers():
         ChatModelCompletionClient(LlamaCppChatModel(generation={"max_tokens": 16})),
         persona="pirate_captain",
     )
-    loaded = ChatCompletionClient.load_component(json.loads(client.dump_component().model_dump_json()))
+    loaded = ChatCompletionClient.load_component(
+        json.loads(client.dump_component().model_dump_json())
+    )
 
     result = await loaded.create(conversation())
 
@@ -567,7 +609,9 @@ def test_a_client_around_an_openai_compatible_model_round_trips_its_generation_s
     )
     inner = ChatModelCompletionClient(model)
 
-    loaded = ChatCompletionClient.load_component(json.loads(inner.dump_component().model_dump_json()))
+    loaded = ChatCompletionClient.load_component(
+        json.loads(inner.dump_component().model_dump_json())
+    )
 
     assert loaded.model.base_url == "http://127.0.0.1:8000/v1"
     assert loaded.model.model_name == "smollm2"

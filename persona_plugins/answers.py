@@ -1,0 +1,157 @@
+"""Answer extraction and comparison, so that agreeing candidates are recognised.
+
+Two candidates "agree" when the answers extracted from them are equal after normalisation:
+numbers compare by value (``1,000``, ``1000.0`` and ``$1000`` agree), option letters by letter
+(``(B)``, ``B)``, ``answer is b``), yes/no by polarity, free text after lower-casing and stripping
+punctuation.
+
+Extractors are plain functions ``(text) -> str | None`` kept in a registry; the ``answer_format``
+config field picks one (``auto`` guesses from the question), and plugins add more through the
+``register_answer_extractors`` hook.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Sequence
+
+from persona_plugins.hookspecs import hookimpl
+
+__all__ = [
+    "BUILTIN_EXTRACTORS",
+    "Extractor",
+    "answers_agree",
+    "extract_choice",
+    "extract_number",
+    "extract_text",
+    "extract_yes_no",
+    "guess_answer_format",
+]
+
+Extractor = Callable[[str], "str | None"]
+
+# Phrases that introduce a final answer; the text after the last one is preferred.
+_FINAL_MARKERS = re.compile(
+    r"(?:final answer|the answer is|answer is|answer:|therefore,?|so the answer is|thus,?)",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_CHOICE_AFTER_MARKER = re.compile(r"\(?\b([A-F])\b\)?", re.IGNORECASE)
+_CHOICE_ANYWHERE = re.compile(r"\(([A-F])\)|\b([A-F])\)|\boption\s+([A-F])\b|\b([A-F])\.\s", re.I)
+_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+
+def _tail(text: str) -> str:
+    """The part after the last final-answer marker, or the whole text."""
+    matches = list(_FINAL_MARKERS.finditer(text))
+    return text[matches[-1].end() :] if matches else text
+
+
+def _format_number(raw: str) -> str | None:
+    cleaned = raw.replace("$", "").replace(",", "")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def extract_number(text: str) -> str | None:
+    """The number in the final answer (the first one after a final-answer marker, else the last).
+
+    >>> extract_number("Step 1: 3 + 4 = 7. The answer is $1,200.")
+    '1200'
+    """
+    tail = _tail(text)
+    found = _NUMBER.findall(tail)
+    if found and tail is not text:
+        return _format_number(found[0])
+    found = _NUMBER.findall(text)
+    return _format_number(found[-1]) if found else None
+
+
+def extract_choice(text: str) -> str | None:
+    """An option letter A-F.
+
+    >>> extract_choice("Looking at each option... the answer is (C).")
+    'C'
+    """
+    tail = _tail(text)
+    if tail is not text:
+        match = _CHOICE_AFTER_MARKER.search(tail)
+        if match:
+            return match.group(1).upper()
+    matches = list(_CHOICE_ANYWHERE.finditer(text))
+    if matches:
+        groups = [g for g in matches[-1].groups() if g]
+        return groups[0].upper()
+    stripped = text.strip().strip(string.punctuation + " ")
+    return stripped.upper() if len(stripped) == 1 and stripped.upper() in "ABCDEF" else None
+
+
+def extract_yes_no(text: str) -> str | None:
+    """``yes`` or ``no``, preferring the final answer.
+
+    >>> extract_yes_no("Frost is common in December. So the answer is yes.")
+    'yes'
+    """
+    tail = _tail(text)
+    if tail is not text:
+        match = _YES_NO.search(tail)
+        if match:
+            return str(match.group(1)).lower()
+    found = [str(m).lower() for m in _YES_NO.findall(text)]
+    if not found:
+        return None
+    # "Yes, because ..." answers first; otherwise the last yes/no is the conclusion.
+    return found[0] if text.strip().lower().startswith(found[0]) else found[-1]
+
+
+def extract_text(text: str) -> str | None:
+    """The final answer as normalised free text (lower case, no punctuation, single spaces)."""
+    tail = _tail(text).strip() or text.strip()
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return None
+    table = str.maketrans("", "", string.punctuation)
+    normalised = " ".join(lines[0].lower().translate(table).split())
+    return normalised or None
+
+
+BUILTIN_EXTRACTORS: dict[str, Extractor] = {
+    "number": extract_number,
+    "choice": extract_choice,
+    "yes_no": extract_yes_no,
+    "text": extract_text,
+}
+
+_OPTIONS_IN_QUESTION = re.compile(r"(?:^|\s|\()\(?[A-E]\)\s*\S", re.MULTILINE)
+_YES_NO_QUESTION = re.compile(
+    r"^\s*(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b", re.I
+)
+
+
+def guess_answer_format(question: str, texts: Sequence[str] = ()) -> str:
+    """Guess the answer format from the question (and the candidates' texts)."""
+    if len(_OPTIONS_IN_QUESTION.findall(question)) >= 2:
+        return "choice"
+    last_line = question.strip().splitlines()[-1] if question.strip() else ""
+    if _YES_NO_QUESTION.match(last_line) or re.search(r"\byes or no\b", question, re.I):
+        return "yes_no"
+    if texts and all(extract_number(t) is not None for t in texts):
+        return "number"
+    return "text"
+
+
+def answers_agree(answers: Sequence[str | None]) -> bool:
+    """True when every answer was extracted and all are equal."""
+    return bool(answers) and all(a is not None for a in answers) and len(set(answers)) == 1
+
+
+@hookimpl
+def register_answer_extractors(register: Callable[[str, Extractor], None]) -> None:
+    for name, extractor in BUILTIN_EXTRACTORS.items():
+        register(name, extractor)

@@ -1,0 +1,422 @@
+"""OpenTelemetry: one span per turn and stage, chat spans nested, opt-in content, never raising."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace import StatusCode
+
+from persona_plugins import (
+    Finding,
+    GuardrailViolation,
+    Judgement,
+    ModelCallError,
+    PersonaPipeline,
+    RefinementPlan,
+    Resolution,
+    hookimpl,
+)
+from persona_plugins import semconv as sc
+from tests.core.doubles import ScriptedModel, ScriptedRefiner, by_prompt, registered
+
+QUESTION = "What is 2 + 2? (my secret: 7Q-private)"
+SECRET = "7Q-private"
+TURN = "invoke_workflow persona_pipeline"
+CONTENT_KEYS = (sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_SYSTEM_INSTRUCTIONS)
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _no_content_capture_unless_asked(monkeypatch):
+    monkeypatch.delenv(sc.CAPTURE_CONTENT_ENV, raising=False)
+
+
+def finished(exporter) -> list[ReadableSpan]:
+    return list(exporter.get_finished_spans())
+
+
+def one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
+    matching = [s for s in spans if s.name == name]
+    assert len(matching) == 1, f"expected one span {name!r}, got {[s.name for s in spans]}"
+    return matching[0]
+
+
+def children(spans: Sequence[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
+    return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+
+def pipeline_on(provider, pm, model=None, **config) -> PersonaPipeline:
+    return PersonaPipeline(
+        model or ScriptedModel("Four."), plugin_manager=pm, tracer_provider=provider, **config
+    )
+
+
+# -- span structure ------------------------------------------------------------------------------
+
+
+async def test_a_turn_is_one_invoke_workflow_span(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    result = await pipeline_on(provider, bare_manager, persona="math_teacher").run(QUESTION)
+    turn = one(finished(exporter), TURN)
+    assert turn.parent is None
+    assert turn.attributes[sc.GEN_AI_OPERATION_NAME] == "invoke_workflow"
+    assert turn.attributes[sc.GEN_AI_REQUEST_MODEL] == "scripted"
+    assert turn.attributes[sc.GEN_AI_AGENT_NAME] == "math_teacher"
+    assert turn.attributes[sc.PP_PERSONA_NAME] == "math_teacher"
+    assert turn.attributes[sc.PP_MODEL_CALLS] == result.model_calls == 1
+    assert turn.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == result.usage.input_tokens
+    assert turn.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == result.usage.output_tokens
+    assert turn.attributes[sc.PP_ENSEMBLE] == "off"
+    assert turn.status.status_code is not StatusCode.ERROR
+
+
+async def test_each_stage_is_a_child_span_of_the_turn_in_order(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    await pipeline_on(provider, bare_manager, persona="math_teacher").run(QUESTION)
+    spans = finished(exporter)
+    turn = one(spans, TURN)
+    stages = sorted(children(spans, turn), key=lambda s: s.start_time)
+    assert [s.name for s in stages] == [
+        "persona_plugins select_persona",
+        "persona_plugins inject_persona",
+        "persona_plugins generate_candidates",
+        "persona_plugins on_turn_complete",
+    ]
+    for stage in stages:
+        assert stage.context.trace_id == turn.context.trace_id
+        assert stage.attributes[sc.PP_STAGE] == stage.name.removeprefix("persona_plugins ")
+    select = one(spans, "persona_plugins select_persona")
+    assert select.attributes[sc.PP_PERSONA_NAME] == "math_teacher"
+    assert select.attributes[sc.PP_PERSONA_SOURCE] == "config"
+
+
+async def test_model_calls_are_chat_spans_nested_in_the_candidate_stage(
+    memory_tracing, bare_manager
+):
+    provider, exporter = memory_tracing
+    await pipeline_on(provider, bare_manager, persona="math_teacher").run(QUESTION, max_tokens=32)
+    spans = finished(exporter)
+    chat = one(spans, "chat scripted")
+    assert chat.parent.span_id == one(spans, "persona_plugins generate_candidates").context.span_id
+    expected = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_REQUEST_MODEL: "scripted",
+        sc.GEN_AI_PROVIDER_NAME: "test-double",
+        sc.GEN_AI_AGENT_NAME: "persona_candidate",
+        sc.GEN_AI_REQUEST_MAX_TOKENS: 32,
+        sc.GEN_AI_RESPONSE_MODEL: "scripted-1",
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 10,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5,
+    }
+    assert {key: chat.attributes.get(key) for key in expected} == expected
+    assert tuple(chat.attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
+
+
+async def test_each_candidate_is_its_own_agent_in_traces(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    model = ScriptedModel(default=by_prompt(persona="Four, matey.", neutral="4"))
+    await pipeline_on(
+        provider, bare_manager, model, persona="pirate_captain", ensemble="jekyll_hyde"
+    ).run(QUESTION)
+    chats = [s for s in finished(exporter) if s.name == "chat scripted"]
+    assert sorted(s.attributes[sc.GEN_AI_AGENT_NAME] for s in chats) == [
+        "neutral_candidate",
+        "persona_candidate",
+    ]
+    assert one(finished(exporter), TURN).attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 20
+
+
+async def test_each_reviewer_is_its_own_agent_in_traces(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    checker = ScriptedRefiner("checker", lambda d: None, model_prompt="Is this right?")
+
+    class Refining:
+        @hookimpl
+        def register_refiners(self, register):
+            register(checker)
+
+        @hookimpl
+        def plan_refinement(self):
+            return RefinementPlan(refiners=["checker"])
+
+    with registered(bare_manager, Refining()):
+        await pipeline_on(provider, bare_manager, refine="sequential", refiners=["checker"]).run(
+            QUESTION
+        )
+    spans = finished(exporter)
+    refine = one(spans, "persona_plugins refine")
+    [review_chat] = [s for s in children(spans, refine) if s.name == "chat scripted"]
+    assert review_chat.attributes[sc.GEN_AI_AGENT_NAME] == "checker_reviewer"
+
+
+async def test_the_judge_decision_is_recorded_as_an_evaluation(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+
+    class PickNeutral:
+        @hookimpl
+        def judge_candidates(self):
+            return Judgement(chosen="neutral", consistent=True, reason="plainer")
+
+    model = ScriptedModel(default=by_prompt(persona="Four, matey.", neutral="4"))
+    with registered(bare_manager, PickNeutral()):
+        await pipeline_on(
+            provider, bare_manager, model, persona="pirate_captain", ensemble="jekyll_hyde"
+        ).run(QUESTION)
+    judge = one(finished(exporter), "persona_plugins judge_candidates")
+    assert sc.GEN_AI_EVALUATION_NAME in judge.attributes
+    assert judge.attributes[sc.GEN_AI_EVALUATION_SCORE_LABEL] == "neutral"
+    assert judge.attributes[sc.GEN_AI_EVALUATION_EXPLANATION] == "plainer"
+    assert one(finished(exporter), TURN).attributes[sc.PP_CHOSEN] == "neutral"
+
+
+async def test_guard_findings_are_recorded_as_evaluation_events(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    finding = Finding(detector="abstention", message="refused as a persona", score=0.8)
+
+    class Detector:
+        @hookimpl
+        def check_response(self):
+            return [finding]
+
+    with registered(bare_manager, Detector()):
+        await pipeline_on(provider, bare_manager, guard="monitor").run(QUESTION)
+    check = one(finished(exporter), "persona_plugins check_response")
+    [event] = [e for e in check.events if e.name == sc.GEN_AI_EVALUATION_RESULT_EVENT]
+    assert event.attributes[sc.GEN_AI_EVALUATION_NAME] == "abstention"
+    assert event.attributes[sc.GEN_AI_EVALUATION_SCORE_VALUE] == 0.8
+    assert check.attributes[sc.PP_FINDINGS_COUNT] == 1
+    assert one(finished(exporter), TURN).attributes[sc.PP_FINDINGS_COUNT] == 1
+
+
+async def test_prepare_is_traced_as_its_own_span(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    await pipeline_on(provider, bare_manager, persona="math_teacher").prepare(QUESTION)
+    spans = finished(exporter)
+    prepare = one(spans, "persona_plugins prepare")
+    assert prepare.attributes[sc.PP_PERSONA_NAME] == "math_teacher"
+    assert {s.name for s in children(spans, prepare)} == {
+        "persona_plugins select_persona",
+        "persona_plugins inject_persona",
+    }
+
+
+async def test_the_library_never_sets_the_global_tracer_provider(memory_tracing, bare_manager):
+    provider, _ = memory_tracing
+    before = trace.get_tracer_provider()
+    await pipeline_on(provider, bare_manager).run(QUESTION)
+    assert trace.get_tracer_provider() is before
+    assert trace.get_tracer_provider() is not provider
+
+
+async def test_without_an_sdk_provider_a_turn_runs_untraced(bare_manager):
+    result = await PersonaPipeline(ScriptedModel("4"), plugin_manager=bare_manager).run(QUESTION)
+    assert result.text == "4"
+
+
+# -- content capture -----------------------------------------------------------------------------
+
+
+def all_attribute_text(spans: Sequence[ReadableSpan]) -> str:
+    parts: list[str] = []
+    for span in spans:
+        parts.extend(str(v) for v in (span.attributes or {}).values())
+        for event in span.events:
+            parts.extend(str(v) for v in (event.attributes or {}).values())
+    return "\n".join(parts)
+
+
+async def test_message_and_persona_text_are_not_recorded_by_default(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    model = ScriptedModel(default=by_prompt(persona="Four, matey.", neutral="4"))
+    await pipeline_on(
+        provider, bare_manager, model, persona="pirate_captain", ensemble="jekyll_hyde"
+    ).run(QUESTION)
+    spans = finished(exporter)
+    for span in spans:
+        for key in CONTENT_KEYS:
+            assert key not in span.attributes, f"{span.name} recorded {key}"
+    text = all_attribute_text(spans)
+    assert SECRET not in text
+    assert "Four, matey." not in text
+    assert "pirate captain who sails" not in text
+
+
+@pytest.mark.parametrize("value", ["true", "True", "1"])
+async def test_content_is_recorded_when_the_user_opts_in(
+    memory_tracing, bare_manager, monkeypatch, value
+):
+    monkeypatch.setenv(sc.CAPTURE_CONTENT_ENV, value)
+    provider, exporter = memory_tracing
+    pipeline = pipeline_on(provider, bare_manager, persona="pirate_captain")
+    result = await pipeline.run(QUESTION)
+    spans = finished(exporter)
+
+    turn = one(spans, TURN)
+    assert json.loads(turn.attributes[sc.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "content": QUESTION}
+    ]
+    assert json.loads(turn.attributes[sc.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "content": "Four."}
+    ]
+    inject = one(spans, "persona_plugins inject_persona")
+    assert inject.attributes[sc.GEN_AI_SYSTEM_INSTRUCTIONS] == result.system_prompt
+    chat = one(spans, "chat scripted")
+    sent = json.loads(chat.attributes[sc.GEN_AI_INPUT_MESSAGES])
+    assert sent[0] == {"role": "system", "content": result.system_prompt}
+    assert sent[-1] == {"role": "user", "content": QUESTION}
+
+
+# -- tracing never breaks a turn -----------------------------------------------------------------
+
+
+class RaisingExporter(SpanExporter):
+    def __init__(self):
+        self.attempts = 0
+
+    def export(self, spans):
+        self.attempts += 1
+        raise OSError("collector unreachable")
+
+    def shutdown(self):
+        pass
+
+
+class RaisingProcessor(SpanProcessor):
+    def __init__(self, *, on_start: bool, on_end: bool):
+        self.fail_start, self.fail_end = on_start, on_end
+
+    def on_start(self, span, parent_context=None):
+        if self.fail_start:
+            raise RuntimeError("processor broke on start")
+
+    def on_end(self, span):
+        if self.fail_end:
+            raise RuntimeError("processor broke on end")
+
+
+async def test_a_span_exporter_that_raises_never_breaks_a_turn(bare_manager):
+    exporter = RaisingExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    result = await pipeline_on(provider, bare_manager, persona="math_teacher").run(QUESTION)
+    assert result.text == "Four."
+    assert exporter.attempts > 0
+
+
+@pytest.mark.parametrize(("on_start", "on_end"), [(True, False), (False, True), (True, True)])
+async def test_a_span_processor_that_raises_never_breaks_a_turn(bare_manager, on_start, on_end):
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(RaisingProcessor(on_start=on_start, on_end=on_end))
+    model = ScriptedModel(default=by_prompt(persona="Four, matey.", neutral="4"))
+    result = await pipeline_on(
+        provider, bare_manager, model, persona="pirate_captain", ensemble="jekyll_hyde"
+    ).run(QUESTION)
+    assert result.text == "Four, matey."
+    assert result.model_calls == 2
+    assert result.errors == []
+
+
+async def test_a_tracer_provider_that_raises_never_breaks_a_turn(bare_manager):
+    class BrokenProvider:
+        def get_tracer(self, *args, **kwargs):
+            raise RuntimeError("no tracer for you")
+
+    pipeline = pipeline_on(BrokenProvider(), bare_manager)
+    assert (await pipeline.run(QUESTION)).text == "Four."
+
+
+async def test_the_users_own_exception_passes_through_tracing_unchanged(
+    memory_tracing, bare_manager
+):
+    provider, _ = memory_tracing
+    cause = ConnectionError("model server down")
+    pipeline = pipeline_on(provider, bare_manager, ScriptedModel(default=cause))
+    with pytest.raises(ModelCallError) as info:
+        await pipeline.run(QUESTION)
+    assert info.value.__cause__ is cause
+
+
+# -- errors on spans -----------------------------------------------------------------------------
+
+
+async def test_a_failed_model_call_marks_its_chat_span_and_the_turn_as_errors(
+    memory_tracing, bare_manager
+):
+    provider, exporter = memory_tracing
+    pipeline = pipeline_on(provider, bare_manager, ScriptedModel(default=ConnectionError("down")))
+    with pytest.raises(ModelCallError):
+        await pipeline.run(QUESTION)
+    spans = finished(exporter)
+    chat = one(spans, "chat scripted")
+    assert chat.status.status_code is StatusCode.ERROR
+    assert chat.attributes[sc.ERROR_TYPE] == "ConnectionError"
+    assert any(e.name == "exception" for e in chat.events)
+    turn = one(spans, TURN)
+    assert turn.status.status_code is StatusCode.ERROR
+    assert turn.attributes[sc.ERROR_TYPE] == "ModelCallError"
+
+
+async def test_a_failed_candidate_marks_only_its_own_chat_span(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+    model = ScriptedModel(default=by_prompt(persona="Four, matey.", neutral=Boom("down")))
+    await pipeline_on(
+        provider, bare_manager, model, persona="pirate_captain", ensemble="jekyll_hyde"
+    ).run(QUESTION)
+    spans = finished(exporter)
+    status = {
+        s.attributes[sc.GEN_AI_AGENT_NAME]: s.status.status_code
+        for s in spans
+        if s.name == "chat scripted"
+    }
+    assert status["neutral_candidate"] is StatusCode.ERROR
+    assert status["persona_candidate"] is not StatusCode.ERROR
+    assert one(spans, TURN).status.status_code is not StatusCode.ERROR
+
+
+async def test_a_plugin_error_marks_its_stage_span_not_the_turn(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+
+    class Broken:
+        @hookimpl
+        def check_response(self):
+            raise Boom("detector crashed")
+
+    with registered(bare_manager, Broken()):
+        result = await pipeline_on(provider, bare_manager, guard="monitor").run(QUESTION)
+    spans = finished(exporter)
+    stage = one(spans, "persona_plugins check_response")
+    assert stage.status.status_code is StatusCode.ERROR
+    assert stage.attributes[sc.ERROR_TYPE] == "Boom"
+    [event] = [e for e in stage.events if e.name == sc.PP_STAGE_ERROR_EVENT]
+    assert event.attributes[sc.ERROR_TYPE] == "Boom"
+    assert one(spans, TURN).status.status_code is not StatusCode.ERROR
+    assert result.text == "Four."
+
+
+async def test_a_blocked_response_marks_the_turn_with_the_violation(memory_tracing, bare_manager):
+    provider, exporter = memory_tracing
+
+    class Blocking:
+        @hookimpl
+        def check_response(self):
+            return [Finding(detector="toxicity", message="rude")]
+
+        @hookimpl
+        def resolve_findings(self):
+            return Resolution(action="block", reason="rude")
+
+    with registered(bare_manager, Blocking()), pytest.raises(GuardrailViolation):
+        await pipeline_on(provider, bare_manager, guard="enforce").run(QUESTION)
+    spans = finished(exporter)
+    turn = one(spans, TURN)
+    assert turn.status.status_code is StatusCode.ERROR
+    assert turn.attributes[sc.ERROR_TYPE] == "GuardrailViolation"
+    assert one(spans, "persona_plugins resolve_findings").attributes[sc.PP_ACTION] == "block"
