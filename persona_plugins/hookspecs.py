@@ -56,7 +56,7 @@ def configure(config: PipelineConfig) -> None:
     """Receive the configuration of a new pipeline (configure, historic).
 
     Called once for every :class:`~persona_plugins.PersonaPipeline` created, and replayed to plugins
-    registered afterwards.
+    registered afterwards (once per pipeline created on that plugin manager so far).
 
     :param config: the pipeline's configuration (read-only).
     """

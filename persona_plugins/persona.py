@@ -153,7 +153,11 @@ def _parse(text: str, suffix: str, source: str) -> Any:
             f"invalid JSON: {exc.msg}", source=source, location=f"line {exc.lineno}"
         ) from None
     except tomllib.TOMLDecodeError as exc:
+        # Python 3.14+ has exc.lineno; earlier versions only write "(at line N, ...)".
         line = getattr(exc, "lineno", None)
+        if line is None:
+            found = re.search(r"at line (\d+)", str(exc))
+            line = int(found.group(1)) if found else None
         raise PersonaError(
             f"invalid TOML: {exc}", source=source, location=f"line {line}" if line else None
         ) from None

@@ -323,6 +323,7 @@ class PersonaPipeline:
             turn_span.set_content(
                 semconv.GEN_AI_OUTPUT_MESSAGES, [{"role": "assistant", "content": result.text}]
             )
+            result.errors = list(errors)  # observers see the turn's recovered failures
             await self._stage(
                 "on_turn_complete",
                 errors,

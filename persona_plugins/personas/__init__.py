@@ -31,7 +31,9 @@ def builtin_personas() -> tuple[Persona, ...]:
     return tuple(personas)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def register_personas(register: RegisterPersona) -> None:
+    # tryfirst: the catalog registers before any plugin, so a plugin's persona of the same name
+    # replaces the built-in one.
     for persona in builtin_personas():
         register(persona)

@@ -146,12 +146,6 @@ def test_a_plugin_persona_name_is_normalised_like_a_builtin_one(plugin_manager):
     assert pipeline.config.persona == extra
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the built-in catalog plugin is registered first, so pluggy calls it last and its "
-    "register() overwrites a plugin's persona of the same name; a plugin cannot replace a "
-    "built-in persona.",
-)
 def test_a_plugin_persona_replaces_a_builtin_persona_of_the_same_name(plugin_manager):
     own = Persona(name="math_teacher", description="my own kind of math teacher")
     with registered(plugin_manager, FixedPersona(own)):

@@ -263,11 +263,6 @@ async def test_observers_receive_the_result_the_caller_gets(bare_manager):
     assert recorder.results == [result]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pipeline.run sets result.errors only after on_turn_complete, so observers "
-    "(metrics, audit logging) never see the errors of the turn they observe.",
-)
 async def test_observers_see_the_errors_of_the_turn(bare_manager):
     class Broken:
         @hookimpl
