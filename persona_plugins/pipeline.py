@@ -644,12 +644,43 @@ class PersonaPipeline:
             return plan, draft, reviews
         chosen = [available[name] for name in plan.refiners if name in available]
 
+        span.set_many(
+            {
+                "persona_plugins.refine.plan": list(plan.refiners),
+                "persona_plugins.refine.plan_source": plan.source,
+                "persona_plugins.refine.parallel": plan.parallel,
+            }
+        )
+
         async def one(refiner: Refiner, current: str, round_no: int) -> Review:
-            agent_model = model.as_agent(f"{refiner.name}_reviewer")
-            try:
-                review = await refiner.review(msgs, current, persona, agent_model)
-            except Exception as exc:
-                review = Review(refiner=refiner.name, error=f"{type(exc).__name__}: {exc}")
+            agent = f"{refiner.name}_reviewer"
+            attributes = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+                semconv.GEN_AI_AGENT_NAME: agent,
+                semconv.GEN_AI_AGENT_DESCRIPTION: getattr(refiner, "description", None),
+                "persona_plugins.refine.round": round_no,
+            }
+            with self.telemetry.span(f"{semconv.OP_INVOKE_AGENT} {agent}", attributes) as rspan:
+                try:
+                    call = refiner.review(msgs, current, persona, model.as_agent(agent))
+                    if config.timeout_s is not None:
+                        review = await asyncio.wait_for(call, timeout=config.timeout_s)
+                    else:
+                        review = await call
+                except Exception as exc:  # the draft stays; the review says why
+                    timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+                    detail = str(exc) or ("timed out" if timed_out else repr(exc))
+                    review = Review(refiner=refiner.name, error=f"{type(exc).__name__}: {detail}")
+                    rspan.error(exc)
+                rspan.set_many(
+                    {
+                        semconv.GEN_AI_EVALUATION_NAME: refiner.name,
+                        semconv.GEN_AI_EVALUATION_SCORE_LABEL: (
+                            "error" if review.error else "revise" if review.needs_change else "ok"
+                        ),
+                        semconv.GEN_AI_EVALUATION_EXPLANATION: review.feedback or review.error,
+                    }
+                )
             return review.model_copy(update={"round": round_no, "refiner": refiner.name})
 
         for round_no in range(1, config.max_rounds + 1):

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "persona_plugins.collaboration",
     "persona_plugins.answers",
     "persona_plugins.judging",
+    "persona_plugins.refinement",
 )
 
 _shared: pluggy.PluginManager | None = None

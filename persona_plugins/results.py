@@ -131,8 +131,11 @@ class Refiner(Protocol):
     ``needs_change`` is true its ``revision`` replaces the draft.
     """
 
-    name: str
-    description: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
 
     def review(
         self,

@@ -135,9 +135,7 @@ DATASETS: dict[str, Callable[[Path], list[Question]]] = {
     "svamp": _svamp,
     "aqua": _aqua,
     "strategyqa": lambda f: _bigbench_yes_no(f, "strategyqa.json", "strategyqa"),
-    "date_understanding": lambda f: _bigbench_choice(
-        f, "bigbench_date_understanding.json", "date"
-    ),
+    "date_understanding": lambda f: _bigbench_choice(f, "bigbench_date_understanding.json", "date"),
     "shuffled_objects": lambda f: _bigbench_choice(
         f, "bigbench_tracking_shuffled_objects.json", "objects"
     ),

@@ -157,9 +157,8 @@ def markdown_table(dataset: str, summary: dict[str, Any], model_label: str) -> s
         ]
     spp = summary["systems"].get("spp")
     if spp:
-        lines.append(
-            f"SPP: final-answer marker missing on {100 * spp['marker_missing_share']:.0f}% of replies."
-        )
+        missing = 100 * spp["marker_missing_share"]
+        lines.append(f"SPP: final-answer marker missing on {missing:.0f}% of replies.")
     return "\n".join(lines)
 
 
@@ -176,19 +175,13 @@ async def run_jekyll_hyde_eval(
     model_label: str = "",
 ) -> dict[str, Any]:
     """Run (or resume) the comparison and write ``<dataset>.jsonl``, ``.json`` and ``.md``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     records_path = out_dir / f"jekyll_hyde_{dataset}.jsonl"
-    done: dict[str, dict[str, Any]] = {}
-    if records_path.exists():
-        for line in records_path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                record = json.loads(line)
-                done[record["id"]] = record
+    done = load_records(records_path)
     pipelines = _build(model, persona, fallback_persona, settings or {})
     todo = [q for q in questions if q.id not in done]
     progress = Progress(len(questions), f"jekyll-hyde {dataset}")
     progress.done = len(questions) - len(todo)
-    with records_path.open("a", encoding="utf-8") as sink:
+    with open(records_path, "a", encoding="utf-8") as sink:  # noqa: ASYNC230 - one line per question
         for question in todo:
             record = await _one(question, pipelines, systems)
             sink.write(json.dumps(record) + "\n")
@@ -199,8 +192,24 @@ async def run_jekyll_hyde_eval(
     records = [done[q.id] for q in questions if q.id in done]
     summary = summarize(records)
     summary.update(dataset=dataset, model=model_label, persona=persona)
-    (out_dir / f"jekyll_hyde_{dataset}.json").write_text(json.dumps(summary, indent=2))
-    table = markdown_table(dataset, summary, model_label)
-    (out_dir / f"jekyll_hyde_{dataset}.md").write_text(table + "\n")
-    summary["markdown"] = table
+    summary["markdown"] = markdown_table(dataset, summary, model_label)
+    write_summary(out_dir / f"jekyll_hyde_{dataset}", summary)
     return summary
+
+
+def load_records(path: Path) -> dict[str, dict[str, Any]]:
+    """Results already written by an earlier (possibly interrupted) run, by question id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                done[record["id"]] = record
+    return done
+
+
+def write_summary(stem: Path, summary: dict[str, Any]) -> None:
+    data = {k: v for k, v in summary.items() if k != "markdown"}
+    stem.with_suffix(".json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    stem.with_suffix(".md").write_text(summary["markdown"] + "\n", encoding="utf-8")

@@ -153,7 +153,11 @@ async def test_each_reviewer_is_its_own_agent_in_traces(memory_tracing, bare_man
         )
     spans = finished(exporter)
     refine = one(spans, "persona_plugins refine")
-    [review_chat] = [s for s in children(spans, refine) if s.name == "chat scripted"]
+    # each review is an agent invocation of its own, with the model call nested inside it
+    [agent] = [s for s in children(spans, refine) if s.name == "invoke_agent checker_reviewer"]
+    assert agent.attributes[sc.GEN_AI_OPERATION_NAME] == "invoke_agent"
+    assert agent.attributes[sc.GEN_AI_AGENT_NAME] == "checker_reviewer"
+    [review_chat] = [s for s in children(spans, agent) if s.name == "chat scripted"]
     assert review_chat.attributes[sc.GEN_AI_AGENT_NAME] == "checker_reviewer"
 
 

@@ -78,7 +78,9 @@ async def test_a_persona_pipeline_runs_over_the_server(llama_server):
 @pytest.mark.server
 async def test_a_jekyll_hyde_pipeline_runs_over_the_server(llama_server):
     model = OpenAICompatibleChatModel(llama_server, model="smollm2", generation={"max_tokens": 32})
-    pipeline = PersonaPipeline(model, persona="pirate_captain", ensemble="jekyll_hyde")
+    pipeline = PersonaPipeline(
+        model, persona="pirate_captain", ensemble="jekyll_hyde", judge={"retries": 0}
+    )
 
     result = await pipeline.run("Name one sea creature.")
 

@@ -105,7 +105,9 @@ async def test_the_memory_exporter_receives_the_turn_with_its_stages_and_model_c
 async def test_a_jekyll_hyde_turn_traces_each_candidate_as_its_own_agent(embedded_model):
     provider = configure_tracing("memory")
     try:
-        await pipeline_on(embedded_model, provider, ensemble="jekyll_hyde").run("Hello!")
+        await pipeline_on(
+            embedded_model, provider, ensemble="jekyll_hyde", judge={"retries": 0}
+        ).run("Hello!")
         spans = provider.memory_exporter.get_finished_spans()
     finally:
         provider.shutdown()

@@ -127,7 +127,10 @@ async def test_a_streaming_agent_emits_chunk_events_that_add_up_to_its_answer(
     bounded_model, ensemble
 ):
     inner = RecordingModelClient(bounded_model)
-    client = PersonaChatCompletionClient(inner, persona="pirate_captain", ensemble=ensemble)
+    # One judge attempt at most (no re-asks) keeps the test quick on the embedded model.
+    client = PersonaChatCompletionClient(
+        inner, persona="pirate_captain", ensemble=ensemble, judge={"retries": 0}
+    )
     agent = AssistantAgent("captain", model_client=client, model_client_stream=True)
 
     events = [event async for event in agent.run_stream(task="Name one sea creature.")]

@@ -114,7 +114,9 @@ async def test_a_streaming_agent_streams_the_servers_chunks_through(llama_server
 @pytest.mark.server
 async def test_a_jekyll_hyde_turn_reports_the_usage_the_inner_client_counted(llama_server):
     inner = openai_client(llama_server)
-    client = PersonaChatCompletionClient(inner, persona="pirate_captain", ensemble="jekyll_hyde")
+    client = PersonaChatCompletionClient(
+        inner, persona="pirate_captain", ensemble="jekyll_hyde", judge={"retries": 0}
+    )
 
     result = await client.create([UserMessage(content="Name one sea creature.", source="user")])
 
