@@ -91,7 +91,10 @@ async def test_a_plugin_extractor_is_used_when_configured(plugin_manager):
 
     plugin_manager.register(Colour())  # the fixture's manager is fresh for each test
     result = await PersonaPipeline(
-        Model(), plugin_manager=plugin_manager, persona="chef", ensemble="jekyll_hyde",
+        Model(),
+        plugin_manager=plugin_manager,
+        persona="chef",
+        ensemble="jekyll_hyde",
         answer_format="colour",
     ).run("What colour is a ripe tomato?")
     assert result.model_calls == 2, "the candidates agree on 'red': no judge call"

@@ -42,7 +42,9 @@ async def test_jekyll_hyde_on_the_embedded_model_is_traced_with_verdicts(
 
 async def test_generated_persona_and_spp_on_the_embedded_model(embedded_model):
     generated = await PersonaPipeline(
-        embedded_model, persona_mode="generated", persona="historian",
+        embedded_model,
+        persona_mode="generated",
+        persona="historian",
         model_settings={"max_tokens": 48},
     ).run("Why did the Roman Empire build roads?")
     assert generated.persona is not None

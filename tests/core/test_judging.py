@@ -48,7 +48,10 @@ class ScriptedModel:
 
 def pipeline(model, plugin_manager, **config):
     return PersonaPipeline(
-        model, plugin_manager=plugin_manager, persona="math_teacher", ensemble="jekyll_hyde",
+        model,
+        plugin_manager=plugin_manager,
+        persona="math_teacher",
+        ensemble="jekyll_hyde",
         **config,
     )
 
@@ -93,9 +96,9 @@ async def test_a_judge_that_always_picks_the_first_position_triggers_the_fallbac
 
 async def test_the_fallback_rule_is_configurable(plugin_manager):
     model = ScriptedModel("The answer is 41.", "The answer is 42.", judge=lambda a, b: "Verdict: 2")
-    result = await pipeline(
-        model, plugin_manager, judge={"retries": 0, "fallback": "persona"}
-    ).run("What is 6 * 7?")
+    result = await pipeline(model, plugin_manager, judge={"retries": 0, "fallback": "persona"}).run(
+        "What is 6 * 7?"
+    )
     assert result.judgement.fallback and result.chosen == "persona"
     assert result.model_calls == 4
 
@@ -158,8 +161,9 @@ async def test_certainty_below_the_threshold_does_not_count(plugin_manager):
     model = ScriptedModel(
         "The answer is 41.",
         "The answer is 42.",
-        judge=lambda first, second: ("Verdict: 1" if "42" in first else "Verdict: 2")
-        + "\nCertainty: 30",
+        judge=lambda first, second: (
+            ("Verdict: 1" if "42" in first else "Verdict: 2") + "\nCertainty: 30"
+        ),
     )
     config = {"judge": {"certainty": True, "min_certainty": 60, "retries": 0}}
     result = await pipeline(model, plugin_manager, **config).run("What is 6 * 7?")
@@ -180,8 +184,11 @@ async def test_both_judge_orders_run_concurrently(plugin_manager):
             in_flight -= 1
             return await super().complete(messages, **settings)
 
-    model = Slow("The answer is 41.", "The answer is 42.",
-                 judge=lambda a, b: "Verdict: 1" if "42" in a else "Verdict: 2")
+    model = Slow(
+        "The answer is 41.",
+        "The answer is 42.",
+        judge=lambda a, b: "Verdict: 1" if "42" in a else "Verdict: 2",
+    )
     await pipeline(model, plugin_manager).run("What is 6 * 7?")
     assert peak == 2, "candidates, then the two judge orders, each run two at a time"
 
