@@ -92,6 +92,14 @@ async def _resolve(value: T | Awaitable[T]) -> T:
     return value
 
 
+async def _gather(items: Sequence[Any]) -> list[Any]:
+    """Await every awaitable among ``items`` concurrently; a single one is awaited directly
+    (no task is created, which matters on the hot path)."""
+    if len(items) == 1:
+        return [await _resolve(items[0])]
+    return list(await asyncio.gather(*(_resolve(item) for item in items)))
+
+
 def _flatten(results: Iterable[Any]) -> list[Any]:
     flat: list[Any] = []
     for item in results:
@@ -303,7 +311,8 @@ class PersonaPipeline:
         }
         with self.telemetry.span(semconv.SPAN_TURN, turn_attributes) as turn_span:
             turn_span.set_content(
-                semconv.GEN_AI_INPUT_MESSAGES, [m.model_dump(exclude_none=True) for m in msgs]
+                semconv.GEN_AI_INPUT_MESSAGES,
+                lambda: [m.model_dump(exclude_none=True) for m in msgs],
             )
             result = await self._turn(msgs, turn_model, settings, errors)
             result.duration_s = time.perf_counter() - started
@@ -402,7 +411,7 @@ class PersonaPipeline:
 
         injected = await self._stage("inject_persona", errors, inject)
         system_prompt, prompt = injected if injected else (None, msgs)
-        return PreparedPrompt(
+        return PreparedPrompt.model_construct(
             persona=persona,
             persona_source=choice.source,
             persona_note=choice.note,
@@ -433,7 +442,7 @@ class PersonaPipeline:
                     settings=dict(settings),
                 )
             )
-            found = [c for c in await asyncio.gather(*(_resolve(p) for p in produced)) if c]
+            found = [c for c in await _gather(produced) if c]
             span.set(semconv.PP_CANDIDATE_COUNT, len(found))
             return found
 
@@ -554,7 +563,7 @@ class PersonaPipeline:
                 produced = hook.check_response(
                     messages=msgs, response=text, persona=persona, config=config, model=model
                 )
-                found = _flatten(await asyncio.gather(*(_resolve(p) for p in produced)))
+                found = _flatten(await _gather(produced))
                 for finding in found:
                     span.event(
                         semconv.GEN_AI_EVALUATION_RESULT_EVENT,

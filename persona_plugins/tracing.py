@@ -51,16 +51,17 @@ def _clean(attributes: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
 class SafeSpan:
     """A span whose methods never raise."""
 
-    def __init__(self, span: Span, capture_content: bool):
+    def __init__(self, span: Span, capture_content: bool, recording: bool = True):
         self._span = span
         self.capture_content = capture_content
+        self.recording = recording
 
     @property
     def span(self) -> Span:
         return self._span
 
     def set(self, key: str, value: Any) -> None:
-        if value is None:
+        if value is None or not self.recording:
             return
         try:
             self._span.set_attributes(_clean({key: value}))
@@ -68,15 +69,23 @@ class SafeSpan:
             _log.debug("could not set span attribute %s", key, exc_info=True)
 
     def set_many(self, attributes: Mapping[str, Any]) -> None:
+        if not self.recording:
+            return
         try:
             self._span.set_attributes(_clean(attributes))
         except Exception:
             _log.debug("could not set span attributes", exc_info=True)
 
     def set_content(self, key: str, value: Any) -> None:
-        """Record message or persona text, only when content capture is on."""
+        """Record message or persona text, only when content capture is on.
+
+        ``value`` may be a zero-argument callable, called only when the text is recorded, so that
+        building it costs nothing when capture is off.
+        """
         if not self.capture_content or value is None:
             return
+        if callable(value):
+            value = value()
         if not isinstance(value, str):
             try:
                 value = json.dumps(value, ensure_ascii=False, default=str)
@@ -85,12 +94,16 @@ class SafeSpan:
         self.set(key, value)
 
     def event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        if not self.recording:
+            return
         try:
             self._span.add_event(name, _clean(attributes))
         except Exception:
             _log.debug("could not add span event %s", name, exc_info=True)
 
     def error(self, exc: BaseException) -> None:
+        if not self.recording:
+            return
         try:
             self._span.record_exception(exc)
             self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:300]))
@@ -121,18 +134,27 @@ class Telemetry:
         attributes: Mapping[str, Any] | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
     ) -> Iterator[SafeSpan]:
-        """Open a span, make it current, end it; record (and re-raise) exceptions unchanged."""
+        """Open a span, make it current, end it; record (and re-raise) exceptions unchanged.
+
+        With no SDK installed (or a sampler that drops the span) the span does not record: then
+        nothing is converted or attached, so tracing that is off costs next to nothing, and a
+        non-recording span never hides the caller's own current span from other instrumentation.
+        """
         try:
-            span: Span = self._tracer.start_span(name, kind=kind, attributes=_clean(attributes))
+            span: Span = self._tracer.start_span(name, kind=kind)
+            recording = span.is_recording()
         except Exception:
             _log.debug("could not start span %s", name, exc_info=True)
-            span = trace.INVALID_SPAN
+            span, recording = trace.INVALID_SPAN, False
         token = None
-        try:
-            token = otel_context.attach(trace.set_span_in_context(span))
-        except Exception:
-            _log.debug("could not attach span context", exc_info=True)
-        safe = SafeSpan(span, self.capture_content)
+        if recording:
+            try:
+                if attributes:
+                    span.set_attributes(_clean(attributes))
+                token = otel_context.attach(trace.set_span_in_context(span))
+            except Exception:
+                _log.debug("could not attach span context", exc_info=True)
+        safe = SafeSpan(span, self.capture_content and recording, recording)
         try:
             yield safe
         except BaseException as exc:

@@ -93,7 +93,7 @@ class TurnModel:
         with self._telemetry.span(f"chat {self.model_name}", attributes) as span:
             span.set_content(
                 semconv.GEN_AI_INPUT_MESSAGES,
-                [m.model_dump(exclude_none=True) for m in messages],
+                lambda: [m.model_dump(exclude_none=True) for m in messages],
             )
             call = self.inner.complete(list(messages), **merged)
             if self._timeout_s is not None:
@@ -106,6 +106,8 @@ class TurnModel:
                     f"{type(completion).__name__}, expected persona_plugins.Completion"
                 )
             self._tally.usage = self._tally.usage + completion.usage
+            if not span.recording:
+                return completion
             span.set_many(
                 {
                     semconv.GEN_AI_RESPONSE_MODEL: completion.model,

@@ -20,14 +20,20 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from opentelemetry.trace import TracerProvider
 from persona_plugins.adapters.autogen._messages import to_core_messages
-from persona_plugins.adapters.autogen._model import AutoGenChatModel, finish_reason
+from persona_plugins.adapters.autogen._model import (
+    AutoGenChatModel,
+    client_model_name,
+    finish_reason,
+)
 from pydantic import BaseModel, Field
 from typing_extensions import Self
 
+from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ModelCallError
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import TurnResult
+from persona_plugins.tracing import SafeSpan
 
 _CHUNK = re.compile(r"\S+\s*|\s+")
 
@@ -111,6 +117,7 @@ class PersonaChatCompletionClient(
             tracer_provider=tracer_provider,
             **overrides,
         )
+        self._model_name = client_model_name(inner)
         self.last_result: TurnResult | None = None
         self.model_calls = 0
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
@@ -134,18 +141,22 @@ class PersonaChatCompletionClient(
             originals=translation.originals,
             cancellation_token=cancellation_token,
             extra_create_args=extra_create_args,
+            model_name=self._model_name,
         )
         if tools or json_output or not translation.text_only:
             prepared = await self.pipeline.prepare(translation.messages, model=view)
-            result = await self.inner.create(
-                translation.back(prepared.prompt),
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
-            )
-            self._add(result.usage, calls=1)
+            with self._direct_span(streaming=False) as span:
+                call = self.inner.create(
+                    translation.back(prepared.prompt),
+                    tools=tools,
+                    tool_choice=tool_choice,
+                    json_output=json_output,
+                    extra_create_args=self._direct_args(extra_create_args),
+                    cancellation_token=cancellation_token,
+                )
+                timeout = self.pipeline.config.timeout_s
+                result = await (asyncio.wait_for(call, timeout) if timeout else call)
+                self._record_direct(span, result)
             return result
         turn = await self._run(translation.messages, view)
         usage = RequestUsage(
@@ -183,21 +194,30 @@ class PersonaChatCompletionClient(
                 originals=translation.originals,
                 cancellation_token=cancellation_token,
                 extra_create_args=extra_create_args,
+                model_name=self._model_name,
             )
             direct = tools or json_output or not translation.text_only or self.pipeline.can_stream
             if direct:
                 prepared = await self.pipeline.prepare(translation.messages, model=view)
-                async for chunk in self.inner.create_stream(
+                chunks = self.inner.create_stream(
                     translation.back(prepared.prompt),
                     tools=tools,
                     tool_choice=tool_choice,
                     json_output=json_output,
-                    extra_create_args=extra_create_args,
+                    extra_create_args=self._direct_args(extra_create_args),
                     cancellation_token=cancellation_token,
-                ):
-                    if isinstance(chunk, CreateResult):
-                        self._add(chunk.usage, calls=1)
-                    yield chunk
+                )
+                timeout = self.pipeline.config.timeout_s
+                with self._direct_span(streaming=True) as span:
+                    while True:
+                        try:
+                            step = chunks.__anext__()
+                            chunk = await (asyncio.wait_for(step, timeout) if timeout else step)
+                        except StopAsyncIteration:
+                            break
+                        if isinstance(chunk, CreateResult):
+                            self._record_direct(span, chunk)
+                        yield chunk
                 return
             turn = await self._run(translation.messages, view)
             for piece in _CHUNK.findall(turn.text):
@@ -231,6 +251,34 @@ class PersonaChatCompletionClient(
             calls=turn.model_calls,
         )
         return turn
+
+    def _direct_args(self, extra_create_args: Mapping[str, Any]) -> dict[str, Any]:
+        # The same precedence as pipeline turns: the config's model_settings over the caller's.
+        return {**extra_create_args, **self.pipeline.config.model_settings}
+
+    def _direct_span(self, *, streaming: bool) -> Any:
+        """A ``chat`` span for a call passed straight to the inner client."""
+        name = self._model_name
+        return self.pipeline.telemetry.span(
+            f"chat {name}",
+            {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                semconv.GEN_AI_REQUEST_MODEL: name,
+                semconv.GEN_AI_PROVIDER_NAME: "autogen",
+                "persona_plugins.direct": True,
+                "persona_plugins.streaming": streaming,
+            },
+        )
+
+    def _record_direct(self, span: SafeSpan, result: CreateResult) -> None:
+        self._add(result.usage, calls=1)
+        span.set_many(
+            {
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: result.usage.prompt_tokens,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.usage.completion_tokens,
+                semconv.GEN_AI_RESPONSE_FINISH_REASONS: [result.finish_reason],
+            }
+        )
 
     def _add(self, usage: RequestUsage, *, calls: int) -> None:
         self.model_calls += calls

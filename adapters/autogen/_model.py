@@ -79,9 +79,10 @@ class AutoGenChatModel:
         originals: dict[int, LLMMessage] | None = None,
         cancellation_token: CancellationToken | None = None,
         extra_create_args: Mapping[str, Any] | None = None,
+        model_name: str | None = None,
     ):
         self.client = client
-        self.model_name = client_model_name(client)
+        self.model_name = model_name or client_model_name(client)
         self._originals = originals or {}
         self._token = cancellation_token
         self._extra = dict(extra_create_args or {})
@@ -109,9 +110,10 @@ class AutoGenChatModel:
             if isinstance(result.content, str)
             else function_calls_text(result.content)
         )
-        return Completion(
+        # Built without re-validation: AutoGen has already validated the result.
+        return Completion.model_construct(
             text=text,
-            usage=Usage(
+            usage=Usage.model_construct(
                 input_tokens=result.usage.prompt_tokens,
                 output_tokens=result.usage.completion_tokens,
             ),
@@ -314,7 +316,13 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         if isinstance(model, OpenAICompatibleChatModel):
             return ChatModelCompletionClientConfig(
                 kind="openai_compatible",
-                options={"base_url": model.base_url, "model": model.model_name},
+                # The API key is never serialized: it is read from the environment on load.
+                options={
+                    "base_url": model.base_url,
+                    "model": model.model_name,
+                    "timeout_s": model.timeout_s,
+                    "generation": model.generation,
+                },
                 model_info=dict(self._model_info),
             )
         raise TypeError(
