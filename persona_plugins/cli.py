@@ -286,6 +286,38 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_refine(args: argparse.Namespace) -> int:
+    from persona_plugins.evaluation.refine import load_persona_questions, run_refine_eval
+
+    items = load_persona_questions(args.data_dir, limit=args.limit)
+    provider = _tracer_provider(args)
+    model = _build_model(args)
+    label = (
+        f"{args.model or 'default'} at {args.base_url}"
+        if args.base_url
+        else (args.model_path or "embedded SmolLM2-135M-Instruct")
+    )
+    try:
+        summary = asyncio.run(
+            run_refine_eval(
+                items,
+                model,
+                out_dir=Path(args.out),
+                strategies=args.strategies.split(","),
+                max_rounds=args.max_rounds,
+                model_label=label,
+            )
+        )
+    finally:
+        _shutdown(provider)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
+    else:
+        print(summary["markdown"])
+        print(f"\nwritten to {args.out}/refine.{{jsonl,json,md}}")
+    return 0
+
+
 # -- personas and plugins ------------------------------------------------------------------------
 
 
@@ -420,6 +452,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(jh)
     _add_trace_options(jh)
     jh.set_defaults(func=_cmd_eval)
+
+    rf = esub.add_parser(
+        "refine", help="no refinement, sequential, parallel and adaptive on PersonaGym questions"
+    )
+    rf.add_argument("--limit", type=int, default=20, help="persona questions (default 20)")
+    rf.add_argument(
+        "--strategies",
+        default="none,sequential,parallel,adaptive",
+        help="comma-separated subset of none,sequential,parallel,adaptive",
+    )
+    rf.add_argument("--max-rounds", type=int, default=1)
+    rf.add_argument("--data-dir", help="the shared data folder (default ../shared/data)")
+    rf.add_argument("--out", default="eval-results", help="output folder (default %(default)s)")
+    rf.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_model_options(rf)
+    _add_trace_options(rf)
+    rf.set_defaults(func=_cmd_eval_refine)
 
     personas = sub.add_parser("personas", help="list, show or validate personas")
     psub = personas.add_subparsers(dest="personas_command", required=True, metavar="ACTION")

@@ -269,6 +269,60 @@ class PersonaPipeline:
         """Run one turn from synchronous code (not from inside a running event loop)."""
         return asyncio.run(self.run(messages, **settings))
 
+    async def refine(
+        self,
+        messages: MessagesInput,
+        draft: str,
+        *,
+        persona: Persona | str | None = None,
+        model: ChatModel | None = None,
+    ) -> TurnResult:
+        """Run only the refine stage on a reply you already have.
+
+        :param messages: the conversation the draft answers.
+        :param draft: the reply to refine.
+        :param persona: the persona the reply should fit (default: the configured one).
+        :param model: the model the reviewers use (default: the pipeline's).
+        :return: a :class:`TurnResult` with the refined ``text``, the ``refinement_plan``, every
+            review, and the calls and tokens the refinement cost. With ``refine="off"`` the draft
+            comes back unchanged.
+        """
+        msgs = normalize_messages(messages)
+        if not isinstance(draft, str) or not draft.strip():
+            raise MessageError("draft must be the non-empty text of the reply to refine")
+        chosen = resolve_persona(persona, self.personas) if persona is not None else None
+        if persona is None and isinstance(self.config.persona, Persona):
+            chosen = self.config.persona
+        started = time.perf_counter()
+        turn_model = self._turn_model(model)
+        errors: list[StageError] = []
+        text, plan, reviews = draft, None, []
+        attributes = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW,
+            semconv.PP_REFINE: self.config.refine,
+        }
+        with self.telemetry.span("invoke_workflow persona_refine", attributes):
+            if self.config.refine != "off" and self.refiners:
+
+                async def body(span: SafeSpan) -> tuple[RefinementPlan | None, str, list[Review]]:
+                    return await self._refine(msgs, draft, chosen, turn_model, span)
+
+                refined = await self._stage("refine", errors, body)
+                if refined is not None:
+                    plan, text, reviews = refined
+        return TurnResult(
+            text=text,
+            persona=chosen,
+            persona_source="config" if chosen is not None else "none",
+            prompt=msgs,
+            refinement_plan=plan,
+            reviews=reviews,
+            usage=turn_model.usage,
+            model_calls=turn_model.calls,
+            errors=errors,
+            duration_s=time.perf_counter() - started,
+        )
+
     async def prepare(
         self, messages: MessagesInput, *, model: ChatModel | None = None
     ) -> PreparedPrompt:

@@ -375,12 +375,6 @@ async def test_extra_create_args_and_the_pipelines_model_settings_reach_the_inne
         assert call["extra_create_args"] == {"temperature": 0.2, "max_tokens": 48}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: the direct path (streaming persona-only turns, tool and JSON turns) "
-    "calls the inner client with the caller's extra_create_args only, dropping "
-    "PipelineConfig.model_settings (adapters/autogen/_client.py create/create_stream)",
-)
 @pytest.mark.parametrize("path", ["stream", "tools", "json"])
 async def test_model_settings_bound_every_inner_call_including_direct_ones(path):
     inner = RecordingClient(model_info=WITH_TOOLS_AND_VISION)
@@ -466,12 +460,6 @@ async def test_a_stalled_inner_client_times_out_under_timeout_s(ensemble):
     assert model.calls >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: the direct path (persona-only streaming, tool and JSON turns) calls the "
-    "inner client without PipelineConfig.timeout_s, so a stalled client hangs the agent "
-    "(adapters/autogen/_client.py create/create_stream)",
-)
 async def test_a_stalled_inner_stream_times_out_under_timeout_s():
     model = StallingModel()
     client = PersonaChatCompletionClient(
@@ -534,12 +522,6 @@ async def test_a_turn_through_the_client_is_traced_on_the_given_provider(memory_
     assert chat.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: on the direct path (persona-only streaming, tool and JSON turns) only a "
-    "'persona_plugins prepare' span is recorded; the inner model call gets no chat span and "
-    "its usage never reaches the trace (adapters/autogen/_client.py)",
-)
 async def test_a_streamed_turn_traces_its_model_call_with_usage(memory_tracing):
     provider, exporter = memory_tracing
     inner = RecordingClient(usage=RequestUsage(prompt_tokens=12, completion_tokens=5))
@@ -634,12 +616,6 @@ async def test_a_loaded_embedded_client_answers():
     assert 0 < result.usage.completion_tokens <= 16
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: ChatModelCompletionClient._to_config drops an OpenAI-compatible "
-    "model's generation settings and timeout (adapters/autogen/_model.py), so a loaded "
-    "client is no longer bounded",
-)
 def test_a_client_around_an_openai_compatible_model_round_trips_its_generation_settings():
     model = OpenAICompatibleChatModel(
         "http://127.0.0.1:8000/v1", model="smollm2", timeout_s=5, generation={"max_tokens": 48}
