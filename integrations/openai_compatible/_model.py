@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -70,39 +72,73 @@ class OpenAICompatibleChatModel:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                data = json.loads(response.read().decode("utf-8"))
+                raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:300]
             raise ModelCallError(
                 f"{url} answered HTTP {exc.code}: {detail}", messages=messages
             ) from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except TimeoutError as exc:
             raise ModelCallError(
-                f"cannot reach the model server at {self.base_url} ({reason}); is it running?",
+                f"the model server at {self.base_url} did not answer within {self.timeout_s} s",
                 messages=messages,
             ) from exc
-        except json.JSONDecodeError as exc:
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+                raise ModelCallError(
+                    f"the model server at {self.base_url} did not answer within {self.timeout_s} s",
+                    messages=messages,
+                ) from exc
             raise ModelCallError(
-                f"{url} did not answer with JSON ({exc})", messages=messages
+                f"cannot reach the model server at {self.base_url} ({exc.reason}); is it running?",
+                messages=messages,
+            ) from exc
+        except (ConnectionError, http.client.HTTPException) as exc:
+            raise ModelCallError(
+                f"the model server at {self.base_url} broke off the answer "
+                f"({type(exc).__name__}: {exc})",
+                messages=messages,
+            ) from exc
+        return self._parse(url, raw, messages)
+
+    def _parse(self, url: str, raw: bytes, messages: Sequence[Message]) -> Completion:
+        """Turn the response body into a Completion; any malformation is a ModelCallError."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelCallError(
+                f"{url} did not answer with JSON text ({exc})", messages=messages
             ) from exc
         try:
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError) as exc:
             raise ModelCallError(
                 f"{url} answered without choices[0].message: {str(data)[:200]}", messages=messages
             ) from exc
-        usage = data.get("usage") or {}
-        return Completion(
-            text=text.strip(),
-            usage=Usage(
-                input_tokens=int(usage.get("prompt_tokens") or 0),
-                output_tokens=int(usage.get("completion_tokens") or 0),
-            ),
-            finish_reason=choice.get("finish_reason"),
-            model=data.get("model") or self.model_name,
-        )
+        try:
+            text = message.get("content")
+            if text is None:
+                text = ""
+            if not isinstance(text, str):
+                raise TypeError(f"message.content is a {type(text).__name__}, not text")
+            usage = data.get("usage") or {}
+            reason = choice.get("finish_reason")
+            return Completion(
+                text=text.strip(),
+                usage=Usage(
+                    input_tokens=int(usage.get("prompt_tokens") or 0),
+                    output_tokens=int(usage.get("completion_tokens") or 0),
+                ),
+                finish_reason=reason if isinstance(reason, str) else None,
+                model=data.get("model") if isinstance(data.get("model"), str) else self.model_name,
+            )
+        except (TypeError, AttributeError, ValueError) as exc:
+            raise ModelCallError(
+                f"{url} answered in an unexpected shape ({type(exc).__name__}: {exc}): "
+                f"{raw[:200]!r}",
+                messages=messages,
+            ) from exc
 
     async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
         return await asyncio.to_thread(self.complete_blocking, list(messages), **settings)

@@ -15,8 +15,9 @@ Example::
 
 from persona_plugins.integrations.opentelemetry._setup import (
     SpanTreeExporter,
+    SpanTreeProcessor,
     configure_tracing,
     format_span_tree,
 )
 
-__all__ = ["SpanTreeExporter", "configure_tracing", "format_span_tree"]
+__all__ = ["SpanTreeExporter", "SpanTreeProcessor", "configure_tracing", "format_span_tree"]

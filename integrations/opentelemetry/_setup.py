@@ -11,7 +11,7 @@ from persona_plugins.errors import MissingExtraError
 try:
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         SimpleSpanProcessor,
@@ -72,12 +72,30 @@ def format_span_tree(spans: Sequence[ReadableSpan]) -> str:
 
 
 class SpanTreeExporter(SpanExporter):
-    """Prints each finished trace as a readable tree when its root span ends."""
+    """Prints each finished trace as a readable tree when its root span ends.
+
+    On its own it treats a span without a parent as the root. Under :class:`SpanTreeProcessor`
+    (what ``configure_tracing("console")`` installs) it also knows which spans started on this
+    provider, so a turn running inside an application's own span (a web request, or an agent
+    span recorded by another provider) prints as soon as its local root ends.
+    """
 
     def __init__(self, stream: IO[str] | None = None):
         self._stream = stream
         self._pending: dict[int, list[ReadableSpan]] = defaultdict(list)
+        self._started: set[int] | None = None
         self._lock = threading.Lock()
+
+    def track_start(self, span_id: int) -> None:
+        with self._lock:
+            if self._started is None:
+                self._started = set()
+            self._started.add(span_id)
+
+    def _is_local_root(self, span: ReadableSpan) -> bool:
+        if span.parent is None:
+            return True
+        return self._started is not None and span.parent.span_id not in self._started
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -85,13 +103,20 @@ class SpanTreeExporter(SpanExporter):
                 if span.context is None:
                     continue
                 with self._lock:
-                    self._pending[span.context.trace_id].append(span)
-                    if span.parent is None:
-                        trace_spans = self._pending.pop(span.context.trace_id)
-                    else:
+                    trace_id = span.context.trace_id
+                    self._pending[trace_id].append(span)
+                    if not self._is_local_root(span):
                         continue
+                    tree = _descendants(self._pending.pop(trace_id), span.context.span_id)
+                    rest = [s for s in self._pending.get(trace_id, []) if s not in tree]
+                    if rest:
+                        self._pending[trace_id] = rest
+                    if self._started is not None:
+                        self._started.difference_update(
+                            s.context.span_id for s in tree if s.context is not None
+                        )
                 stream = self._stream or sys.stderr
-                stream.write(format_span_tree(trace_spans) + "\n")
+                stream.write(format_span_tree(tree) + "\n")
                 stream.flush()
         except Exception:
             return SpanExportResult.FAILURE
@@ -103,6 +128,34 @@ class SpanTreeExporter(SpanExporter):
             self._pending.clear()
         if leftovers:
             (self._stream or sys.stderr).write(format_span_tree(leftovers) + "\n")
+
+
+def _descendants(spans: list[ReadableSpan], root_id: int) -> list[ReadableSpan]:
+    """The spans under ``root_id`` (itself included), in their original order."""
+    by_id = {s.context.span_id: s for s in spans if s.context is not None}
+    keep: list[ReadableSpan] = []
+    for span in spans:
+        current: ReadableSpan | None = span
+        while current is not None and current.context is not None:
+            if current.context.span_id == root_id:
+                keep.append(span)
+                break
+            parent = current.parent.span_id if current.parent is not None else None
+            current = by_id.get(parent) if parent is not None else None
+    return keep
+
+
+class SpanTreeProcessor(SimpleSpanProcessor):
+    """Feeds a :class:`SpanTreeExporter` and tells it which spans started here."""
+
+    def __init__(self, exporter: SpanTreeExporter):
+        super().__init__(exporter)
+        self._tree = exporter
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if span.context is not None:
+            self._tree.track_start(span.context.span_id)
+        super().on_start(span, parent_context)
 
 
 def configure_tracing(
@@ -151,9 +204,13 @@ def configure_tracing(
     else:
         raise ValueError(f"unknown exporter {exporter!r}; use 'console', 'otlp' or 'memory'")
     use_batch = (exporter == "otlp") if batch is None else batch
-    processor = (
-        BatchSpanProcessor(span_exporter) if use_batch else SimpleSpanProcessor(span_exporter)
-    )
+    processor: SpanProcessor
+    if isinstance(span_exporter, SpanTreeExporter):
+        processor = SpanTreeProcessor(span_exporter)
+    elif use_batch:
+        processor = BatchSpanProcessor(span_exporter)
+    else:
+        processor = SimpleSpanProcessor(span_exporter)
     provider.add_span_processor(processor)
     if set_global:
         trace.set_tracer_provider(provider)

@@ -183,13 +183,6 @@ async def test_the_console_exporter_prints_a_readable_span_tree(embedded_model):
 
 
 @pytest.mark.model
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: SpanTreeExporter prints a trace only when a span with no parent ends; "
-    "a turn run inside the application's own span (a web request, an AutoGen agent span on "
-    "another provider) has a parent it never sees, so nothing prints until shutdown and spans "
-    "pile up in memory (integrations/opentelemetry/_setup.py, SpanTreeExporter.export)",
-)
 async def test_the_console_tree_prints_when_the_turn_ends_inside_an_application_span(
     embedded_model,
 ):
