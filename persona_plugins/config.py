@@ -35,7 +35,7 @@ class JudgeSettings(BaseModel):
         min_certainty: verdicts below this certainty do not count (needs ``certainty``).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     retries: int = Field(default=1, ge=0, le=10)
     fallback: Literal["neutral", "persona", "first"] = "neutral"
@@ -79,7 +79,7 @@ class PipelineConfig(BaseModel):
         timeout_s: give up on a single model call after this many seconds (None: wait).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     persona: Persona | str | None = None
     persona_mode: PersonaMode = "static"

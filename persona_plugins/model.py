@@ -23,7 +23,7 @@ class Message(BaseModel):
     'user'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     role: Role
     content: str
@@ -45,7 +45,7 @@ class Message(BaseModel):
 class Usage(BaseModel):
     """Token counts of one or more model calls; ``+`` adds them up."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -64,7 +64,7 @@ class Usage(BaseModel):
 class Completion(BaseModel):
     """What a model returned for one call."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     text: str
     usage: Usage = Field(default_factory=Usage)

