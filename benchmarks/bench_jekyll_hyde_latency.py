@@ -14,13 +14,12 @@ import argparse
 import asyncio
 import statistics
 import time
-from pathlib import Path
-
 from persona_plugins import Completion, Message, PersonaPipeline, Usage, new_plugin_manager
 from persona_plugins.judging import build_judge_messages
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-HEADING = "## Jekyll & Hyde wall time on a simulated-latency model"
+from results_md import machine_note, update_section
+
+HEADING = "Jekyll & Hyde wall time on a simulated-latency model"
 
 
 class LatencyModel:
@@ -86,41 +85,29 @@ async def measure(latency: float, repeats: int) -> dict[str, tuple[float, float]
     return out
 
 
-def write_results(table: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING in text:
-        start = text.index(HEADING)
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + table + (text[end:] if end != -1 else "\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + table + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="L in seconds")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="3 repeats")
+    parser.add_argument("--quick", action="store_true", help="3 repeats, print only")
     parser.add_argument("--no-write", action="store_true", help="print only")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # run_all.py may pass options meant for other scripts
     repeats = 3 if args.quick else args.repeats
     results = asyncio.run(measure(args.latency, repeats))
     rows = "\n".join(
         f"| {label} | {ratio:.2f} L | {calls:.0f} |" for label, (ratio, calls) in results.items()
     )
     table = (
-        f"{HEADING}\n\n"
-        f"L = {args.latency} s, median of {repeats} runs, 2 cores. Targets: <= 1.1 L when the "
+        f"L = {args.latency} s, median of {repeats} runs, {machine_note()}. Targets: <= 1.1 L when the "
         "candidates agree, <= 2.2 L when judged.\n\n"
         "| case | wall time | model calls |\n|---|---|---|\n"
         f"{rows}\n\n"
         f"Reproduce: `.venv/bin/python benchmarks/bench_jekyll_hyde_latency.py --latency "
         f"{args.latency} --repeats {repeats}`\n"
     )
-    print(table)
-    if not args.no_write:
-        write_results(table)
+    print(f"## {HEADING}\n\n{table}")
+    if not (args.no_write or args.quick):
+        update_section(HEADING, table)
 
 
 if __name__ == "__main__":

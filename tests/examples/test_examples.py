@@ -27,6 +27,7 @@ def test_every_example_script_has_a_test():
     tested = {
         "autogen_assistant.py",
         "autogen_team.py",
+        "autogen_refinement_team.py",
         "pipeline_basics.py",
         "custom_plugin.py",
         "openai_compatible_server.py",
@@ -44,6 +45,13 @@ def test_autogen_assistant_example():
 def test_autogen_team_example():
     out = run_example("examples/autogen_team.py").stdout
     assert "[historian]" in out and "[children_tutor]" in out
+
+
+@pytest.mark.model
+def test_autogen_refinement_team_example():
+    out = run_example("examples/autogen_refinement_team.py").stdout
+    assert "[user] Why did people build castles?" in out
+    assert "[refined_historian]" in out
 
 
 @pytest.mark.model
