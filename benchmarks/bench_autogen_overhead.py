@@ -60,9 +60,10 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from autogen_ext.models.cache import ChatCompletionCache
 from opentelemetry import trace
-from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 from pydantic import BaseModel
 from results_md import machine_note, update_section
+
+from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 
 HEADING = "AutoGen wrapper overhead and import time"
 PERSONA = "math_teacher"

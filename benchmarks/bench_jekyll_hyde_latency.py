@@ -14,10 +14,11 @@ import argparse
 import asyncio
 import statistics
 import time
-from persona_plugins import Completion, Message, PersonaPipeline, Usage, new_plugin_manager
-from persona_plugins.judging import build_judge_messages
 
 from results_md import machine_note, update_section
+
+from persona_plugins import Completion, Message, PersonaPipeline, Usage, new_plugin_manager
+from persona_plugins.judging import build_judge_messages
 
 HEADING = "Jekyll & Hyde wall time on a simulated-latency model"
 

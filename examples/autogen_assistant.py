@@ -7,6 +7,7 @@ Needs: pip install "persona-plugins[autogen,local]"
 import asyncio
 
 from autogen_agentchat.agents import AssistantAgent
+
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient, embedded_model_client
 
 

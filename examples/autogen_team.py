@@ -12,6 +12,7 @@ import asyncio
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
+
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient, embedded_model_client
 
 

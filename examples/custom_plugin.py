@@ -7,9 +7,8 @@ Run: python examples/custom_plugin.py
 Needs: pip install "persona-plugins[local]"
 """
 
-from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
-
 from persona_plugins import Persona, PersonaPipeline, hookimpl, new_plugin_manager
+from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
 
 class BeekeeperPlugin:

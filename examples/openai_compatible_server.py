@@ -13,6 +13,7 @@ import sys
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_ext.models.openai import OpenAIChatCompletionClient
+
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 
 

@@ -6,9 +6,8 @@ Needs: pip install "persona-plugins[local]"
 
 from pathlib import Path
 
-from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
-
 from persona_plugins import Persona, PersonaPipeline
+from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
 HERE = Path(__file__).parent
 

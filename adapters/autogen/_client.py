@@ -19,16 +19,16 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 from opentelemetry.trace import TracerProvider
+from pydantic import BaseModel, Field
+from typing_extensions import Self
+
+from persona_plugins import semconv
 from persona_plugins.adapters.autogen._messages import to_core_messages
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
     client_model_name,
     finish_reason,
 )
-from pydantic import BaseModel, Field
-from typing_extensions import Self
-
-from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ModelCallError
 from persona_plugins.pipeline import PersonaPipeline

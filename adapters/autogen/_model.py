@@ -16,10 +16,10 @@ from autogen_core.models import (
     RequestUsage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
 from pydantic import BaseModel
 from typing_extensions import Self
 
+from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 
 _FINISH_REASONS = {"stop", "length", "function_calls", "content_filter", "unknown"}

@@ -15,13 +15,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from persona_plugins.integrations.llama_cpp import (
-    DEFAULT_GENERATION,
-    MODEL_PATH_ENV,
-    SMOLLM2_FILENAME,
-    LlamaCppChatModel,
-    default_model_path,
-)
 
 from persona_plugins import (
     Completion,
@@ -30,6 +23,13 @@ from persona_plugins import (
     ModelLoadError,
     PersonaPipeline,
     PersonaPluginsError,
+)
+from persona_plugins.integrations.llama_cpp import (
+    DEFAULT_GENERATION,
+    MODEL_PATH_ENV,
+    SMOLLM2_FILENAME,
+    LlamaCppChatModel,
+    default_model_path,
 )
 
 QUESTION = [

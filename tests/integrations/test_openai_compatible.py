@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
 
 from persona_plugins import (
     Completion,
@@ -19,6 +18,7 @@ from persona_plugins import (
     PersonaPipeline,
     PersonaPluginsError,
 )
+from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
 
 QUESTION = [
     Message.system("Answer in one short sentence."),

@@ -13,11 +13,6 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from persona_plugins.integrations.opentelemetry import (
-    SpanTreeExporter,
-    configure_tracing,
-    format_span_tree,
-)
 
 from persona_plugins import (
     Completion,
@@ -26,6 +21,11 @@ from persona_plugins import (
     ModelCallError,
     PersonaPipeline,
     semconv,
+)
+from persona_plugins.integrations.opentelemetry import (
+    SpanTreeExporter,
+    configure_tracing,
+    format_span_tree,
 )
 
 MAX_TOKENS = 16

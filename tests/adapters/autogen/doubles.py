@@ -21,10 +21,10 @@ from autogen_core.models import (
     RequestUsage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from persona_plugins.adapters.autogen import ChatModelCompletionClient
 from pydantic import BaseModel
 
 from persona_plugins import Completion, Message, Usage
+from persona_plugins.adapters.autogen import ChatModelCompletionClient
 
 TEXT_ONLY = ModelInfo(
     vision=False,

@@ -14,10 +14,10 @@ from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import ModelClientStreamingChunkEvent, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
 from autogen_core.models import SystemMessage, UserMessage
-from persona_plugins.adapters.autogen import PersonaChatCompletionClient, embedded_model_client
-from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
+from persona_plugins.adapters.autogen import PersonaChatCompletionClient, embedded_model_client
 from persona_plugins.injection import render_persona
+from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
 from .doubles import RecordingModelClient
 

@@ -26,15 +26,15 @@ from autogen_core.models import (
 )
 from autogen_core.tools import FunctionTool
 from autogen_ext.models.replay import ReplayChatCompletionClient
+
+from persona_plugins import Persona, semconv
 from persona_plugins.adapters.autogen import (
     ChatModelCompletionClient,
     PersonaChatCompletionClient,
 )
+from persona_plugins.injection import render_persona
 from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
-
-from persona_plugins import Persona, semconv
-from persona_plugins.injection import render_persona
 
 from .doubles import (
     SINGLE_SYSTEM_MESSAGE,

@@ -6,6 +6,7 @@ import pytest
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
+
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient, embedded_model_client
 
 pytestmark = pytest.mark.model

@@ -24,6 +24,8 @@ from autogen_core.models import (
 )
 from autogen_core.tools import FunctionTool
 from autogen_ext.models.replay import ReplayChatCompletionClient
+
+from persona_plugins import Completion, Message
 from persona_plugins.adapters.autogen import (
     AutoGenChatModel,
     ChatModelCompletionClient,
@@ -32,8 +34,6 @@ from persona_plugins.adapters.autogen import (
 )
 from persona_plugins.adapters.autogen._model import finish_reason
 from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
-
-from persona_plugins import Completion, Message
 
 from .doubles import SINGLE_SYSTEM_MESSAGE, EchoModel, RecordingClient, StallingModel
 

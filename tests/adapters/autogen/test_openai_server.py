@@ -19,8 +19,8 @@ from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import ModelClientStreamingChunkEvent, TextMessage
 from autogen_core.models import CreateResult, LLMMessage, ModelInfo, SystemMessage, UserMessage
 from autogen_ext.models.openai import OpenAIChatCompletionClient
-from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 
+from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 from persona_plugins.injection import render_persona
 
 MODEL_INFO = ModelInfo(
