@@ -99,8 +99,8 @@ def main() -> None:
         f"| {label} | {ratio:.2f} L | {calls:.0f} |" for label, (ratio, calls) in results.items()
     )
     table = (
-        f"L = {args.latency} s, median of {repeats} runs, {machine_note()}. Targets: <= 1.1 L when the "
-        "candidates agree, <= 2.2 L when judged.\n\n"
+        f"L = {args.latency} s, median of {repeats} runs, {machine_note()}. "
+        "Targets: <= 1.1 L when the candidates agree, <= 2.2 L when judged.\n\n"
         "| case | wall time | model calls |\n|---|---|---|\n"
         f"{rows}\n\n"
         f"Reproduce: `.venv/bin/python benchmarks/bench_jekyll_hyde_latency.py --latency "
