@@ -45,7 +45,7 @@ from persona_plugins.results import (
     StageError,
     TurnResult,
 )
-from persona_plugins.tracing import SafeSpan, Telemetry
+from persona_plugins.tracing import SafeSpan, Telemetry, recording_scope
 from persona_plugins.turn_model import TurnModel
 
 __all__ = ["MessagesInput", "PersonaPipeline", "collect_personas", "normalize_messages"]
@@ -368,7 +368,8 @@ class PersonaPipeline:
                 semconv.GEN_AI_INPUT_MESSAGES,
                 lambda: [m.model_dump(exclude_none=True) for m in msgs],
             )
-            result = await self._turn(msgs, turn_model, settings, errors)
+            with recording_scope(turn_span.recording):
+                result = await self._turn(msgs, turn_model, settings, errors)
             result.duration_s = time.perf_counter() - started
             turn_span.set_many(
                 {

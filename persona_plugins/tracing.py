@@ -13,7 +13,8 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -112,6 +113,26 @@ class SafeSpan:
             _log.debug("could not record an error on a span", exc_info=True)
 
 
+_RECORDING: ContextVar[bool] = ContextVar("persona_plugins_recording", default=True)
+_NOT_RECORDING: AbstractContextManager[SafeSpan] = nullcontext(
+    SafeSpan(trace.INVALID_SPAN, capture_content=False, recording=False)
+)
+
+
+@contextmanager
+def recording_scope(recording: bool) -> Iterator[None]:
+    """Within this scope (and the tasks it starts), skip spans when ``recording`` is False.
+
+    The pipeline enters it with its turn span's ``is_recording()``: when the turn itself is not
+    recorded, nothing below it would be either, so tracing that is off costs next to nothing.
+    """
+    token = _RECORDING.set(recording)
+    try:
+        yield
+    finally:
+        _RECORDING.reset(token)
+
+
 class Telemetry:
     """Creates the pipeline's spans on the given tracer provider (the global one by default)."""
 
@@ -127,12 +148,27 @@ class Telemetry:
             _log.debug("falling back to a no-op tracer", exc_info=True)
             self._tracer = trace.NoOpTracer()
 
-    @contextmanager
     def span(
         self,
         name: str,
         attributes: Mapping[str, Any] | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
+    ) -> AbstractContextManager[SafeSpan]:
+        """Open a span, make it current, end it; record (and re-raise) exceptions unchanged.
+
+        Inside a turn whose own span does not record (no SDK installed, or sampled out), the
+        stage and model-call spans of that turn are skipped outright: see :func:`recording_scope`.
+        """
+        if not _RECORDING.get():
+            return _NOT_RECORDING
+        return self._span(name, attributes, kind)
+
+    @contextmanager
+    def _span(
+        self,
+        name: str,
+        attributes: Mapping[str, Any] | None,
+        kind: SpanKind,
     ) -> Iterator[SafeSpan]:
         """Open a span, make it current, end it; record (and re-raise) exceptions unchanged.
 
