@@ -22,6 +22,14 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --progress-bar off -e ".[dev]"
 	touch $@ $(VENV)/.demo-installed
 
+# Arize Phoenix, for the observability test (tests/integrations/test_phoenix.py), gets a venv of
+# its own so that its heavy dependencies stay out of $(VENV).
+.venv-phoenix/.installed:
+	$(PYTHON) -m venv .venv-phoenix
+	.venv-phoenix/bin/python -m pip install --quiet --upgrade pip
+	.venv-phoenix/bin/python -m pip install --progress-bar off "arize-phoenix>=20.26,<21"
+	touch $@
+
 demo: $(VENV)/.demo-installed
 	$(BIN)/persona-plugins demo
 
@@ -36,11 +44,11 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint typecheck
+test: lint typecheck .venv-phoenix/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-phoenix build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

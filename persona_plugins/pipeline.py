@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pluggy
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
@@ -29,6 +30,7 @@ from persona_plugins.errors import (
     MessageError,
     ModelCallError,
 )
+from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.plugins import get_plugin_manager
@@ -45,7 +47,13 @@ from persona_plugins.results import (
     StageError,
     TurnResult,
 )
-from persona_plugins.tracing import SafeSpan, Telemetry, recording_scope
+from persona_plugins.tracing import (
+    SafeSpan,
+    Telemetry,
+    enable_hook_tracing,
+    hook_tracing_requested,
+    recording_scope,
+)
 from persona_plugins.turn_model import TurnModel
 
 __all__ = ["MessagesInput", "PersonaPipeline", "collect_personas", "normalize_messages"]
@@ -149,6 +157,7 @@ class PersonaPipeline:
         config: a :class:`PipelineConfig`, a mapping of its fields, or None for the defaults.
         plugin_manager: the plugin manager to use (default: the shared one, with entry points).
         tracer_provider: the OpenTelemetry tracer provider (default: the global one).
+        meter_provider: the OpenTelemetry meter provider (default: the global one).
         **overrides: config fields set on top of ``config`` (``persona="math_teacher"``).
 
     Raises:
@@ -162,6 +171,7 @@ class PersonaPipeline:
         *,
         plugin_manager: pluggy.PluginManager | None = None,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         **overrides: Any,
     ):
         if not callable(getattr(model, "complete", None)):
@@ -173,6 +183,9 @@ class PersonaPipeline:
         self.model = model
         self.pm = plugin_manager or get_plugin_manager()
         self.telemetry = Telemetry(tracer_provider)
+        if hook_tracing_requested():
+            enable_hook_tracing(self.pm, self.telemetry)
+        self.metrics = PipelineMetrics(meter_provider)
         built = PipelineConfig.build(
             dict(config) if isinstance(config, Mapping) else config, **overrides
         )
@@ -263,6 +276,7 @@ class PersonaPipeline:
             self.telemetry,
             settings=self.config.model_settings,
             timeout_s=self.config.timeout_s,
+            metrics=self.metrics,
         )
 
     def run_sync(self, messages: MessagesInput, **settings: Any) -> TurnResult:
@@ -403,6 +417,7 @@ class PersonaPipeline:
         body: Callable[[SafeSpan], Any],
     ) -> Any:
         """Run one stage in its own span; a plugin's exception is recorded and the stage skipped."""
+        started = time.perf_counter()
         with self.telemetry.span(
             f"{semconv.SPAN_STAGE_PREFIX}{name}", {semconv.PP_STAGE: name}
         ) as span:
@@ -422,6 +437,8 @@ class PersonaPipeline:
                     {semconv.PP_STAGE: name, semconv.ERROR_TYPE: type(exc).__name__},
                 )
                 return None
+            finally:
+                self.metrics.stage(name, time.perf_counter() - started)
 
     async def _prepare(
         self, msgs: list[Message], model: TurnModel, errors: list[StageError]
@@ -583,6 +600,11 @@ class PersonaPipeline:
 
             judgement = await self._stage("judge_candidates", errors, judge)
             if judgement is not None:
+                self.metrics.judge(
+                    consistent=judgement.consistent,
+                    fallback=judgement.fallback,
+                    judged=judgement.model_calls > 0,
+                )
                 by_name = {c.name: c for c in usable}
                 if judgement.chosen in by_name:
                     chosen = by_name[judgement.chosen]
@@ -633,6 +655,8 @@ class PersonaPipeline:
                 return found
 
             findings = await self._stage("check_response", errors, check) or []
+            for finding in findings:
+                self.metrics.finding(finding.detector, finding.severity)
             if findings and config.guard == "enforce":
 
                 async def resolve(span: SafeSpan) -> Resolution | None:
@@ -775,4 +799,12 @@ class PersonaPipeline:
             if not changed:
                 break
         span.set("persona_plugins.refine.reviews", len(reviews))
+        self.metrics.refinement(
+            config.refine,
+            max((r.round for r in reviews), default=0),
+            [
+                (r.refiner, "error" if r.error else "revise" if r.needs_change else "ok")
+                for r in reviews
+            ],
+        )
         return plan, draft, reviews

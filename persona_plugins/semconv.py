@@ -31,6 +31,9 @@ GEN_AI_EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"
 GEN_AI_EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
 GEN_AI_EVALUATION_RESULT_EVENT = "gen_ai.evaluation.result"
 ERROR_TYPE = "error.type"
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
+METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
 
 # gen_ai.operation.name values
 OP_CHAT = "chat"

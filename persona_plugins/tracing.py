@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
@@ -23,7 +25,14 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from persona_plugins import semconv
 
-__all__ = ["SafeSpan", "Telemetry", "capture_content_enabled"]
+__all__ = [
+    "TRACE_HOOKS_ENV",
+    "SafeSpan",
+    "Telemetry",
+    "capture_content_enabled",
+    "enable_hook_tracing",
+    "recording_scope",
+]
 
 _log = logging.getLogger(__name__)
 AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
@@ -206,3 +215,59 @@ class Telemetry:
                 span.end()
             except Exception:
                 _log.debug("could not end span %s", name, exc_info=True)
+
+
+TRACE_HOOKS_ENV = "PERSONA_PLUGINS_TRACE_HOOKS"
+_hook_traced: weakref.WeakSet[Any] = weakref.WeakSet()
+_hook_stack = threading.local()
+
+
+def hook_tracing_requested() -> bool:
+    """True when ``PERSONA_PLUGINS_TRACE_HOOKS`` asks for one span per hook call."""
+    return os.environ.get(TRACE_HOOKS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def enable_hook_tracing(pm: Any, telemetry: Telemetry) -> bool:
+    """Add a span around every hook call of ``pm``, naming the plugins it called, in order.
+
+    Done once per plugin manager (the first pipeline's tracer provider is used). Returns False when
+    it was already enabled.
+    """
+    if pm in _hook_traced:
+        return False
+    _hook_traced.add(pm)
+
+    def before(hook_name: str, hook_impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        stack = _hook_stack.__dict__.setdefault("items", [])
+        # pluggy calls implementations from the end of the list to the start
+        plugins = [impl.plugin_name for impl in reversed(hook_impls)]
+        manager = telemetry.span(
+            f"persona_plugins.hook {hook_name}",
+            {semconv.PP_HOOK: hook_name, semconv.PP_PLUGIN: plugins},
+        )
+        try:
+            span = manager.__enter__()
+        except Exception:  # tracing never breaks a hook call
+            stack.append(None)
+            return
+        stack.append((manager, span))
+
+    def after(outcome: Any, hook_name: str, hook_impls: Sequence[Any], kwargs: Any) -> None:
+        stack = _hook_stack.__dict__.setdefault("items", [])
+        entry = stack.pop() if stack else None
+        if entry is None:
+            return
+        manager, span = entry
+        try:
+            exc = outcome.exception
+            if exc is None:
+                result = outcome.get_result()
+                span.set("persona_plugins.hook.result", type(result).__name__)
+                manager.__exit__(None, None, None)
+            else:
+                manager.__exit__(type(exc), exc, exc.__traceback__)
+        except BaseException:
+            _log.debug("could not close the span of hook %s", hook_name, exc_info=True)
+
+    pm.add_hookcall_monitoring(before, after)
+    return True

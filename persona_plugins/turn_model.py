@@ -9,11 +9,13 @@ optional per-call timeout. Every other attribute is read from the wrapped model.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from persona_plugins import semconv
+from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 from persona_plugins.tracing import Telemetry
 
@@ -47,8 +49,10 @@ class TurnModel:
         timeout_s: float | None = None,
         agent: str | None = None,
         tally: _Tally | None = None,
+        metrics: PipelineMetrics | None = None,
     ):
         self.inner = inner
+        self._metrics = metrics
         self.agent_name = agent
         self._telemetry = telemetry
         self._settings = dict(settings or {})
@@ -65,6 +69,7 @@ class TurnModel:
             timeout_s=self._timeout_s,
             agent=name,
             tally=self._tally,
+            metrics=self._metrics,
         )
 
     @property
@@ -90,6 +95,33 @@ class TurnModel:
             semconv.GEN_AI_REQUEST_TEMPERATURE: merged.get("temperature"),
         }
         self._tally.calls += 1
+        started = time.perf_counter()
+        try:
+            completion = await self._traced_call(messages, merged, attributes)
+        except Exception as exc:
+            if self._metrics is not None:
+                self._metrics.model_call(
+                    model=self.model_name,
+                    agent=self.agent_name,
+                    seconds=time.perf_counter() - started,
+                    input_tokens=0,
+                    output_tokens=0,
+                    error=type(exc).__qualname__,
+                )
+            raise
+        if self._metrics is not None:
+            self._metrics.model_call(
+                model=self.model_name,
+                agent=self.agent_name,
+                seconds=time.perf_counter() - started,
+                input_tokens=completion.usage.input_tokens,
+                output_tokens=completion.usage.output_tokens,
+            )
+        return completion
+
+    async def _traced_call(
+        self, messages: Sequence[Message], merged: dict[str, Any], attributes: dict[str, Any]
+    ) -> Completion:
         with self._telemetry.span(f"chat {self.model_name}", attributes) as span:
             span.set_content(
                 semconv.GEN_AI_INPUT_MESSAGES,

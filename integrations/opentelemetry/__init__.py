@@ -16,8 +16,15 @@ Example::
 from persona_plugins.integrations.opentelemetry._setup import (
     SpanTreeExporter,
     SpanTreeProcessor,
+    configure_metrics,
     configure_tracing,
     format_span_tree,
 )
 
-__all__ = ["SpanTreeExporter", "SpanTreeProcessor", "configure_tracing", "format_span_tree"]
+__all__ = [
+    "SpanTreeExporter",
+    "SpanTreeProcessor",
+    "configure_metrics",
+    "configure_tracing",
+    "format_span_tree",
+]

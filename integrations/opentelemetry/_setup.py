@@ -35,6 +35,7 @@ _SHOWN_ATTRIBUTES = (
     "persona_plugins.model_calls",
     "gen_ai.evaluation.score.label",
     "error.type",
+    "persona_plugins.plugin",
 )
 
 
@@ -214,4 +215,63 @@ def configure_tracing(
     provider.add_span_processor(processor)
     if set_global:
         trace.set_tracer_provider(provider)
+    return provider
+
+
+def configure_metrics(
+    exporter: ExporterName = "console",
+    *,
+    endpoint: str | None = None,
+    headers: dict[str, str] | None = None,
+    service_name: str = "persona-plugins",
+    set_global: bool = False,
+    interval_s: float = 30.0,
+    stream: IO[str] | None = None,
+) -> Any:
+    """Create an SDK meter provider for persona-plugins metrics (the counterpart of
+    :func:`configure_tracing`).
+
+    Args:
+        exporter: ``console`` (JSON lines on stderr every ``interval_s``), ``otlp`` (OTLP over
+            HTTP; default endpoint ``http://localhost:4318/v1/metrics``) or ``memory`` (for
+            tests: read with ``provider.memory_reader.get_metrics_data()``).
+        set_global: also install it as the global meter provider (off by default).
+
+    Returns:
+        The provider; pass it as ``meter_provider=`` and call ``provider.shutdown()`` at exit.
+    """
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        ConsoleMetricExporter,
+        InMemoryMetricReader,
+        MetricReader,
+        PeriodicExportingMetricReader,
+    )
+
+    resource = Resource.create({"service.name": service_name})
+    reader: MetricReader
+    if exporter == "memory":
+        reader = InMemoryMetricReader()
+    elif exporter == "console":
+        reader = PeriodicExportingMetricReader(
+            ConsoleMetricExporter(out=stream or sys.stderr),
+            export_interval_millis=interval_s * 1000,
+        )
+    elif exporter == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        except ImportError as exc:
+            raise MissingExtraError("OTLP metrics export", "otel", missing=exc.name) from exc
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=endpoint, headers=headers),
+            export_interval_millis=interval_s * 1000,
+        )
+    else:
+        raise ValueError(f"unknown exporter {exporter!r}; use 'console', 'otlp' or 'memory'")
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
+    if exporter == "memory":
+        provider.memory_reader = reader  # type: ignore[attr-defined]
+    if set_global:
+        metrics.set_meter_provider(provider)
     return provider

@@ -1,0 +1,124 @@
+"""OpenTelemetry metrics for the pipeline, through ``opentelemetry-api`` only.
+
+Instruments (no-ops until the application installs an SDK meter provider, for example with
+``persona_plugins.integrations.opentelemetry.configure_metrics``):
+
+- ``gen_ai.client.operation.duration`` (histogram, s): each model call, by
+  ``gen_ai.operation.name``, ``gen_ai.request.model`` and ``error.type``;
+- ``gen_ai.client.token.usage`` (histogram, {token}): by ``gen_ai.token.type`` (input, output);
+- ``persona_plugins.model_calls`` (counter): by ``gen_ai.agent.name`` and model;
+- ``persona_plugins.stage.duration`` (histogram, s): by ``persona_plugins.stage``;
+- ``persona_plugins.judge.decisions`` (counter): by ``consistent``, ``fallback``, ``judged``;
+- ``persona_plugins.guard.findings`` (counter): by ``detector`` and ``severity``;
+- ``persona_plugins.refine.rounds`` (histogram): rounds per refined turn, by strategy;
+- ``persona_plugins.refine.reviews`` (counter): by ``refiner`` and ``verdict``.
+
+Recording never raises into user code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import MeterProvider
+
+from persona_plugins import semconv
+
+__all__ = ["PipelineMetrics"]
+
+_log = logging.getLogger(__name__)
+
+
+class PipelineMetrics:
+    """The pipeline's instruments on one meter provider (the global one by default)."""
+
+    def __init__(self, meter_provider: MeterProvider | None = None):
+        from persona_plugins import __version__
+
+        try:
+            meter = metrics.get_meter("persona_plugins", __version__, meter_provider=meter_provider)
+            self.operation_duration = meter.create_histogram(
+                semconv.METRIC_OPERATION_DURATION, unit="s", description="Duration of model calls"
+            )
+            self.token_usage = meter.create_histogram(
+                semconv.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens per model call"
+            )
+            self.model_calls = meter.create_counter(
+                "persona_plugins.model_calls", unit="{call}", description="Model calls made"
+            )
+            self.stage_duration = meter.create_histogram(
+                "persona_plugins.stage.duration", unit="s", description="Duration of each stage"
+            )
+            self.judge_decisions = meter.create_counter(
+                "persona_plugins.judge.decisions",
+                unit="{decision}",
+                description="Judge decisions, by consistency and fallback",
+            )
+            self.guard_findings = meter.create_counter(
+                "persona_plugins.guard.findings",
+                unit="{finding}",
+                description="Guardrail findings, by detector",
+            )
+            self.refine_rounds = meter.create_histogram(
+                "persona_plugins.refine.rounds", unit="{round}", description="Refinement rounds"
+            )
+            self.refine_reviews = meter.create_counter(
+                "persona_plugins.refine.reviews", unit="{review}", description="Reviews, by verdict"
+            )
+            self.enabled = True
+        except Exception:  # a broken meter provider never breaks a turn
+            _log.debug("metrics disabled", exc_info=True)
+            self.enabled = False
+
+    def _record(self, instrument: str, value: float, attributes: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        try:
+            target = getattr(self, instrument)
+            clean = {k: v for k, v in attributes.items() if v is not None}
+            if hasattr(target, "add"):
+                target.add(value, clean)
+            else:
+                target.record(value, clean)
+        except Exception:
+            _log.debug("could not record metric %s", instrument, exc_info=True)
+
+    def model_call(
+        self,
+        *,
+        model: str,
+        agent: str | None,
+        seconds: float,
+        input_tokens: int,
+        output_tokens: int,
+        error: str | None = None,
+    ) -> None:
+        base = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_REQUEST_MODEL: model}
+        self._record("operation_duration", seconds, {**base, semconv.ERROR_TYPE: error})
+        self._record("model_calls", 1, {**base, semconv.GEN_AI_AGENT_NAME: agent})
+        if error is None:
+            self._record("token_usage", input_tokens, {**base, semconv.GEN_AI_TOKEN_TYPE: "input"})
+            self._record(
+                "token_usage", output_tokens, {**base, semconv.GEN_AI_TOKEN_TYPE: "output"}
+            )
+
+    def stage(self, name: str, seconds: float) -> None:
+        self._record("stage_duration", seconds, {semconv.PP_STAGE: name})
+
+    def judge(self, *, consistent: bool, fallback: bool, judged: bool) -> None:
+        self._record(
+            "judge_decisions",
+            1,
+            {"consistent": consistent, "fallback": fallback, "judged": judged},
+        )
+
+    def finding(self, detector: str, severity: str) -> None:
+        self._record("guard_findings", 1, {"detector": detector, "severity": severity})
+
+    def refinement(self, strategy: str, rounds: int, reviews: list[tuple[str, str]]) -> None:
+        self._record("refine_rounds", rounds, {semconv.PP_REFINE: strategy})
+        for refiner, verdict in reviews:
+            self._record("refine_reviews", 1, {"refiner": refiner, "verdict": verdict})
