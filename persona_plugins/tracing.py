@@ -44,12 +44,17 @@ def capture_content_enabled() -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+_SCALARS = frozenset({str, bool, int, float})
+
+
 def _clean(attributes: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
     clean: dict[str, AttributeValue] = {}
-    for key, value in (attributes or {}).items():
+    if not attributes:
+        return clean
+    for key, value in attributes.items():
         if value is None:
             continue
-        if isinstance(value, (str, bool, int, float)):
+        if type(value) in _SCALARS:
             clean[key] = value
         elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             clean[key] = list(value)
@@ -186,7 +191,7 @@ class Telemetry:
         non-recording span never hides the caller's own current span from other instrumentation.
         """
         try:
-            span: Span = self._tracer.start_span(name, kind=kind)
+            span: Span = self._tracer.start_span(name, kind=kind, attributes=_clean(attributes))
             recording = span.is_recording()
         except Exception:
             _log.debug("could not start span %s", name, exc_info=True)
@@ -194,8 +199,6 @@ class Telemetry:
         token = None
         if recording:
             try:
-                if attributes:
-                    span.set_attributes(_clean(attributes))
                 token = otel_context.attach(trace.set_span_in_context(span))
             except Exception:
                 _log.debug("could not attach span context", exc_info=True)
