@@ -1,0 +1,1 @@
+"""Semantic Kernel adapter (work in progress: see issue #6)."""

@@ -1,0 +1,1 @@
+"""Bias guardrails against persona-induced harms (work in progress: see issue #5)."""
