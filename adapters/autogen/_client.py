@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import Self
 
 from persona_plugins import semconv
-from persona_plugins.adapters.autogen._messages import to_core_messages
+from persona_plugins.adapters.autogen._messages import Translation, to_core_messages
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
     client_model_name,
@@ -36,6 +36,18 @@ from persona_plugins.results import TurnResult
 from persona_plugins.tracing import SafeSpan
 
 _CHUNK = re.compile(r"\S+\s*|\s+")
+
+
+def _create_result(turn: TurnResult) -> CreateResult:
+    chosen = next((c for c in turn.candidates if c.name == turn.chosen), None)
+    return CreateResult(
+        finish_reason=finish_reason(chosen.finish_reason if chosen else None),
+        content=turn.text,
+        usage=RequestUsage(
+            prompt_tokens=turn.usage.input_tokens, completion_tokens=turn.usage.output_tokens
+        ),
+        cached=False,
+    )
 
 
 class PersonaChatCompletionClientConfig(BaseModel):
@@ -135,14 +147,7 @@ class PersonaChatCompletionClient(
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        translation = to_core_messages(messages)
-        view = AutoGenChatModel(
-            self.inner,
-            originals=translation.originals,
-            cancellation_token=cancellation_token,
-            extra_create_args=extra_create_args,
-            model_name=self._model_name,
-        )
+        translation, view = self._translate(messages, cancellation_token, extra_create_args)
         if tools or json_output or not translation.text_only:
             prepared = await self.pipeline.prepare(translation.messages, model=view)
             with self._direct_span(streaming=False) as span:
@@ -158,17 +163,7 @@ class PersonaChatCompletionClient(
                 result = await (asyncio.wait_for(call, timeout) if timeout else call)
                 self._record_direct(span, result)
             return result
-        turn = await self._run(translation.messages, view)
-        usage = RequestUsage(
-            prompt_tokens=turn.usage.input_tokens, completion_tokens=turn.usage.output_tokens
-        )
-        chosen = next((c for c in turn.candidates if c.name == turn.chosen), None)
-        return CreateResult(
-            finish_reason=finish_reason(chosen.finish_reason if chosen else None),
-            content=turn.text,
-            usage=usage,
-            cached=False,
-        )
+        return _create_result(await self._run(translation.messages, view))
 
     def create_stream(
         self,
@@ -188,14 +183,7 @@ class PersonaChatCompletionClient(
         """
 
         async def stream() -> AsyncGenerator[str | CreateResult, None]:
-            translation = to_core_messages(messages)
-            view = AutoGenChatModel(
-                self.inner,
-                originals=translation.originals,
-                cancellation_token=cancellation_token,
-                extra_create_args=extra_create_args,
-                model_name=self._model_name,
-            )
+            translation, view = self._translate(messages, cancellation_token, extra_create_args)
             direct = tools or json_output or not translation.text_only or self.pipeline.can_stream
             if direct:
                 prepared = await self.pipeline.prepare(translation.messages, model=view)
@@ -222,18 +210,26 @@ class PersonaChatCompletionClient(
             turn = await self._run(translation.messages, view)
             for piece in _CHUNK.findall(turn.text):
                 yield piece
-            chosen = next((c for c in turn.candidates if c.name == turn.chosen), None)
-            yield CreateResult(
-                finish_reason=finish_reason(chosen.finish_reason if chosen else None),
-                content=turn.text,
-                usage=RequestUsage(
-                    prompt_tokens=turn.usage.input_tokens,
-                    completion_tokens=turn.usage.output_tokens,
-                ),
-                cached=False,
-            )
+            yield _create_result(turn)
 
         return stream()
+
+    def _translate(
+        self,
+        messages: Sequence[LLMMessage],
+        cancellation_token: CancellationToken | None,
+        extra_create_args: Mapping[str, Any],
+    ) -> tuple[Translation, AutoGenChatModel]:
+        """Core messages for this call, and a view of the inner client bound to it."""
+        translation = to_core_messages(messages)
+        view = AutoGenChatModel(
+            self.inner,
+            originals=translation.originals,
+            cancellation_token=cancellation_token,
+            extra_create_args=extra_create_args,
+            model_name=self._model_name,
+        )
+        return translation, view
 
     async def _run(self, messages: Any, view: AutoGenChatModel) -> TurnResult:
         try:
