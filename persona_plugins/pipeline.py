@@ -51,6 +51,9 @@ from persona_plugins.tracing import (
     SafeSpan,
     Telemetry,
     enable_hook_tracing,
+    genai_instructions,
+    genai_messages,
+    genai_output,
     hook_tracing_requested,
     recording_scope,
 )
@@ -354,6 +357,54 @@ class PersonaPipeline:
             span.set(semconv.PP_PERSONA_NAME, prepared.persona.name if prepared.persona else None)
             return prepared
 
+    async def check(
+        self,
+        text: str,
+        messages: MessagesInput | None = None,
+        *,
+        model: ChatModel | None = None,
+    ) -> list[Finding]:
+        """Run only the guard stage's detectors (``check_response``) on a text you already have.
+
+        Adapters use this to guard text made outside a turn (a Semantic Kernel function result).
+        Calling it is the request, so the detectors run whatever ``guard`` is set to; findings are
+        returned, never acted on (``resolve_findings`` is not called). A detector that raises is
+        recorded on the stage span and skipped.
+
+        :param text: the text to check.
+        :param messages: the conversation the text answers (default: none).
+        :param model: the model detectors may use to confirm a finding (default: the pipeline's).
+        :return: every finding, in detector order; empty when the text is clean.
+        """
+        msgs = normalize_messages(messages) if messages is not None else []
+        config, turn_model = self.config, self._turn_model(model)
+        persona = config.persona if isinstance(config.persona, Persona) else None
+        if config.persona_mode == "none":
+            persona = None
+
+        async def check(span: SafeSpan) -> list[Finding]:
+            produced = self.pm.hook.check_response(
+                messages=msgs, response=text, persona=persona, config=config, model=turn_model
+            )
+            found = _flatten(await _gather(produced))
+            for finding in found:
+                span.event(
+                    semconv.GEN_AI_EVALUATION_RESULT_EVENT,
+                    {
+                        semconv.GEN_AI_EVALUATION_NAME: finding.detector,
+                        semconv.GEN_AI_EVALUATION_SCORE_VALUE: finding.score,
+                        semconv.GEN_AI_EVALUATION_SCORE_LABEL: finding.severity,
+                        semconv.GEN_AI_EVALUATION_EXPLANATION: finding.message,
+                    },
+                )
+            span.set(semconv.PP_FINDINGS_COUNT, len(found))
+            return found
+
+        findings: list[Finding] = await self._stage("check_response", [], check) or []
+        for finding in findings:
+            self.metrics.finding(finding.detector, finding.severity)
+        return findings
+
     async def run(
         self, messages: MessagesInput, *, model: ChatModel | None = None, **settings: Any
     ) -> TurnResult:
@@ -380,7 +431,7 @@ class PersonaPipeline:
         with self.telemetry.span(semconv.SPAN_TURN, turn_attributes) as turn_span:
             turn_span.set_content(
                 semconv.GEN_AI_INPUT_MESSAGES,
-                lambda: [m.model_dump(exclude_none=True) for m in msgs],
+                lambda: genai_messages(msgs),
             )
             with recording_scope(turn_span.recording):
                 result = await self._turn(msgs, turn_model, settings, errors)
@@ -398,9 +449,7 @@ class PersonaPipeline:
                     semconv.PP_ACTION: result.action,
                 }
             )
-            turn_span.set_content(
-                semconv.GEN_AI_OUTPUT_MESSAGES, [{"role": "assistant", "content": result.text}]
-            )
+            turn_span.set_content(semconv.GEN_AI_OUTPUT_MESSAGES, lambda: genai_output(result.text))
             result.errors = list(errors)  # observers see the turn's recovered failures
             await self._stage(
                 "on_turn_complete",
@@ -475,7 +524,7 @@ class PersonaPipeline:
             text = hook.persona_system_prompt(persona=persona, config=config)
             if not text:
                 return None
-            span.set_content(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, text)
+            span.set_content(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, lambda: genai_instructions(text))
             injected = hook.inject_persona(
                 messages=msgs, system_prompt=text, config=config, model=model
             )

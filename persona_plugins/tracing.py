@@ -63,6 +63,34 @@ def _clean(attributes: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
     return clean
 
 
+def genai_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """Messages in the GenAI conventions' shape: ``{"role", "parts": [{"type": "text", ...}]}``
+    (what Phoenix and Langfuse read into their input and output panels)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        entry: dict[str, Any] = {
+            "role": message.role,
+            "parts": [{"type": "text", "content": message.content}],
+        }
+        if getattr(message, "name", None):
+            entry["name"] = message.name
+        out.append(entry)
+    return out
+
+
+def genai_output(text: str, finish_reason: str | None = None) -> list[dict[str, Any]]:
+    """One assistant reply in the GenAI output-messages shape."""
+    entry: dict[str, Any] = {"role": "assistant", "parts": [{"type": "text", "content": text}]}
+    if finish_reason:
+        entry["finish_reason"] = finish_reason
+    return [entry]
+
+
+def genai_instructions(text: str) -> list[dict[str, str]]:
+    """System instructions in the GenAI shape (a list of text parts)."""
+    return [{"type": "text", "content": text}]
+
+
 class SafeSpan:
     """A span whose methods never raise."""
 

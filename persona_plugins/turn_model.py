@@ -17,7 +17,7 @@ from typing import Any
 from persona_plugins import semconv
 from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import ChatModel, Completion, Message, Usage
-from persona_plugins.tracing import Telemetry
+from persona_plugins.tracing import Telemetry, genai_messages, genai_output
 
 __all__ = ["TurnModel", "model_name"]
 
@@ -125,7 +125,7 @@ class TurnModel:
         with self._telemetry.span(f"chat {self.model_name}", attributes) as span:
             span.set_content(
                 semconv.GEN_AI_INPUT_MESSAGES,
-                lambda: [m.model_dump(exclude_none=True) for m in messages],
+                lambda: genai_messages(messages),
             )
             call = self.inner.complete(list(messages), **merged)
             if self._timeout_s is not None:
@@ -151,6 +151,7 @@ class TurnModel:
                 }
             )
             span.set_content(
-                semconv.GEN_AI_OUTPUT_MESSAGES, [{"role": "assistant", "content": completion.text}]
+                semconv.GEN_AI_OUTPUT_MESSAGES,
+                lambda: genai_output(completion.text, completion.finish_reason),
             )
             return completion

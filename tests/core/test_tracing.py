@@ -264,18 +264,25 @@ async def test_content_is_recorded_when_the_user_opts_in(
     spans = finished(exporter)
 
     turn = one(spans, TURN)
+
+    # the GenAI conventions' shape, which Phoenix and Langfuse read into their panels
+    def text(content):
+        return [{"type": "text", "content": content}]
+
     assert json.loads(turn.attributes[sc.GEN_AI_INPUT_MESSAGES]) == [
-        {"role": "user", "content": QUESTION}
+        {"role": "user", "parts": text(QUESTION)}
     ]
     assert json.loads(turn.attributes[sc.GEN_AI_OUTPUT_MESSAGES]) == [
-        {"role": "assistant", "content": "Four."}
+        {"role": "assistant", "parts": text("Four.")}
     ]
     inject = one(spans, "persona_plugins inject_persona")
-    assert inject.attributes[sc.GEN_AI_SYSTEM_INSTRUCTIONS] == result.system_prompt
+    assert json.loads(inject.attributes[sc.GEN_AI_SYSTEM_INSTRUCTIONS]) == text(
+        result.system_prompt
+    )
     chat = one(spans, "chat scripted")
     sent = json.loads(chat.attributes[sc.GEN_AI_INPUT_MESSAGES])
-    assert sent[0] == {"role": "system", "content": result.system_prompt}
-    assert sent[-1] == {"role": "user", "content": QUESTION}
+    assert sent[0] == {"role": "system", "parts": text(result.system_prompt)}
+    assert sent[-1] == {"role": "user", "parts": text(QUESTION)}
 
 
 # -- tracing never breaks a turn -----------------------------------------------------------------

@@ -30,6 +30,7 @@ from tests.integrations.phoenix_server import (
 )
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "phoenix-trace.png"
+PERSONA = "historian"
 QUESTION = "What is the capital of France?"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -61,7 +62,7 @@ def trace_one_turn(base: str, project: str) -> tuple[str, str]:
     try:
         pipeline = PersonaPipeline(
             LlamaCppChatModel(),
-            persona="pirate_captain",
+            persona=PERSONA,
             ensemble="jekyll_hyde",
             model_settings={"max_tokens": 48},
             tracer_provider=provider,
@@ -72,7 +73,9 @@ def trace_one_turn(base: str, project: str) -> tuple[str, str]:
         provider.shutdown()
     print(f"answer ({result.model_calls} model calls): {result.text!r}")
     sent = {format(s.context.span_id, "016x") for s in local.get_finished_spans()}
-    spans = wait_for_spans(base, project, lambda got: {s["context"]["span_id"] for s in got} >= sent)
+    spans = wait_for_spans(
+        base, project, lambda got: {s["context"]["span_id"] for s in got} >= sent
+    )
     [turn] = [s for s in spans if s["name"] == semconv.SPAN_TURN]
     chosen = [
         s
@@ -103,14 +106,16 @@ def screenshot(url: str, output: Path) -> None:
 def main() -> None:
     output = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else DEFAULT_OUTPUT
     project = f"persona-plugins-{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory(prefix="phoenix-") as working_dir:
-        with running_phoenix(Path(working_dir)) as base:
-            trace_id, span_id = trace_one_turn(base, project)
-            url = (
-                f"{base}/projects/{project_id(base, project)}/traces/{trace_id}"
-                f"?selectedSpanNodeId={span_id}"
-            )
-            screenshot(url, output)
+    with (
+        tempfile.TemporaryDirectory(prefix="phoenix-") as working_dir,
+        running_phoenix(Path(working_dir)) as base,
+    ):
+        trace_id, span_id = trace_one_turn(base, project)
+        url = (
+            f"{base}/projects/{project_id(base, project)}/traces/{trace_id}"
+            f"?selectedSpanNodeId={span_id}"
+        )
+        screenshot(url, output)
     print(f"wrote {output} ({output.stat().st_size // 1024} KB)")
 
 

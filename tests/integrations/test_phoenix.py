@@ -72,6 +72,7 @@ def phoenix(tmp_path_factory) -> Iterator[str]:
     with running_phoenix(tmp_path_factory.mktemp("phoenix")) as base:
         yield base
 
+
 def hex_id(span_id: int) -> str:
     return format(span_id, "016x")
 
