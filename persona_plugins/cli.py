@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -148,8 +149,13 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     provider = _tracer_provider(args)
     try:
-        pipeline = PersonaPipeline(_build_model(args), config, tracer_provider=provider)
-        result = pipeline.run_sync(args.question)
+        if args.framework == "semantic-kernel":
+            result = asyncio.run(_ask_semantic_kernel(args, config, provider))
+        elif args.framework == "autogen":
+            result = asyncio.run(_ask_autogen(args, config, provider))
+        else:
+            pipeline = PersonaPipeline(_build_model(args), config, tracer_provider=provider)
+            result = pipeline.run_sync(args.question)
     finally:
         _shutdown(provider)
     if args.json:
@@ -166,6 +172,59 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     for error in result.errors:
         print(f"[recovered: {error.stage}: {error.error}]", file=sys.stderr)
     return 0
+
+
+async def _ask_autogen(args: argparse.Namespace, config: PipelineConfig, provider: Any) -> Any:
+    """``ask --framework autogen``: one ``create`` call of the AutoGen client wrapper."""
+    try:
+        from autogen_core.models import UserMessage
+
+        from persona_plugins.adapters.autogen import (
+            ChatModelCompletionClient,
+            PersonaChatCompletionClient,
+        )
+    except ImportError as exc:
+        raise MissingExtraError("persona-plugins ask", "autogen", missing=exc.name) from exc
+
+    inner = ChatModelCompletionClient(_build_model(args))
+    client = PersonaChatCompletionClient(inner, config, tracer_provider=provider)
+    await client.create([UserMessage(content=args.question, source="user")])
+    return client.last_result
+
+
+async def _ask_semantic_kernel(
+    args: argparse.Namespace, config: PipelineConfig, provider: Any
+) -> Any:
+    """``ask --framework semantic-kernel``: ``PersonaPlugin``'s ``answer`` function on a kernel."""
+    try:
+        from semantic_kernel import Kernel
+
+        from persona_plugins.adapters.semantic_kernel import ChatModelChatCompletion, PersonaPlugin
+    except ImportError as exc:
+        raise MissingExtraError("persona-plugins ask", "semantic-kernel", missing=exc.name) from exc
+
+    kernel = Kernel()
+    kernel.add_service(ChatModelChatCompletion(_build_model(args)))
+    plugin = PersonaPlugin(config, tracer_provider=provider)
+    kernel.add_plugin(plugin, "persona")
+    _quiet_semantic_kernel_logs()
+    try:
+        await kernel.invoke(plugin_name="persona", function_name="answer", question=args.question)
+    except Exception as exc:
+        # SK wraps what a function raises in KernelInvokeException; ours says it better.
+        cause = exc.__cause__
+        if isinstance(cause, PersonaPluginsError):
+            raise cause from cause.__cause__
+        raise
+    return plugin.last_result
+
+
+def _quiet_semantic_kernel_logs() -> None:
+    # SK logs a failed function at ERROR before raising; with no logging configured Python would
+    # print those records to stderr, on top of the one line the command prints for the error.
+    logger = logging.getLogger("semantic_kernel")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
 
 
 # -- demo ----------------------------------------------------------------------------------------
@@ -242,7 +301,86 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_sk_response(message: Any) -> None:
+    print(f"[{message.name}] {message.content}\n", flush=True)
+
+
+async def _demo_semantic_kernel(args: argparse.Namespace) -> int:
+    """``demo --framework semantic-kernel``: the same team as a Semantic Kernel group chat."""
+    try:
+        from semantic_kernel.agents import (
+            ChatCompletionAgent,
+            GroupChatOrchestration,
+            RoundRobinGroupChatManager,
+        )
+        from semantic_kernel.agents.runtime import InProcessRuntime
+
+        from persona_plugins.adapters.semantic_kernel import (
+            ChatModelChatCompletion,
+            PersonaChatCompletion,
+        )
+    except ImportError as exc:
+        raise MissingExtraError(
+            "persona-plugins demo", "semantic-kernel", missing=exc.name
+        ) from exc
+
+    names = [n.strip() for n in args.personas.split(",") if n.strip()]
+    if len(names) < 2:
+        raise _UsageError("--personas needs at least two comma-separated persona names")
+    catalog = _catalog()
+    personas = [_require(resolve_persona(name, catalog)) for name in names]
+    provider = _tracer_provider(args)
+    started = time.perf_counter()
+    runtime = InProcessRuntime()
+    _quiet_semantic_kernel_logs()
+    try:
+        inner = ChatModelChatCompletion(_build_model(args))
+        services = [
+            PersonaChatCompletion(inner, persona=p, tracer_provider=provider) for p in personas
+        ]
+        agents = [
+            # No instructions: the persona is the whole system prompt, as in the AutoGen demo.
+            ChatCompletionAgent(
+                name=p.name if p.name.isidentifier() else f"agent_{i}",
+                description=p.description,
+                service=service,
+            )
+            for i, (p, service) in enumerate(zip(personas, services, strict=True))
+        ]
+        group_chat = GroupChatOrchestration(
+            members=list[Any](agents),
+            manager=RoundRobinGroupChatManager(max_rounds=len(agents) * args.rounds),
+            agent_response_callback=_print_sk_response,
+        )
+        print(f"Question: {args.question}\n")
+        runtime.start()
+        result = await group_chat.invoke(task=args.question, runtime=runtime)
+        await result.get()
+    finally:
+        await runtime.stop_when_idle()
+        _shutdown(provider)
+    elapsed = time.perf_counter() - started
+    print("Summary")
+    print(f"  {'agent':<20} {'persona':<44} {'calls':>5} {'tokens in':>9} {'tokens out':>10}")
+    for agent, persona, service in zip(agents, personas, services, strict=True):
+        print(
+            f"  {agent.name:<20} {persona.description[:44]:<44} {service.model_calls:>5} "
+            f"{service.usage.input_tokens:>9} {service.usage.output_tokens:>10}"
+        )
+    model_label = args.base_url or args.model_path or "embedded SmolLM2-135M-Instruct (llama.cpp)"
+    print(f"  model: {model_label} (Semantic Kernel group chat)", flush=True)
+    print(
+        f"  total: {sum(s.model_calls for s in services)} model calls, "
+        f"{sum(s.usage.input_tokens for s in services)} tokens in, "
+        f"{sum(s.usage.output_tokens for s in services)} tokens out, {elapsed:.1f} s",
+        flush=True,
+    )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.framework == "semantic-kernel":
+        return asyncio.run(_demo_semantic_kernel(args))
     return asyncio.run(_demo(args))
 
 
@@ -382,6 +520,128 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- check and audit (bias guardrails) -----------------------------------------------------------
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2}
+
+
+def _read_check_input(value: str) -> str:
+    if value == "-":
+        return sys.stdin.read()
+    path = Path(value)
+    try:
+        if len(value) < 4096 and path.is_file():
+            return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        pass
+    return value
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from persona_plugins.guardrails import BUILTIN_DETECTORS, check_text
+
+    text = _read_check_input(args.input)
+    detectors = (
+        [d.strip() for d in args.detectors.split(",") if d.strip()]
+        if args.detectors
+        else list(BUILTIN_DETECTORS)
+    )
+    # Only the model checks (":confirm", ":judge") need a model; the offline checks never load one.
+    needs_model = any(":" in d and not d.startswith("toxicity") for d in detectors)
+    model = _build_model(args) if needs_model else None
+    persona = resolve_persona(args.persona, _catalog()) if args.persona else None
+    findings = check_text(
+        text,
+        messages=args.question or None,
+        persona=persona,
+        config={"guard": "monitor", "detectors": detectors},
+        model=model,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "detectors": detectors,
+                    "characters": len(text),
+                    "findings": [f.model_dump(mode="json") for f in findings],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    elif not findings:
+        print(f"no findings ({', '.join(detectors)}; {len(text)} characters checked)")
+    else:
+        print(f"{'detector':<22} {'severity':<8} {'score':>5}  message")
+        for f in findings:
+            score = f"{f.score:.2f}" if f.score is not None else "-"
+            print(f"{f.detector:<22} {f.severity:<8} {score:>5}  {f.message}")
+            if f.evidence:
+                print(f"{'':<38}evidence: {f.evidence}")
+    if args.fail_on:
+        limit = _SEVERITY_RANK[args.fail_on]
+        if any(_SEVERITY_RANK.get(f.severity, 0) >= limit for f in findings):
+            return 3
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from persona_plugins.evaluation.audit import (
+        DEFAULT_BASELINES,
+        load_crows_pairs,
+        load_question_file,
+        run_audit,
+    )
+    from persona_plugins.evaluation.datasets import load_dataset
+
+    if bool(args.dataset) == bool(args.questions):
+        raise _UsageError("give either --dataset NAME or --questions FILE")
+    if args.dataset:
+        questions = load_dataset(args.dataset, args.data_dir, limit=args.limit)
+        source = args.dataset
+    else:
+        questions = load_question_file(args.questions, limit=args.limit)
+        source = Path(args.questions).name
+    catalog = _catalog()
+    if args.personas in (None, "all"):
+        names = [p.name for p in catalog.values() if p.metadata.get("kind") == "audit"]
+    else:
+        names = [n.strip() for n in args.personas.split(",") if n.strip()]
+    baselines = [n.strip() for n in (args.baselines or ",".join(DEFAULT_BASELINES)).split(",")]
+    baselines = [b for b in baselines if b]
+    personas = [_require(resolve_persona(n, catalog)) for n in [*baselines, *names]]
+    crows = load_crows_pairs(args.data_dir, limit=args.crows, seed=args.seed) if args.crows else []
+    provider = _tracer_provider(args)
+    model = _build_model(args)
+    label = (
+        f"{args.model or 'default'} at {args.base_url}"
+        if args.base_url
+        else (args.model_path or "embedded SmolLM2-135M-Instruct")
+    )
+    title = f"{source}, {len(questions)} questions, {label}"
+    try:
+        summary = asyncio.run(
+            run_audit(
+                questions,
+                model,
+                personas,
+                out_dir=Path(args.out),
+                baselines=[p.name for p in personas[: len(baselines)]],
+                crows=crows,
+                title=title,
+            )
+        )
+    finally:
+        _shutdown(provider)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
+    else:
+        print(summary["markdown"])
+        chart = summary.get("chart") or "(no chart: pip install 'persona-plugins[audit]')"
+        print(f"\nwritten to {args.out}/audit.{{jsonl,json,md}}; chart: {chart}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
@@ -404,6 +664,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated persona names or files (default: %(default)s)",
     )
     demo.add_argument("--rounds", type=int, default=1, help="replies per agent (default 1)")
+    demo.add_argument(
+        "--framework",
+        choices=["autogen", "semantic-kernel"],
+        default="autogen",
+        help="an AutoGen RoundRobinGroupChat or a Semantic Kernel GroupChatOrchestration "
+        "(default %(default)s)",
+    )
     _add_model_options(demo)
     _add_trace_options(demo)
     demo.set_defaults(func=_cmd_demo)
@@ -418,6 +685,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--guard", choices=["off", "monitor", "enforce"])
     ask.add_argument("--config", help="a TOML file with PipelineConfig fields")
     ask.add_argument("--json", action="store_true", help="print the whole TurnResult as JSON")
+    ask.add_argument(
+        "--framework",
+        choices=["autogen", "semantic-kernel"],
+        help="answer through an adapter: the AutoGen client wrapper, or PersonaPlugin's answer "
+        "function on a Semantic Kernel kernel (default: the pipeline alone)",
+    )
     _add_model_options(ask)
     _add_trace_options(ask)
     ask.set_defaults(func=_cmd_ask)
@@ -486,6 +759,52 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list loaded plugins and the hooks they implement")
     plugins.add_argument("--json", action="store_true")
     plugins.set_defaults(func=_cmd_plugins)
+
+    check = sub.add_parser(
+        "check", help="run the bias guardrail detectors on a text or a file, print the findings"
+    )
+    check.add_argument("input", help="the text to check, a file to read, or - for stdin")
+    check.add_argument("--question", help="the user's message the text answers")
+    check.add_argument("--persona", help="the persona that wrote it (a catalog name or a file)")
+    check.add_argument(
+        "--detectors",
+        help="comma-separated detectors, with options after a colon "
+        "(default: abstention,stereotype,toxicity,persona_contradiction)",
+    )
+    check.add_argument(
+        "--fail-on",
+        choices=["info", "warning", "high"],
+        help="exit with status 3 when a finding is at least this severe",
+    )
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    _add_model_options(check)
+    check.set_defaults(func=_cmd_check)
+
+    audit = sub.add_parser(
+        "audit",
+        help="persona bias audit: accuracy, refusals, McNemar and stereotype agreement per persona",
+    )
+    audit.add_argument("--dataset", choices=sorted(DATASETS), help="a shared reasoning set")
+    audit.add_argument("--questions", help="a JSON-lines file of {question, answer} objects")
+    audit.add_argument("--limit", type=int, default=50, help="the first N questions (default 50)")
+    audit.add_argument(
+        "--personas",
+        help="comma-separated persona names or files (default: every audit persona)",
+    )
+    audit.add_argument(
+        "--baselines",
+        help="comma-separated baseline personas (default: average_human,human)",
+    )
+    audit.add_argument(
+        "--crows", type=int, default=20, help="CrowS-Pairs stereotypes per persona (0: skip)"
+    )
+    audit.add_argument("--seed", type=int, default=0, help="CrowS-Pairs sampling seed")
+    audit.add_argument("--data-dir", help="the shared data folder (default ../shared/data)")
+    audit.add_argument("--out", default="audit-results", help="output folder (default %(default)s)")
+    audit.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_model_options(audit)
+    _add_trace_options(audit)
+    audit.set_defaults(func=_cmd_audit)
     return parser
 
 

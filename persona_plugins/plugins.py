@@ -40,6 +40,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "persona_plugins.answers",
     "persona_plugins.judging",
     "persona_plugins.refinement",
+    "persona_plugins.guardrails.abstention",
+    "persona_plugins.guardrails.stereotype",
+    "persona_plugins.guardrails.toxicity",
+    "persona_plugins.guardrails.contradiction",
+    "persona_plugins.guardrails.actions",
 )
 
 _shared: pluggy.PluginManager | None = None

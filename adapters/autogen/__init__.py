@@ -7,6 +7,8 @@ Install with ``pip install "persona-plugins[autogen]"``.
 - :class:`ChatModelCompletionClient` is an AutoGen client backed by any persona-plugins
   :class:`~persona_plugins.ChatModel` (so ``AssistantAgent`` runs on the embedded model), and
   :class:`AutoGenChatModel` is the reverse.
+- :class:`TeamGuardHandler` is a runtime intervention handler that runs the guardrails on a whole
+  team (each member's messages, monopolization, drift from the task, discussion length).
 
 Example::
 
@@ -45,6 +47,7 @@ from persona_plugins.adapters.autogen._model import (  # noqa: E402
     ChatModelCompletionClientConfig,
     embedded_model_client,
 )
+from persona_plugins.adapters.autogen._team_guard import TeamGuardHandler  # noqa: E402
 
 __all__ = [
     "SUPPORTED_AUTOGEN",
@@ -53,6 +56,7 @@ __all__ = [
     "ChatModelCompletionClientConfig",
     "PersonaChatCompletionClient",
     "PersonaChatCompletionClientConfig",
+    "TeamGuardHandler",
     "embedded_model_client",
     "from_core_messages",
     "to_core_messages",

@@ -1,1 +1,79 @@
-"""Semantic Kernel adapter (work in progress: see issue #6)."""
+"""Semantic Kernel adapter.
+
+Install with ``pip install "persona-plugins[semantic-kernel]"``.
+
+- :class:`PersonaPlugin` is added with ``kernel.add_plugin(PersonaPlugin(...), "persona")``: kernel
+  functions (answer as the persona, ensemble, refine, check for bias) and the kernel filters it
+  installs (:class:`PersonaPromptRenderingFilter` injects the persona into prompt functions,
+  :class:`PersonaFunctionInvocationFilter` runs the guardrails on their results).
+- :class:`PersonaChatCompletion` wraps any SK chat service and runs the pipeline around every
+  call, streaming included: ``ChatCompletionAgent`` and the orchestrations call their service
+  directly, bypassing kernel filters, so they need it.
+- :class:`ChatModelChatCompletion` is an SK chat service backed by any persona-plugins
+  :class:`~persona_plugins.ChatModel` (so SK runs on the embedded model), and
+  :class:`SemanticKernelChatModel` is the reverse.
+
+Example::
+
+    import asyncio
+    from semantic_kernel import Kernel
+    from persona_plugins.adapters.semantic_kernel import PersonaPlugin, embedded_chat_completion
+
+    kernel = Kernel()
+    kernel.add_service(embedded_chat_completion())
+    kernel.add_plugin(PersonaPlugin(persona="pirate_captain"), "persona")
+    print(asyncio.run(kernel.invoke_prompt("Where is the treasure?")))
+
+Importing this module imports Semantic Kernel (about 1.5 s); ``import persona_plugins`` never does.
+"""
+
+from __future__ import annotations
+
+SUPPORTED_SEMANTIC_KERNEL = ">=1.30,<2"
+
+try:
+    import semantic_kernel
+    import semantic_kernel.connectors.ai.chat_completion_client_base  # noqa: F401
+except ImportError as exc:  # exercised with semantic_kernel hidden from sys.modules
+    from persona_plugins.errors import MissingExtraError
+
+    raise MissingExtraError(
+        "persona_plugins.adapters.semantic_kernel", "semantic-kernel", missing=exc.name
+    ) from exc
+
+from persona_plugins.adapters.semantic_kernel._filters import (  # noqa: E402
+    FINDINGS_KEY,
+    PersonaFunctionInvocationFilter,
+    PersonaPromptRenderingFilter,
+)
+from persona_plugins.adapters.semantic_kernel._messages import (  # noqa: E402
+    escape_prompt_text,
+    from_core_messages,
+    render_prompt,
+    to_core_messages,
+)
+from persona_plugins.adapters.semantic_kernel._model import (  # noqa: E402
+    ChatModelChatCompletion,
+    ChatModelPromptExecutionSettings,
+    SemanticKernelChatModel,
+    embedded_chat_completion,
+)
+from persona_plugins.adapters.semantic_kernel._plugin import PersonaPlugin  # noqa: E402
+from persona_plugins.adapters.semantic_kernel._service import PersonaChatCompletion  # noqa: E402
+
+__all__ = [
+    "FINDINGS_KEY",
+    "SUPPORTED_SEMANTIC_KERNEL",
+    "ChatModelChatCompletion",
+    "ChatModelPromptExecutionSettings",
+    "PersonaChatCompletion",
+    "PersonaFunctionInvocationFilter",
+    "PersonaPlugin",
+    "PersonaPromptRenderingFilter",
+    "SemanticKernelChatModel",
+    "embedded_chat_completion",
+    "escape_prompt_text",
+    "from_core_messages",
+    "render_prompt",
+    "to_core_messages",
+]

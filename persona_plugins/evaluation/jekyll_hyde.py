@@ -201,11 +201,21 @@ def load_records(path: Path) -> dict[str, dict[str, Any]]:
     """Results already written by an earlier (possibly interrupted) run, by question id."""
     path.parent.mkdir(parents=True, exist_ok=True)
     done: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                record = json.loads(line)
-                done[record["id"]] = record
+    if not path.exists():
+        return done
+    text = path.read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption: that item is simply redone
+        if isinstance(record, dict) and "id" in record:
+            done[record["id"]] = record
+    if text and not text.endswith("\n"):
+        with path.open("a", encoding="utf-8") as sink:  # close the cut line before appending
+            sink.write("\n")
     return done
 
 

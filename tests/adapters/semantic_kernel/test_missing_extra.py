@@ -1,0 +1,104 @@
+"""Without Semantic Kernel installed, importing the adapter names the exact ``pip install``
+line; and nothing else imports Semantic Kernel (it costs about 1.5 s)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from persona_plugins import MissingExtraError, PersonaPluginsError
+
+ADAPTER = "persona_plugins.adapters.semantic_kernel"
+
+
+def hide(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Make ``names`` unimportable and forget every loaded SK adapter module (restored after)."""
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, None)
+    for loaded in [m for m in sys.modules if m.startswith(ADAPTER)]:
+        monkeypatch.delitem(sys.modules, loaded)
+
+
+@pytest.mark.parametrize(
+    "missing", ["semantic_kernel", "semantic_kernel.connectors.ai.chat_completion_client_base"]
+)
+def test_importing_the_adapter_without_semantic_kernel_names_the_install_line(monkeypatch, missing):
+    hide(monkeypatch, missing)
+
+    with pytest.raises(MissingExtraError) as raised:
+        importlib.import_module(ADAPTER)
+
+    message = str(raised.value)
+    assert 'pip install "persona-plugins[semantic-kernel]"' in message
+    assert "semantic_kernel" in message
+    assert raised.value.extra == "semantic-kernel"
+    assert isinstance(raised.value, ImportError), "code that catches ImportError keeps working"
+    assert isinstance(raised.value, PersonaPluginsError)
+
+
+def test_the_adapter_imports_again_once_semantic_kernel_is_back(monkeypatch):
+    with monkeypatch.context() as patch:
+        hide(patch, "semantic_kernel")
+        with pytest.raises(MissingExtraError):
+            importlib.import_module(ADAPTER)
+
+    adapter = importlib.import_module(ADAPTER)
+    assert adapter.PersonaPlugin.__name__ == "PersonaPlugin"
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_neither_the_core_nor_the_autogen_adapter_imports_semantic_kernel():
+    done = run_python(
+        "import json, sys\n"
+        "import persona_plugins, persona_plugins.cli\n"
+        "from persona_plugins import PersonaPipeline\n"
+        "import persona_plugins.adapters.autogen\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('semantic_kernel'))))\n"
+    )
+    assert json.loads(done.stdout) == []
+
+
+def test_the_core_works_and_the_adapter_explains_itself_without_semantic_kernel():
+    done = run_python(
+        "import sys\n"
+        "sys.modules['semantic_kernel'] = None\n"
+        "import persona_plugins\n"
+        "from persona_plugins import PersonaPipeline, Persona\n"
+        "try:\n"
+        f"    import {ADAPTER}\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    assert done.stdout.startswith("MissingExtraError")
+    assert 'pip install "persona-plugins[semantic-kernel]"' in done.stdout
+
+
+def test_the_cli_names_the_install_line_without_semantic_kernel():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "sys.modules['semantic_kernel'] = None\n"
+            "from persona_plugins.cli import main\n"
+            "sys.exit(main(['ask', 'Hello?', '--framework', 'semantic-kernel']))\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert 'pip install "persona-plugins[semantic-kernel]"' in done.stderr
+    assert "Traceback" not in done.stderr
