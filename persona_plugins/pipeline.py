@@ -382,9 +382,47 @@ class PersonaPipeline:
         if config.persona_mode == "none":
             persona = None
 
+        if config.guard == "off":  # calling check() is the request to look
+            config = config.model_copy(update={"guard": "monitor"})
+        return await self._check_stage(msgs, text, persona, config, turn_model, [])
+
+    async def resolve(
+        self,
+        text: str,
+        findings: Sequence[Finding],
+        messages: MessagesInput | None = None,
+        *,
+        candidates: Sequence[Candidate] = (),
+        persona: Persona | None = None,
+        model: ChatModel | None = None,
+    ) -> Resolution | None:
+        """Run only ``resolve_findings`` on findings you already have (``enforce`` policy).
+
+        Adapters use this for text made outside a turn, such as a team member's message. Nothing
+        is raised: a ``block`` resolution is returned for the caller to act on.
+
+        :return: the resolution, or None when no plugin decided (or one raised: recorded on the
+            stage span).
+        """
+        msgs = normalize_messages(messages) if messages is not None else []
+        if persona is None and isinstance(self.config.persona, Persona):
+            persona = self.config.persona
+        return await self._resolve_stage(
+            msgs, text, list(findings), list(candidates), persona, self._turn_model(model), []
+        )
+
+    async def _check_stage(
+        self,
+        msgs: list[Message],
+        text: str,
+        persona: Persona | None,
+        config: PipelineConfig,
+        model: TurnModel,
+        errors: list[StageError],
+    ) -> list[Finding]:
         async def check(span: SafeSpan) -> list[Finding]:
             produced = self.pm.hook.check_response(
-                messages=msgs, response=text, persona=persona, config=config, model=turn_model
+                messages=msgs, response=text, persona=persona, config=config, model=model
             )
             found = _flatten(await _gather(produced))
             for finding in found:
@@ -400,10 +438,39 @@ class PersonaPipeline:
             span.set(semconv.PP_FINDINGS_COUNT, len(found))
             return found
 
-        findings: list[Finding] = await self._stage("check_response", [], check) or []
+        findings: list[Finding] = await self._stage("check_response", errors, check) or []
         for finding in findings:
             self.metrics.finding(finding.detector, finding.severity)
         return findings
+
+    async def _resolve_stage(
+        self,
+        msgs: list[Message],
+        text: str,
+        findings: list[Finding],
+        candidates: list[Candidate],
+        persona: Persona | None,
+        model: TurnModel,
+        errors: list[StageError],
+    ) -> Resolution | None:
+        async def resolve(span: SafeSpan) -> Resolution | None:
+            resolution: Resolution | None = await _resolve(
+                self.pm.hook.resolve_findings(
+                    messages=msgs,
+                    response=text,
+                    findings=findings,
+                    candidates=candidates,
+                    persona=persona,
+                    config=self.config,
+                    model=model,
+                )
+            )
+            if resolution is not None:
+                span.set(semconv.PP_ACTION, resolution.action)
+            return resolution
+
+        result: Resolution | None = await self._stage("resolve_findings", errors, resolve)
+        return result
 
     async def run(
         self, messages: MessagesInput, *, model: ChatModel | None = None, **settings: Any
@@ -684,47 +751,11 @@ class PersonaPipeline:
         findings: list[Finding] = []
         action: str = "allow"
         if config.guard != "off":
-
-            async def check(span: SafeSpan) -> list[Finding]:
-                produced = hook.check_response(
-                    messages=msgs, response=text, persona=persona, config=config, model=model
-                )
-                found = _flatten(await _gather(produced))
-                for finding in found:
-                    span.event(
-                        semconv.GEN_AI_EVALUATION_RESULT_EVENT,
-                        {
-                            semconv.GEN_AI_EVALUATION_NAME: finding.detector,
-                            semconv.GEN_AI_EVALUATION_SCORE_VALUE: finding.score,
-                            semconv.GEN_AI_EVALUATION_SCORE_LABEL: finding.severity,
-                            semconv.GEN_AI_EVALUATION_EXPLANATION: finding.message,
-                        },
-                    )
-                span.set(semconv.PP_FINDINGS_COUNT, len(found))
-                return found
-
-            findings = await self._stage("check_response", errors, check) or []
-            for finding in findings:
-                self.metrics.finding(finding.detector, finding.severity)
+            findings = await self._check_stage(msgs, text, persona, config, model, errors)
             if findings and config.guard == "enforce":
-
-                async def resolve(span: SafeSpan) -> Resolution | None:
-                    resolution: Resolution | None = await _resolve(
-                        hook.resolve_findings(
-                            messages=msgs,
-                            response=text,
-                            findings=findings,
-                            candidates=candidates,
-                            persona=persona,
-                            config=config,
-                            model=model,
-                        )
-                    )
-                    if resolution is not None:
-                        span.set(semconv.PP_ACTION, resolution.action)
-                    return resolution
-
-                resolution = await self._stage("resolve_findings", errors, resolve)
+                resolution = await self._resolve_stage(
+                    msgs, text, findings, candidates, persona, model, errors
+                )
                 if resolution is not None:
                     action = resolution.action
                     if resolution.action == "block":

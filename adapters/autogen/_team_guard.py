@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.pipeline import PersonaPipeline, collect_personas
 from persona_plugins.plugins import get_plugin_manager
-from persona_plugins.results import Finding, Resolution
+from persona_plugins.results import Finding
 from persona_plugins.tracing import Telemetry
 
 _log = logging.getLogger("persona_plugins.guardrails")
@@ -234,7 +233,9 @@ class TeamGuardHandler(DefaultInterventionHandler):
                 return
             text, action = original, "allow"
             if message_findings:
-                resolution = await self._resolve(task_messages, original, message_findings, persona)
+                resolution = await self._pipeline(speaker, persona).resolve(
+                    original, message_findings, task_messages or None, persona=persona
+                )
                 if resolution is not None and resolution.action == "block":
                     text = WITHHELD_TEMPLATE.format(
                         speaker=speaker, reason=resolution.reason or "blocked by the guardrails"
@@ -263,23 +264,3 @@ class TeamGuardHandler(DefaultInterventionHandler):
                 meter_provider=meter_provider,
             )
         return self._pipelines[speaker]
-
-    async def _resolve(
-        self,
-        messages: list[Message],
-        response: str,
-        findings: list[Finding],
-        persona: Persona | None,
-    ) -> Resolution | None:
-        result = self.pm.hook.resolve_findings(
-            messages=messages,
-            response=response,
-            findings=findings,
-            candidates=[],
-            persona=persona,
-            config=self.config,
-            model=self.model,
-        )
-        if inspect.isawaitable(result):
-            result = await result
-        return result if isinstance(result, Resolution) else None
