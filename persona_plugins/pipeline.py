@@ -353,7 +353,8 @@ class PersonaPipeline:
         with self.telemetry.span(
             f"{semconv.SPAN_STAGE_PREFIX}prepare", {semconv.PP_STAGE: "prepare"}
         ) as span:
-            prepared = await self._prepare(msgs, self._turn_model(model), errors)
+            with recording_scope(span.recording):  # tracing off: no inner stage spans either
+                prepared = await self._prepare(msgs, self._turn_model(model), errors)
             span.set(semconv.PP_PERSONA_NAME, prepared.persona.name if prepared.persona else None)
             return prepared
 

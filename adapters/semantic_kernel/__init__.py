@@ -43,6 +43,7 @@ except ImportError as exc:  # exercised with semantic_kernel hidden from sys.mod
 
 from persona_plugins.adapters.semantic_kernel._filters import (  # noqa: E402
     FINDINGS_KEY,
+    RESOLUTION_KEY,
     PersonaFunctionInvocationFilter,
     PersonaPromptRenderingFilter,
 )
@@ -63,6 +64,7 @@ from persona_plugins.adapters.semantic_kernel._service import PersonaChatComplet
 
 __all__ = [
     "FINDINGS_KEY",
+    "RESOLUTION_KEY",
     "SUPPORTED_SEMANTIC_KERNEL",
     "ChatModelChatCompletion",
     "ChatModelPromptExecutionSettings",

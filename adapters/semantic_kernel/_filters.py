@@ -7,12 +7,15 @@ SK calls a filter as ``filter(context, next=...)``, so the second parameter must
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterator
 from typing import Any
 
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents.chat_history import ChatHistory
+from semantic_kernel.contents.chat_message_content import ChatMessageContent
+from semantic_kernel.contents.streaming_chat_message_content import StreamingChatMessageContent
 from semantic_kernel.exceptions import KernelServiceNotFoundError
 from semantic_kernel.filters.filter_context_base import FilterContextBase
 from semantic_kernel.filters.filter_types import FilterTypes
@@ -30,10 +33,11 @@ from persona_plugins.adapters.semantic_kernel._service import PersonaChatComplet
 from persona_plugins.errors import GuardrailViolation
 from persona_plugins.model import Message
 from persona_plugins.pipeline import PersonaPipeline
-from persona_plugins.results import Finding, PreparedPrompt
+from persona_plugins.results import Finding, PreparedPrompt, Resolution
 
-#: Key of the findings in a guarded ``FunctionResult.metadata``.
+#: Keys of the findings and of the ``enforce`` resolution in a guarded ``FunctionResult.metadata``.
 FINDINGS_KEY = "persona_plugins.findings"
+RESOLUTION_KEY = "persona_plugins.resolution"
 
 NextFilter = Callable[[Any], Awaitable[None]]
 
@@ -100,10 +104,18 @@ class PersonaPromptRenderingFilter:
     """
 
     filter_type = FilterTypes.PROMPT_RENDERING
+    #: How many rewritten prompts :meth:`conversation_before` remembers.
+    remembered = 64
 
     def __init__(self, pipeline: PersonaPipeline):
         self.pipeline = pipeline
         self.last_prepared: PreparedPrompt | None = None
+        self._before: OrderedDict[str, list[Message]] = OrderedDict()
+
+    def conversation_before(self, rendered_prompt: str) -> list[Message] | None:
+        """The conversation of a prompt this filter rewrote, as it was before the persona
+        (None for a prompt it did not rewrite, or one rewritten too long ago)."""
+        return self._before.get(rendered_prompt)
 
     async def __call__(self, context: PromptRenderContext, next: NextFilter) -> None:
         await next(context)
@@ -125,13 +137,18 @@ class PersonaPromptRenderingFilter:
             new is old for new, old in zip(prepared.prompt, translation.messages, strict=True)
         )
         if not unchanged:
-            context.rendered_prompt = render_prompt(
+            rendered = render_prompt(
                 prepared.prompt, translation.originals, instruction_role=service.instruction_role
             )
+            context.rendered_prompt = rendered
+            self._before[rendered] = translation.messages
+            self._before.move_to_end(rendered)
+            while len(self._before) > self.remembered:
+                self._before.popitem(last=False)
 
 
 class PersonaFunctionInvocationFilter:
-    """A function-invocation filter that runs the guardrail detectors on function results.
+    """A function-invocation filter that runs the guard stage on function results.
 
     Install with ``pip install "persona-plugins[semantic-kernel]"``. :class:`PersonaPlugin`
     adds it when its config has ``guard`` on; add it alone like this::
@@ -156,22 +173,27 @@ class PersonaFunctionInvocationFilter:
         result = asyncio.run(kernel.invoke_prompt("Describe a typical nurse."))
         print(result.metadata[FINDINGS_KEY])
 
-    The detectors (the ``check_response`` hook, through ``PersonaPipeline.check``) read each
-    guarded result's text and the conversation that produced it. With ``guard="monitor"`` the
-    findings are recorded in ``result.metadata["persona_plugins.findings"]`` (and on the stage
-    span); with ``guard="enforce"`` a result with findings raises
-    :class:`~persona_plugins.GuardrailViolation` carrying the findings, the messages and the
-    text: a function result has no neutral answer to fall back to, so blocking is the action
-    left (a :class:`PersonaChatCompletion` runs the whole guard stage, with every action). A
-    streamed result is checked when its stream ends (``monitor``) or before its first chunk
-    (``enforce``, which buffers it). ``guard="off"`` checks nothing.
+    The detectors (``PersonaPipeline.check``, the ``check_response`` hook) read each guarded
+    result's text and the conversation that produced it; the findings go to
+    ``result.metadata["persona_plugins.findings"]`` (and the stage span). With
+    ``guard="monitor"`` that is all. With ``guard="enforce"`` findings go on to the pipeline's
+    ``resolve_findings`` stage (``PersonaPipeline.resolve``), and its decision is applied as a
+    turn applies it: the annotated or regenerated text replaces the result's text, and ``block``
+    raises :class:`~persona_plugins.GuardrailViolation` with the findings, the conversation and
+    the blocked text (the resolution is in ``result.metadata["persona_plugins.resolution"]``).
+    A streamed result is checked when its stream ends (``monitor``) or, buffered, before its
+    first chunk (``enforce``). ``guard="off"`` checks nothing.
 
     Args:
-        pipeline: the pipeline whose detectors run, and whose ``guard`` mode applies.
+        pipeline: the pipeline whose guard stage runs, and whose ``guard`` mode applies.
         guard_function: which functions' results to check (default: prompt functions).
+        prompt_filter: the :class:`PersonaPromptRenderingFilter` of the same kernel, if any: the
+            detectors then see the conversation as it was before the persona was injected, as
+            they do in a turn.
 
     Attributes:
-        last_findings: the findings of the latest checked result.
+        last_findings: the findings of the latest checked result; ``last_resolution``: the
+            latest :class:`~persona_plugins.Resolution` (``enforce``).
     """
 
     filter_type = FilterTypes.FUNCTION_INVOCATION
@@ -181,10 +203,13 @@ class PersonaFunctionInvocationFilter:
         pipeline: PersonaPipeline,
         *,
         guard_function: Callable[[KernelFunction], bool] = is_prompt_function,
+        prompt_filter: PersonaPromptRenderingFilter | None = None,
     ):
         self.pipeline = pipeline
         self.guard_function = guard_function
+        self.prompt_filter = prompt_filter
         self.last_findings: list[Finding] = []
+        self.last_resolution: Resolution | None = None
 
     async def __call__(self, context: FunctionInvocationContext, next: NextFilter) -> None:
         await next(context)
@@ -195,7 +220,7 @@ class PersonaFunctionInvocationFilter:
             or not self.guard_function(context.function)
         ):
             return
-        messages = _conversation(result)
+        messages = self._conversation(result)
         chosen = chat_service_for(context)
         model = SemanticKernelChatModel(*chosen) if chosen is not None else None
         if context.is_streaming and isinstance(result.value, AsyncIterable):
@@ -203,29 +228,45 @@ class PersonaFunctionInvocationFilter:
             return
         if context.is_streaming and isinstance(result.value, Iterator):  # a native generator
             chunks = list(result.value)
-            await self._check(result, "".join(_chunk_text(c) for c in chunks), messages, model)
-            result.value = (chunk for chunk in chunks)  # SK streams generators only
+            text = "".join(_chunk_text(c) for c in chunks)
+            replaced = await self._guard(result, text, messages, model)
+            kept = [replaced] if replaced is not None else chunks
+            result.value = (chunk for chunk in kept)  # SK streams generators only
             return
-        await self._check(result, str(result), messages, model)
+        replaced = await self._guard(result, str(result), messages, model)
+        if replaced is not None:
+            result.value = _with_text(result.value, replaced)
 
-    async def _check(
+    async def _guard(
         self,
         result: FunctionResult,
         text: str,
         messages: list[Message] | None,
         model: SemanticKernelChatModel | None,
-    ) -> None:
+    ) -> str | None:
+        """Check ``text``, and in ``enforce`` mode resolve its findings; return the text that
+        replaces it, if any. A ``block`` raises :class:`~persona_plugins.GuardrailViolation`."""
         findings = await self.pipeline.check(text, messages, model=model)
         self.last_findings = findings
         result.metadata[FINDINGS_KEY] = findings
-        if findings and self.pipeline.config.guard == "enforce":
+        if not findings or self.pipeline.config.guard != "enforce":
+            return None
+        resolution = await self.pipeline.resolve(text, findings, messages, model=model)
+        self.last_resolution = resolution
+        if resolution is None:
+            return None
+        result.metadata[RESOLUTION_KEY] = resolution
+        if resolution.action == "block":
             raise GuardrailViolation(
-                f"{result.function.fully_qualified_name}: the result was blocked by the "
-                f"guardrails ({', '.join(sorted({f.detector for f in findings}))})",
+                resolution.reason
+                or f"{result.function.fully_qualified_name}: blocked by the guardrails",
                 findings=findings,
                 messages=messages or [],
                 response=text,
             )
+        if resolution.action != "allow" and resolution.text:
+            return resolution.text
+        return None
 
     async def _guarded_stream(
         self,
@@ -236,29 +277,68 @@ class PersonaFunctionInvocationFilter:
     ) -> AsyncGenerator[Any, None]:
         if self.pipeline.config.guard == "enforce":
             chunks = [chunk async for chunk in stream]
-            await self._check(result, "".join(_chunk_text(c) for c in chunks), messages, model)
-            for chunk in chunks:
-                yield chunk
+            text = "".join(_chunk_text(c) for c in chunks)
+            replaced = await self._guard(result, text, messages, model)
+            if replaced is None:
+                for chunk in chunks:
+                    yield chunk
+            else:
+                yield _chunk_with_text(chunks[0] if chunks else None, replaced)
             return
         parts: list[str] = []
         async for chunk in stream:
             parts.append(_chunk_text(chunk))
             yield chunk
-        await self._check(result, "".join(parts), messages, model)
+        await self._guard(result, "".join(parts), messages, model)
 
-
-def _conversation(result: FunctionResult) -> list[Message] | None:
-    """The conversation a prompt function's result answers, from its rendered prompt."""
-    history = result.metadata.get("messages")
-    if not isinstance(history, ChatHistory):
-        if not result.rendered_prompt:
-            return None
-        history = ChatHistory.from_rendered_prompt(result.rendered_prompt)
-    messages = to_core_messages(history.messages).messages
-    return messages or None
+    def _conversation(self, result: FunctionResult) -> list[Message] | None:
+        """The conversation a prompt function's result answers: as the prompt filter received
+        it (before the persona), else as the rendered prompt has it."""
+        if self.prompt_filter is not None and result.rendered_prompt:
+            before = self.prompt_filter.conversation_before(result.rendered_prompt)
+            if before is not None:
+                return before
+        history = result.metadata.get("messages")
+        if not isinstance(history, ChatHistory):
+            if not result.rendered_prompt:
+                return None
+            history = ChatHistory.from_rendered_prompt(result.rendered_prompt)
+        messages = to_core_messages(history.messages).messages
+        return messages or None
 
 
 def _chunk_text(chunk: Any) -> str:
     if isinstance(chunk, list):
         return str(chunk[0]) if chunk else ""
     return str(chunk)
+
+
+def _with_text(value: Any, text: str) -> Any:
+    """A function result's value with its text replaced (a prompt function's first message)."""
+    if isinstance(value, list) and value and isinstance(value[0], ChatMessageContent):
+        first = value[0]
+        replaced = ChatMessageContent(
+            role=first.role,
+            content=text,
+            name=first.name,
+            ai_model_id=first.ai_model_id,
+            metadata=dict(first.metadata),
+        )
+        return [replaced, *value[1:]]
+    return text
+
+
+def _chunk_with_text(first: Any, text: str) -> Any:
+    """One streamed chunk carrying ``text``, shaped like the stream's own first chunk."""
+    message = first[0] if isinstance(first, list) and first else first
+    if isinstance(message, StreamingChatMessageContent):
+        return [
+            StreamingChatMessageContent(
+                role=message.role,
+                content=text,
+                choice_index=message.choice_index,
+                ai_model_id=message.ai_model_id,
+                metadata=dict(message.metadata),
+            )
+        ]
+    return text

@@ -123,7 +123,7 @@ class PersonaPlugin:
         self.install_filters = install_filters
         self.prompt_filter = PersonaPromptRenderingFilter(self.pipeline)
         self.invocation_filter = PersonaFunctionInvocationFilter(
-            self.pipeline, guard_function=guard_function
+            self.pipeline, guard_function=guard_function, prompt_filter=self.prompt_filter
         )
         self.last_result: TurnResult | None = None
         self.last_findings: list[Finding] = []
