@@ -387,6 +387,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- eval ----------------------------------------------------------------------------------------
 
 
+def _model_label(args: argparse.Namespace) -> str:
+    if args.base_url:
+        return f"{args.model or 'default'} at {args.base_url}"
+    return str(args.model_path or "embedded SmolLM2-135M-Instruct")
+
+
+def _print_summary(args: argparse.Namespace, summary: dict[str, Any], stem: str) -> int:
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
+    else:
+        print(summary["markdown"])
+        print(f"\nwritten to {args.out}/{stem}.{{jsonl,json,md}}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from persona_plugins.evaluation.datasets import load_dataset
     from persona_plugins.evaluation.jekyll_hyde import run_jekyll_hyde_eval
@@ -396,11 +411,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         resolve_persona(args.persona, _catalog())  # fail early on an unknown name
     provider = _tracer_provider(args)
     model = _build_model(args)
-    label = (
-        f"{args.model or 'default'} at {args.base_url}"
-        if args.base_url
-        else (args.model_path or "embedded SmolLM2-135M-Instruct")
-    )
+    label = _model_label(args)
     try:
         summary = asyncio.run(
             run_jekyll_hyde_eval(
@@ -416,12 +427,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
     finally:
         _shutdown(provider)
-    if args.json:
-        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
-    else:
-        print(summary["markdown"])
-        print(f"\nwritten to {args.out}/jekyll_hyde_{args.dataset}.{{jsonl,json,md}}")
-    return 0
+    return _print_summary(args, summary, f"jekyll_hyde_{args.dataset}")
 
 
 def _cmd_eval_refine(args: argparse.Namespace) -> int:
@@ -430,11 +436,7 @@ def _cmd_eval_refine(args: argparse.Namespace) -> int:
     items = load_persona_questions(args.data_dir, limit=args.limit)
     provider = _tracer_provider(args)
     model = _build_model(args)
-    label = (
-        f"{args.model or 'default'} at {args.base_url}"
-        if args.base_url
-        else (args.model_path or "embedded SmolLM2-135M-Instruct")
-    )
+    label = _model_label(args)
     try:
         summary = asyncio.run(
             run_refine_eval(
@@ -448,12 +450,7 @@ def _cmd_eval_refine(args: argparse.Namespace) -> int:
         )
     finally:
         _shutdown(provider)
-    if args.json:
-        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
-    else:
-        print(summary["markdown"])
-        print(f"\nwritten to {args.out}/refine.{{jsonl,json,md}}")
-    return 0
+    return _print_summary(args, summary, "refine")
 
 
 # -- personas and plugins ------------------------------------------------------------------------
@@ -613,11 +610,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     crows = load_crows_pairs(args.data_dir, limit=args.crows, seed=args.seed) if args.crows else []
     provider = _tracer_provider(args)
     model = _build_model(args)
-    label = (
-        f"{args.model or 'default'} at {args.base_url}"
-        if args.base_url
-        else (args.model_path or "embedded SmolLM2-135M-Instruct")
-    )
+    label = _model_label(args)
     title = f"{source}, {len(questions)} questions, {label}"
     try:
         summary = asyncio.run(
