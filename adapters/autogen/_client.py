@@ -26,6 +26,7 @@ from persona_plugins import semconv
 from persona_plugins.adapters.autogen._messages import Translation, to_core_messages
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
+    add_usage,
     client_model_name,
     finish_reason,
 )
@@ -132,8 +133,7 @@ class PersonaChatCompletionClient(
         self._model_name = client_model_name(inner)
         self.last_result: TurnResult | None = None
         self.model_calls = 0
-        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
     # -- the two calls AutoGen makes -------------------------------------------------------------
 
@@ -278,14 +278,7 @@ class PersonaChatCompletionClient(
 
     def _add(self, usage: RequestUsage, *, calls: int) -> None:
         self.model_calls += calls
-        self._total = RequestUsage(
-            self._total.prompt_tokens + usage.prompt_tokens,
-            self._total.completion_tokens + usage.completion_tokens,
-        )
-        self._actual = RequestUsage(
-            self._actual.prompt_tokens + usage.prompt_tokens,
-            self._actual.completion_tokens + usage.completion_tokens,
-        )
+        self._usage = add_usage(self._usage, usage)
 
     # -- everything else delegates ---------------------------------------------------------------
 
@@ -293,10 +286,10 @@ class PersonaChatCompletionClient(
         await self.inner.close()
 
     def actual_usage(self) -> RequestUsage:
-        return self._actual
+        return self._usage  # every call this client makes is a real one: actual equals total
 
     def total_usage(self) -> RequestUsage:
-        return self._total
+        return self._usage
 
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []

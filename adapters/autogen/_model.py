@@ -36,6 +36,14 @@ def finish_reason(
     return value if value in _FINISH_REASONS else "unknown"  # type: ignore[return-value]
 
 
+def add_usage(a: RequestUsage, b: RequestUsage) -> RequestUsage:
+    """The sum of two AutoGen usage records."""
+    return RequestUsage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+    )
+
+
 def client_model_name(client: ChatCompletionClient) -> str:
     """The model name an AutoGen client was created for, as well as it can be told."""
     for attr in ("_create_args", "_raw_config"):
@@ -181,8 +189,7 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         self.model = model
         self._model_info: ModelInfo = model_info or _default_model_info(model)
         self._context_window = context_window or int(getattr(model, "n_ctx", 2048))
-        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
     def _core(
         self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]
@@ -253,14 +260,7 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         return stream()
 
     def _add(self, usage: RequestUsage) -> None:
-        self._total = RequestUsage(
-            self._total.prompt_tokens + usage.prompt_tokens,
-            self._total.completion_tokens + usage.completion_tokens,
-        )
-        self._actual = RequestUsage(
-            self._actual.prompt_tokens + usage.prompt_tokens,
-            self._actual.completion_tokens + usage.completion_tokens,
-        )
+        self._usage = add_usage(self._usage, usage)
 
     async def close(self) -> None:
         closer = getattr(self.model, "close", None)
@@ -270,10 +270,10 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
                 await outcome
 
     def actual_usage(self) -> RequestUsage:
-        return self._actual
+        return self._usage  # nothing is cached, so actual and total usage are the same
 
     def total_usage(self) -> RequestUsage:
-        return self._total
+        return self._usage
 
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
