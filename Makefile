@@ -22,6 +22,14 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --progress-bar off -e ".[dev]"
 	touch $@ $(VENV)/.demo-installed
 
+# llama-cpp-python is compiled on install with the CPU flags of the machine that built it, and pip
+# reuses that wheel from its cache on any machine that shares the cache. Check once per install that
+# the build runs the embedded model on this CPU (in a child process); if it crashes, rebuild it for a
+# portable CPU baseline (4 to 25 minutes on 2 cores) and check again.
+$(VENV)/.llama-checked: $(VENV)/.demo-installed
+	$(BIN)/python -m persona_plugins.integrations.llama_cpp check --repair
+	touch $@
+
 # Arize Phoenix, for the observability test (tests/integrations/test_phoenix.py), gets a venv of
 # its own so that its heavy dependencies stay out of $(VENV).
 .venv-phoenix/.installed:
@@ -30,7 +38,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	.venv-phoenix/bin/python -m pip install --progress-bar off "arize-phoenix>=20.26,<21"
 	touch $@
 
-demo: $(VENV)/.demo-installed
+demo: $(VENV)/.demo-installed $(VENV)/.llama-checked
 	$(BIN)/persona-plugins demo
 
 lint: $(VENV)/.dev-installed
@@ -44,7 +52,7 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint typecheck .venv-phoenix/.installed
+test: lint typecheck $(VENV)/.llama-checked .venv-phoenix/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed

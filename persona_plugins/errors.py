@@ -64,7 +64,8 @@ class MissingExtraError(PersonaPluginsError, ImportError):
         detail = f" (could not import {missing!r})" if missing else ""
         super().__init__(
             f"{what} needs the '{extra}' extra{detail}. "
-            f'Install it with: pip install "persona-plugins[{extra}]"'
+            f'Install it with: pip install "persona-plugins[{extra}]" '
+            f'(from a clone of the repository: pip install -e ".[{extra}]")'
         )
 
 

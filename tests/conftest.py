@@ -70,8 +70,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory) -> Iterator[str]:
-    """A real ``python -m llama_cpp.server`` with SmolLM2 on a free loopback port; yields the
-    OpenAI-compatible base URL (``http://127.0.0.1:PORT/v1``)."""
+    """A real llama.cpp server (``llama_cpp.server``, started through
+    ``persona_plugins.integrations.llama_cpp.server``) with SmolLM2 on a free loopback port;
+    yields the OpenAI-compatible base URL (``http://127.0.0.1:PORT/v1``)."""
     from persona_plugins.integrations.llama_cpp import default_model_path
 
     port = free_port()
@@ -81,7 +82,8 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
             [
                 sys.executable,
                 "-m",
-                "llama_cpp.server",
+                # llama_cpp.server behind the CPU check, with the AMX-prone buffer types off
+                "persona_plugins.integrations.llama_cpp.server",
                 "--model",
                 str(default_model_path()),
                 "--model_alias",

