@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,13 +18,159 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["JudgeSettings", "PipelineConfig"]
+__all__ = [
+    "EXTRA_SETTINGS",
+    "GENERATION_SETTINGS",
+    "JudgeSettings",
+    "PipelineConfig",
+    "check_generation_settings",
+    "flatten_generation_settings",
+    "nest_generation_settings",
+]
 
 PersonaMode = Literal["static", "generated", "multi", "none"]
 PersonaTemplate = Literal["describe", "adopt", "roleplay"]
 EnsembleMode = Literal["off", "jekyll_hyde"]
 RefineStrategy = Literal["off", "sequential", "parallel", "adaptive"]
 GuardMode = Literal["off", "monitor", "enforce"]
+
+
+#: The generation settings known by name, wherever settings enter: a config's ``model_settings``,
+#: a model's ``generation=`` and the settings of one call. Any other name is a ConfigError (so
+#: ``max_token`` never passes silently) unless it sits in the :data:`EXTRA_SETTINGS` table.
+GENERATION_SETTINGS: Mapping[str, str] = {
+    "max_tokens": "the most tokens one call may generate",
+    "temperature": "sampling temperature (0: always the likeliest token)",
+    "top_p": "nucleus sampling: keep the likeliest tokens up to this probability mass",
+    "top_k": "keep only the k likeliest tokens",
+    "min_p": "drop tokens less likely than this fraction of the likeliest one",
+    "seed": "random seed, for repeatable sampling",
+    "stop": "a string or list of strings that end the answer",
+    "presence_penalty": "penalise tokens that already appeared (OpenAI style)",
+    "frequency_penalty": "penalise tokens by how often they appeared (OpenAI style)",
+    "repeat_penalty": "penalise repeated tokens (llama.cpp style; 1.0 is off)",
+    "logit_bias": "a mapping of token id to a bias added to its logit",
+    "response_format": 'constrain the answer, e.g. {"type": "json_object"}',
+}
+
+#: The one key whose table is passed on unchecked: settings specific to one server or backend
+#: (``extra = {mirostat_mode = 2}``). See each model for what it does with them.
+EXTRA_SETTINGS = "extra"
+
+
+class _SettingsProblem(ValueError):
+    """Unknown generation settings; each problem line says what is wrong (no location)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _settings_problems(settings: Mapping[Any, Any]) -> list[str]:
+    known = list(GENERATION_SETTINGS)
+    problems = []
+    for name in settings:
+        if name == EXTRA_SETTINGS or name in GENERATION_SETTINGS:
+            continue
+        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"unknown generation setting {name!r}{hint}")
+    if problems:
+        problems.append(
+            f"the known settings are {', '.join(known)}; a setting only your server knows "
+            f"goes in the '{EXTRA_SETTINGS}' table"
+        )
+    extra = settings.get(EXTRA_SETTINGS)
+    if extra is not None and not isinstance(extra, Mapping):
+        problems.append(
+            f"'{EXTRA_SETTINGS}' must be a table of server-specific settings, "
+            f"not {type(extra).__name__}"
+        )
+    elif extra:
+        for name in extra:
+            if not isinstance(name, str):
+                problems.append(f"'{EXTRA_SETTINGS}' keys must be text, not {name!r}")
+            elif name in GENERATION_SETTINGS:
+                problems.append(
+                    f"'{EXTRA_SETTINGS}.{name}' is a known setting: set {name!r} directly, "
+                    f"outside '{EXTRA_SETTINGS}'"
+                )
+    return problems
+
+
+def check_generation_settings(settings: Mapping[str, Any] | None, *, where: str) -> dict[str, Any]:
+    """Check generation settings by name and return a copy of them.
+
+    Every name must be one of :data:`GENERATION_SETTINGS`, or :data:`EXTRA_SETTINGS` holding a
+    mapping of server-specific settings (which are not checked here). Values are not checked: the
+    model reports a bad value when it is called.
+
+    Args:
+        settings: the settings (None: none).
+        where: where they came from, for the error message (``"MyModel(generation=...)"``).
+
+    Raises:
+        ConfigError: naming ``where``, every unknown key and the closest known name.
+
+    Example:
+        >>> check_generation_settings({"max_tokens": 20}, where="example")
+        {'max_tokens': 20}
+    """
+    if settings is None:
+        return {}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"{where}: generation settings must be a mapping of names to values, "
+            f"not {type(settings).__name__}"
+        )
+    problems = _settings_problems(settings)
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    copy = dict(settings)
+    if isinstance(copy.get(EXTRA_SETTINGS), Mapping):
+        copy[EXTRA_SETTINGS] = dict(copy[EXTRA_SETTINGS])
+    return copy
+
+
+def flatten_generation_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The known settings and the :data:`EXTRA_SETTINGS` table's settings in one flat mapping.
+
+    For framework clients that take generation settings as flat keyword arguments (AutoGen's
+    ``extra_create_args``, Semantic Kernel's execution settings): ``{"max_tokens": 20, "extra":
+    {"reasoning_effort": "low"}}`` becomes ``{"max_tokens": 20, "reasoning_effort": "low"}``.
+
+    Example:
+        >>> flatten_generation_settings({"seed": 1, "extra": {"n": 2}})
+        {'seed': 1, 'n': 2}
+    """
+    flat = {key: value for key, value in settings.items() if key != EXTRA_SETTINGS}
+    extra = settings.get(EXTRA_SETTINGS)
+    if isinstance(extra, Mapping):
+        flat.update(extra)
+    return flat
+
+
+def nest_generation_settings(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The reverse of :func:`flatten_generation_settings`: names that are not known settings go
+    into the :data:`EXTRA_SETTINGS` table, for a :class:`~persona_plugins.ChatModel` called by a
+    framework that passes flat keyword arguments.
+
+    Example:
+        >>> nest_generation_settings({"seed": 1, "n": 2})
+        {'seed': 1, 'extra': {'n': 2}}
+    """
+    nested: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(flat.get(EXTRA_SETTINGS) or {})
+    for key, value in flat.items():
+        if key == EXTRA_SETTINGS:
+            continue
+        if key in GENERATION_SETTINGS:
+            nested[key] = value
+        else:
+            extra[key] = value
+    if extra:
+        nested[EXTRA_SETTINGS] = extra
+    return nested
 
 
 class JudgeSettings(BaseModel):
@@ -74,8 +222,10 @@ class PipelineConfig(BaseModel):
         guard: ``off``, ``monitor`` (record findings) or ``enforce`` (act on them).
         detectors: guardrail detector names to run.
         model_settings: generation settings passed to every model call (``max_tokens``,
-            ``temperature``, ...). Empty by default: the model's own settings apply (the embedded
-            model bounds its generation itself).
+            ``temperature``, ...: the names of :data:`GENERATION_SETTINGS`; an unknown name is an
+            error naming the closest known one). Settings only one server knows go in a nested
+            ``extra`` mapping, passed on unchecked. Empty by default: the model's own settings
+            apply (the embedded model bounds its generation itself).
         timeout_s: give up on a single model call after this many seconds (None: wait).
     """
 
@@ -107,6 +257,14 @@ class PipelineConfig(BaseModel):
             return Persona.from_mapping(value, source="config 'persona'")
         return value
 
+    @field_validator("model_settings")
+    @classmethod
+    def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problems = _settings_problems(value)
+        if problems:
+            raise _SettingsProblem(problems)
+        return value
+
     @classmethod
     def build(
         cls, config: PipelineConfig | dict[str, Any] | None = None, **overrides: Any
@@ -129,14 +287,18 @@ class PipelineConfig(BaseModel):
         return cls.validated(data, source="config")
 
     @classmethod
-    def validated(cls, data: dict[str, Any], *, source: str) -> PipelineConfig:
+    def validated(
+        cls, data: dict[str, Any], *, source: str, table: str | None = None
+    ) -> PipelineConfig:
+        """Validate ``data``; any problem is a ConfigError naming ``source`` and every field.
+
+        ``table`` is the TOML table the data came from (``"persona_plugins"``), so that a
+        problem inside a nested table is named as the file shows it (``[model_settings]``).
+        """
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"'{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = "; ".join(_config_problem(err, table) for err in exc.errors())
             raise ConfigError(f"{source}: invalid configuration: {problems}") from None
 
     @classmethod
@@ -160,10 +322,22 @@ class PipelineConfig(BaseModel):
             raise ConfigError(f"{file}: cannot read the config file ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+        table = ""
         if isinstance(data.get("persona_plugins"), dict):
-            data = data["persona_plugins"]
+            data, table = data["persona_plugins"], "persona_plugins"
         elif isinstance(data.get("tool"), dict) and isinstance(
             data["tool"].get("persona_plugins"), dict
         ):
-            data = data["tool"]["persona_plugins"]
-        return cls.validated(data, source=str(file))
+            data, table = data["tool"]["persona_plugins"], "tool.persona_plugins"
+        return cls.validated(data, source=str(file), table=table)
+
+
+def _config_problem(error: Any, table: str | None) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, _SettingsProblem):
+        if table is None:
+            return f"'{location}': {cause}"
+        # From a file: the table as the file spells it ([model_settings], [tool.x.model_settings]).
+        return f"[{table + '.' if table else ''}{location}]: {cause}"
+    return f"'{location or '(top level)'}': {error['msg']}"

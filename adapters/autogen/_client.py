@@ -30,7 +30,7 @@ from persona_plugins.adapters.autogen._model import (
     client_model_name,
     finish_reason,
 )
-from persona_plugins.config import PipelineConfig
+from persona_plugins.config import PipelineConfig, flatten_generation_settings
 from persona_plugins.errors import ModelCallError
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import TurnResult
@@ -250,7 +250,10 @@ class PersonaChatCompletionClient(
 
     def _direct_args(self, extra_create_args: Mapping[str, Any]) -> dict[str, Any]:
         # The same precedence as pipeline turns: the config's model_settings over the caller's.
-        return {**extra_create_args, **self.pipeline.config.model_settings}
+        return {
+            **extra_create_args,
+            **flatten_generation_settings(self.pipeline.config.model_settings),
+        }
 
     def _direct_span(self, *, streaming: bool) -> Any:
         """A ``chat`` span for a call passed straight to the inner client."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from typing_extensions import Self
 
 from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
+from persona_plugins.config import flatten_generation_settings, nest_generation_settings
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 
 _FINISH_REASONS = {"stop", "length", "function_calls", "content_filter", "unknown"}
@@ -110,7 +111,7 @@ class AutoGenChatModel:
             raise asyncio.CancelledError("the AutoGen cancellation token was cancelled")
         result = await self.client.create(
             from_core_messages(messages, self._originals),
-            extra_create_args={**self._extra, **settings},
+            extra_create_args={**self._extra, **flatten_generation_settings(settings)},
             cancellation_token=self._token,
         )
         text = (
@@ -218,7 +219,9 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         core = self._core(messages, tools)
-        call = asyncio.ensure_future(self.model.complete(core, **dict(extra_create_args)))
+        # AutoGen passes flat keyword arguments; names the core does not know travel as `extra`.
+        settings = nest_generation_settings(extra_create_args)
+        call = asyncio.ensure_future(self.model.complete(core, **settings))
         if cancellation_token is not None:
             cancellation_token.link_future(call)
         completion = await call

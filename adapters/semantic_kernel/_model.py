@@ -19,6 +19,7 @@ from persona_plugins.adapters.semantic_kernel._messages import (
     from_core_messages,
     to_core_messages,
 )
+from persona_plugins.config import flatten_generation_settings, nest_generation_settings
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 from persona_plugins.turn_model import model_name as core_model_name
 
@@ -56,6 +57,7 @@ def with_generation(
     if not drop_calling and not generation:
         return settings
     copy = settings.model_copy(update={"function_choice_behavior": None} if drop_calling else {})
+    generation = flatten_generation_settings(generation)
     if generation:
         fields = type(copy).model_fields
         extension = dict(copy.extension_data)
@@ -241,7 +243,10 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
             if isinstance(settings, ChatModelPromptExecutionSettings)
             else {}
         )
-        completion: Completion = await self.model.complete(translation.messages, **generation)
+        # SK settings are flat; names the core does not know travel as `extra`.
+        completion: Completion = await self.model.complete(
+            translation.messages, **nest_generation_settings(generation)
+        )
         return completion
 
     def _metadata(self, completion: Completion) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from persona_plugins.errors import MissingExtraError, ModelLoadError
+from persona_plugins.config import EXTRA_SETTINGS, GENERATION_SETTINGS, check_generation_settings
+from persona_plugins.errors import ConfigError, MissingExtraError, ModelLoadError
 from persona_plugins.integrations.llama_cpp._cpu import ensure_runs_here, extra_buffer_types
 from persona_plugins.model import Completion, Message, Usage
 
@@ -28,18 +29,9 @@ DEFAULT_GENERATION: dict[str, Any] = {
     "repeat_penalty": 1.2,
     "seed": 42,
 }
-_PASSED_SETTINGS = {
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "repeat_penalty",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-    "stop",
-}
+#: Every generation setting known by name (one list, in the core) is a keyword argument of
+#: ``Llama.create_chat_completion``, so all of them are passed on.
+_PASSED_SETTINGS = frozenset(GENERATION_SETTINGS)
 _GGUF_MAGIC = b"GGUF"
 
 
@@ -89,7 +81,11 @@ class LlamaCppChatModel:
             SmolLM2-135M-Instruct.
         n_ctx: context window in tokens.
         n_threads: CPU threads (default: llama.cpp's choice).
-        generation: overrides of :data:`DEFAULT_GENERATION` for every call.
+        generation: overrides of :data:`DEFAULT_GENERATION` for every call, by the names of
+            :data:`~persona_plugins.config.GENERATION_SETTINGS` (an unknown name is a
+            ``ConfigError`` naming the closest one), plus an ``extra`` mapping of other
+            ``Llama.create_chat_completion`` arguments (``{"mirostat_mode": 2}``; a key it does not
+            take is a ``ConfigError`` at the first call).
         verbose: let llama.cpp print its loading log.
         extra_buffers: let llama.cpp place weights in its "extra" CPU buffer types (weight
             repacking and the Intel AMX path). Off by default: AMX faults on the many VMs that
@@ -128,7 +124,10 @@ class LlamaCppChatModel:
         self.model_name = self.model_path.stem
         self.n_ctx = n_ctx
         self.n_threads = n_threads
-        self.generation = {**DEFAULT_GENERATION, **(generation or {})}
+        self.generation = {
+            **DEFAULT_GENERATION,
+            **check_generation_settings(generation, where="LlamaCppChatModel(generation=...)"),
+        }
         self.verbose = verbose
         self.extra_buffers = extra_buffers
         self._llama: Any = None
@@ -171,11 +170,37 @@ class LlamaCppChatModel:
         return kwargs
 
     def _settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        merged = {**self.generation, **{k: v for k, v in settings.items() if v is not None}}
-        unknown = sorted(set(merged) - _PASSED_SETTINGS)
-        if unknown:
-            _log.debug("LlamaCppChatModel ignores settings %s", unknown)
-        return {k: v for k, v in merged.items() if k in _PASSED_SETTINGS}
+        """The ``create_chat_completion`` arguments of one call: ``generation`` overridden by the
+        call's settings (None values ignored), every name checked; ``extra`` keys are passed on
+        when ``create_chat_completion`` takes them, and are a ConfigError otherwise."""
+        call = check_generation_settings(
+            {k: v for k, v in settings.items() if v is not None},
+            where="LlamaCppChatModel.complete() settings",
+        )
+        merged = {**self.generation, **call}
+        params = {k: v for k, v in merged.items() if k in _PASSED_SETTINGS}
+        extra = {**(self.generation.get(EXTRA_SETTINGS) or {}), **(call.get(EXTRA_SETTINGS) or {})}
+        if not extra:
+            return params
+        import inspect
+
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise MissingExtraError("LlamaCppChatModel", "local", missing="llama_cpp") from exc
+        # What this class sends itself, or what would change the shape of the answer it reads.
+        owned = {"self", "messages", "stream", "functions", "function_call", "tools", "tool_choice"}
+        usable = sorted(set(inspect.signature(Llama.create_chat_completion).parameters) - owned)
+        unusable = [key for key in extra if key not in usable]
+        if unusable:
+            raise ConfigError(
+                f"LlamaCppChatModel: '{EXTRA_SETTINGS}' settings "
+                f"{', '.join(map(repr, unusable))} are not arguments the embedded model can use; "
+                f"it takes {', '.join(k for k in usable if k not in _PASSED_SETTINGS)} "
+                f"besides the known settings"
+            )
+        params.update(extra)
+        return params
 
     def complete_blocking(self, messages: Sequence[Message], **settings: Any) -> Completion:
         """The synchronous call behind :meth:`complete`."""

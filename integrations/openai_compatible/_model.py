@@ -10,19 +10,25 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from persona_plugins.errors import ModelCallError
+from persona_plugins.config import EXTRA_SETTINGS, check_generation_settings
+from persona_plugins.errors import ConfigError, ModelCallError
 from persona_plugins.model import Completion, Message, Usage
 
-_PASSED = {
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "presence_penalty",
-    "frequency_penalty",
-    "repeat_penalty",
-}
+#: Keys of the request body this class writes itself; ``extra`` may not replace them.
+_RESERVED = ("model", "messages", "stream")
+
+
+def _checked(settings: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """The settings checked by name (one list for every model, in the core), and ``extra``
+    checked only for the request keys this class owns."""
+    checked = check_generation_settings(settings, where=where)
+    taken = [key for key in checked.get(EXTRA_SETTINGS) or {} if key in _RESERVED]
+    if taken:
+        raise ConfigError(
+            f"{where}: '{EXTRA_SETTINGS}' may not set {', '.join(map(repr, taken))}: "
+            "OpenAICompatibleChatModel writes 'model' (model=...), 'messages' and 'stream' itself"
+        )
+    return checked
 
 
 class OpenAICompatibleChatModel:
@@ -33,7 +39,15 @@ class OpenAICompatibleChatModel:
         model: the model name the server expects.
         api_key: sent as a bearer token (default ``$OPENAI_API_KEY``, else none).
         timeout_s: seconds to wait for one response.
-        generation: default generation settings for every call.
+        generation: default generation settings for every call: the names of
+            :data:`~persona_plugins.config.GENERATION_SETTINGS`, and an ``extra`` mapping whose
+            keys go into the request body as they are (settings only this server knows, such as
+            ``{"mirostat": 2}`` or ``{"chat_template_kwargs": {...}}``).
+
+    Raises:
+        ConfigError: an unknown setting name (here or in a call's settings), naming the closest
+            known one; or an ``extra`` key that would replace ``model``, ``messages`` or
+            ``stream``.
     """
 
     provider_name = "openai_compatible"
@@ -54,15 +68,18 @@ class OpenAICompatibleChatModel:
         self.model_name = model
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.timeout_s = timeout_s
-        self.generation = dict(generation or {})
+        self.generation = _checked(generation, "OpenAICompatibleChatModel(generation=...)")
 
     def complete_blocking(self, messages: Sequence[Message], **settings: Any) -> Completion:
         body: dict[str, Any] = {
             "model": self.model_name,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
         }
-        merged = {**self.generation, **settings}
-        body.update({k: v for k, v in merged.items() if k in _PASSED and v is not None})
+        call = _checked(settings, "OpenAICompatibleChatModel.complete() settings")
+        merged = {**self.generation, **call}
+        extra = {**(self.generation.get(EXTRA_SETTINGS) or {}), **(call.get(EXTRA_SETTINGS) or {})}
+        body.update({k: v for k, v in merged.items() if k != EXTRA_SETTINGS and v is not None})
+        body.update(extra)  # unchecked by design: the server judges its own settings
         url = f"{self.base_url}/chat/completions"
         headers = {"Content-Type": "application/json"}
         if self.api_key:

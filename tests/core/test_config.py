@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from persona_plugins import (
     PersonaPipeline,
     PipelineConfig,
 )
+from persona_plugins.config import GENERATION_SETTINGS, check_generation_settings
 from tests.core.doubles import ScriptedModel
 
 
@@ -302,6 +304,169 @@ def test_an_unknown_key_in_a_config_file_names_the_file_and_the_key(tmp_path):
         PipelineConfig.from_toml(path)
     assert str(path) in str(info.value)
     assert "'gaurd'" in str(info.value)
+
+
+# -- generation settings are checked by name, wherever they enter --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typo", "closest"),
+    [
+        ("max_token", "max_tokens"),
+        ("temprature", "temperature"),
+        ("repetition_penalty", "repeat_penalty"),
+        ("Top_P", "top_p"),
+    ],
+)
+def test_a_misspelt_model_setting_is_a_config_error_naming_it_and_the_closest_name(typo, closest):
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.build(model_settings={typo: 1})
+    message = str(info.value)
+    assert "'model_settings'" in message
+    assert f"unknown generation setting {typo!r} (did you mean {closest!r}?)" in message
+
+
+def test_a_model_setting_with_no_close_name_lists_the_known_ones_and_extra():
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.build(model_settings={"num_predict": 20})
+    message = str(info.value)
+    assert "'num_predict'" in message and "did you mean" not in message
+    assert "max_tokens, temperature" in message and "'extra'" in message
+
+
+def test_every_unknown_model_setting_is_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.build(model_settings={"max_token": 20, "temprature": 0, "top_p": 0.9})
+    message = str(info.value)
+    assert "'max_token'" in message and "'temprature'" in message
+    assert "'top_p'" not in message.split("the known settings")[0]
+
+
+def test_every_known_generation_setting_and_an_extra_table_are_accepted():
+    settings = {name: 1 for name in GENERATION_SETTINGS}
+    settings["extra"] = {"mirostat_mode": 2, "chat_template_kwargs": {"thinking": False}}
+    config = PipelineConfig.build(model_settings=settings)
+    assert config.model_settings == settings
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([1, 2], "'extra' must be a table of server-specific settings, not list"),
+        ({"max_tokens": 5}, "'extra.max_tokens' is a known setting: set 'max_tokens' directly"),
+    ],
+)
+def test_a_bad_extra_table_is_a_config_error(extra, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        PipelineConfig.build(model_settings={"extra": extra})
+
+
+def test_model_settings_are_checked_on_construction_and_assignment_too():
+    with pytest.raises(ValueError, match="did you mean 'max_tokens'"):
+        PipelineConfig(model_settings={"max_token": 20})
+    config = PipelineConfig()
+    with pytest.raises(ValueError, match="did you mean 'seed'"):
+        config.model_settings = {"sed": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "table"),
+    [
+        ("[model_settings]\nmax_token = 20\n", "[model_settings]"),
+        (
+            "[persona_plugins.model_settings]\nmax_token = 20\n",
+            "[persona_plugins.model_settings]",
+        ),
+        (
+            "[tool.persona_plugins]\nguard = 'monitor'\n"
+            "[tool.persona_plugins.model_settings]\nmax_token = 20\n",
+            "[tool.persona_plugins.model_settings]",
+        ),
+        ("model_settings = {max_token = 20}\n", "[model_settings]"),
+    ],
+)
+def test_a_misspelt_model_setting_in_a_file_names_the_file_the_table_and_the_key(
+    tmp_path, text, table
+):
+    path = write(tmp_path, "pipeline.toml", text)
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.from_toml(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid configuration: {table}: ")
+    assert "unknown generation setting 'max_token' (did you mean 'max_tokens'?)" in message
+
+
+def test_an_extra_table_in_a_file_is_kept_as_it_is(tmp_path):
+    path = write(
+        tmp_path,
+        "pipeline.toml",
+        "[model_settings]\nmax_tokens = 20\n[model_settings.extra]\nmirostat_mode = 2\n",
+    )
+    config = PipelineConfig.from_toml(path)
+    assert config.model_settings == {"max_tokens": 20, "extra": {"mirostat_mode": 2}}
+
+
+def test_check_generation_settings_returns_a_copy_and_names_where_they_came_from():
+    given = {"max_tokens": 5, "extra": {"mirostat_mode": 2}}
+    checked = check_generation_settings(given, where="MyModel(generation=...)")
+    assert checked == given
+    assert checked is not given and checked["extra"] is not given["extra"]
+    assert check_generation_settings(None, where="x") == {}
+    with pytest.raises(ConfigError, match=r"^MyModel\(generation=\.\.\.\): unknown generation"):
+        check_generation_settings({"max_token": 5}, where="MyModel(generation=...)")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        check_generation_settings([("max_tokens", 5)], where="x")  # type: ignore[arg-type]
+
+
+def test_a_pipeline_with_a_misspelt_model_setting_fails_at_construction(bare_manager):
+    with pytest.raises(ConfigError, match="did you mean 'max_tokens'"):
+        PersonaPipeline(
+            ScriptedModel(), plugin_manager=bare_manager, model_settings={"max_token": 2}
+        )
+
+
+def test_the_embedded_model_checks_its_generation_settings_when_built(tmp_path):
+    from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+    with pytest.raises(ConfigError) as info:
+        LlamaCppChatModel(tmp_path / "m.gguf", generation={"max_token": 20})
+    assert str(info.value).startswith("LlamaCppChatModel(generation=...): ")
+    assert "did you mean 'max_tokens'" in str(info.value)
+
+
+def test_the_embedded_model_checks_the_settings_of_each_call(tmp_path):
+    from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+    model = LlamaCppChatModel(tmp_path / "m.gguf", generation={"max_tokens": 20})
+    assert model._settings({"temperature": 0.5, "seed": None})["temperature"] == 0.5
+    with pytest.raises(ConfigError, match="did you mean 'temperature'"):
+        model._settings({"temprature": 0.5})
+
+
+def test_the_embedded_model_passes_extra_arguments_it_takes_and_refuses_others(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+    model = LlamaCppChatModel(
+        tmp_path / "m.gguf", generation={"max_tokens": 20, "extra": {"mirostat_mode": 2}}
+    )
+    params = model._settings({"extra": {"typical_p": 0.9}})
+    assert params["mirostat_mode"] == 2 and params["typical_p"] == 0.9
+    assert params["max_tokens"] == 20 and "extra" not in params
+    for refused in ("num_predict", "stream", "messages"):
+        with pytest.raises(ConfigError, match=f"'{refused}' are not arguments"):
+            model._settings({"extra": {refused: 1}})
+
+
+@pytest.mark.model
+async def test_the_embedded_model_answers_with_an_extra_argument(embedded_model):
+    from persona_plugins import Message
+
+    completion = await embedded_model.complete(
+        [Message.user("Say hello.")], max_tokens=8, extra={"typical_p": 0.9, "mirostat_mode": 0}
+    )
+
+    assert completion.text and 0 < completion.usage.output_tokens <= 8
 
 
 # -- the pipeline takes the same config ----------------------------------------------------------

@@ -4,6 +4,7 @@ servers that are down, stall or answer garbage (small local stand-ins that force
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import socket
 import threading
@@ -13,6 +14,7 @@ import pytest
 
 from persona_plugins import (
     Completion,
+    ConfigError,
     Message,
     ModelCallError,
     PersonaPipeline,
@@ -268,3 +270,102 @@ async def test_a_stalled_server_times_out_as_a_model_call_error():
 def test_a_base_url_without_a_scheme_is_refused_up_front():
     with pytest.raises(ValueError, match="http:// or https://"):
         OpenAICompatibleChatModel("127.0.0.1:8000/v1")
+
+
+# -- generation settings: checked by name, with ``extra`` passed on unchecked ---------------------
+
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    """Keeps every request body it receives and answers a fixed short completion."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.bodies.append(json.loads(body))  # type: ignore[attr-defined]
+        reply = b'{"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recording_server() -> Iterator[http.server.HTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
+    server.bodies = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_misspelt_generation_setting_is_refused_when_the_model_is_built():
+    with pytest.raises(ConfigError) as raised:
+        OpenAICompatibleChatModel("http://127.0.0.1:8000/v1", generation={"max_token": 20})
+    message = str(raised.value)
+    assert message.startswith("OpenAICompatibleChatModel(generation=...): ")
+    assert "unknown generation setting 'max_token' (did you mean 'max_tokens'?)" in message
+
+
+async def test_a_misspelt_setting_of_one_call_is_refused_before_anything_is_sent(
+    recording_server,
+):
+    model = OpenAICompatibleChatModel(base_of(recording_server), model="smollm2")
+
+    with pytest.raises(ConfigError, match="did you mean 'temperature'"):
+        await model.complete(QUESTION, temprature=0.0)
+
+    assert recording_server.bodies == []  # type: ignore[attr-defined]
+
+
+async def test_known_settings_and_extra_reach_the_request_body(recording_server):
+    model = OpenAICompatibleChatModel(
+        base_of(recording_server),
+        model="smollm2",
+        generation={"max_tokens": 20, "top_k": 40, "extra": {"mirostat": 2, "cache_prompt": True}},
+    )
+
+    await model.complete(QUESTION, temperature=0.0, seed=None, extra={"mirostat": 1})
+
+    (body,) = recording_server.bodies  # type: ignore[attr-defined]
+    assert body["model"] == "smollm2" and len(body["messages"]) == 2
+    assert body["max_tokens"] == 20 and body["top_k"] == 40 and body["temperature"] == 0.0
+    assert body["mirostat"] == 1, "a call's extra wins over the model's"
+    assert body["cache_prompt"] is True
+    assert "extra" not in body and "seed" not in body
+
+
+@pytest.mark.parametrize("key", ["model", "messages", "stream"])
+def test_extra_may_not_replace_what_the_model_writes_itself(key):
+    with pytest.raises(ConfigError, match=f"'extra' may not set '{key}'"):
+        OpenAICompatibleChatModel("http://127.0.0.1:8000/v1", generation={"extra": {key: 1}})
+
+
+async def test_a_pipeline_with_extra_model_settings_sends_them(recording_server):
+    model = OpenAICompatibleChatModel(base_of(recording_server), model="smollm2")
+    pipeline = PersonaPipeline(
+        model, persona="pirate_captain", model_settings={"max_tokens": 8, "extra": {"min_keep": 1}}
+    )
+
+    result = await pipeline.run("Hello?")
+
+    assert result.text == "ok"
+    (body,) = recording_server.bodies  # type: ignore[attr-defined]
+    assert body["max_tokens"] == 8 and body["min_keep"] == 1
+
+
+@pytest.mark.server
+async def test_the_real_server_takes_an_extra_setting_it_knows(llama_server):
+    model = OpenAICompatibleChatModel(
+        llama_server, model="smollm2", generation={"max_tokens": 8, "extra": {"typical_p": 0.9}}
+    )
+
+    completion = await model.complete([Message.user("Say hello.")])
+
+    assert 0 < completion.usage.output_tokens <= 8
