@@ -2,6 +2,7 @@
 
 Run: python examples/autogen_assistant.py
 Needs: pip install "persona-plugins[autogen,local]"
+       (from a clone: pip install -e ".[autogen,local]", which `make demo` has already done)
 """
 
 import asyncio

@@ -5,6 +5,7 @@ installed through the ``persona_plugins`` entry-point group, see the README).
 
 Run: python examples/custom_plugin.py
 Needs: pip install "persona-plugins[local]"
+       (from a clone: pip install -e ".[local]", which `make demo` has already done)
 """
 
 from persona_plugins import Persona, PersonaPipeline, hookimpl, new_plugin_manager

@@ -1,11 +1,18 @@
 """Point persona-plugins at any OpenAI-compatible server (Ollama, vLLM, llama.cpp's server).
 
-Start a server, for example llama.cpp's, with the embedded model:
-    GGUF=$(python -m persona_plugins.integrations.llama_cpp)
-    python -m llama_cpp.server --model "$GGUF" --model_alias smollm2 --port 8000
+Needs the ``server`` extra: AutoGen's OpenAI client (``autogen-ext[openai]``, which imports
+``openai`` and ``tiktoken``) for this script, and llama.cpp's server (``llama-cpp-python[server]``)
+with the embedded model to talk to:
+    pip install -e ".[server]"                 from a clone (`make test` has it already)
+    .venv/bin/pip install -e ".[server]"       after `make demo`
+    pip install "persona-plugins[server]"      from a release
+
+Start a server, for example llama.cpp's with the embedded model (the wrapper checks first that
+the llama.cpp build runs on this CPU; it takes llama_cpp.server's options, --model defaulting to
+the shipped SmolLM2):
+    python -m persona_plugins.integrations.llama_cpp.server --model_alias smollm2 --port 8000
 
 Run: python examples/openai_compatible_server.py http://127.0.0.1:8000/v1 smollm2
-Needs: pip install "persona-plugins[autogen]" autogen-ext[openai]
 """
 
 import asyncio

@@ -2,6 +2,7 @@
 
 Run: python examples/pipeline_basics.py
 Needs: pip install "persona-plugins[local]"
+       (from a clone: pip install -e ".[local]", which `make demo` has already done)
 """
 
 from pathlib import Path

@@ -5,6 +5,8 @@ the persona comes from PersonaChatCompletion, a chat service around any other.
 
 Run: python examples/sk_agent.py
 Needs: pip install "persona-plugins[semantic-kernel,local]"
+       (from a clone: pip install -e ".[semantic-kernel,local]"; `make demo` does not install
+       Semantic Kernel: add it with .venv/bin/pip install -e ".[semantic-kernel]")
 """
 
 import asyncio

@@ -5,6 +5,8 @@ message, and its kernel functions answer as the persona and check a text for bia
 
 Run: python examples/sk_kernel_plugin.py
 Needs: pip install "persona-plugins[semantic-kernel,local]"
+       (from a clone: pip install -e ".[semantic-kernel,local]"; `make demo` does not install
+       Semantic Kernel: add it with .venv/bin/pip install -e ".[semantic-kernel]")
 """
 
 import asyncio

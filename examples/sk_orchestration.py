@@ -6,6 +6,8 @@ the whole orchestration and each call carries the right persona. The orchestrati
 
 Run: python examples/sk_orchestration.py
 Needs: pip install "persona-plugins[semantic-kernel,local]"
+       (from a clone: pip install -e ".[semantic-kernel,local]"; `make demo` does not install
+       Semantic Kernel: add it with .venv/bin/pip install -e ".[semantic-kernel]")
 """
 
 import asyncio

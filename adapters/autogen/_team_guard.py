@@ -64,13 +64,14 @@ class TeamGuardHandler(DefaultInterventionHandler):
         from persona_plugins.adapters.autogen import TeamGuardHandler, embedded_model_client
 
         async def main() -> None:
-            guard = TeamGuardHandler(guard="enforce", max_share=0.6, max_turns=8)
+            guard = TeamGuardHandler(guard="enforce", max_share=0.6, max_turns=4)
             runtime = SingleThreadedAgentRuntime(intervention_handlers=[guard])
             runtime.start()
             client = embedded_model_client(generation={"max_tokens": 60})
             team = RoundRobinGroupChat(
                 [AssistantAgent("planner", client), AssistantAgent("critic", client)],
-                termination_condition=MaxMessageTermination(5),
+                # the task counts as a message: 6 messages are 5 replies, one past max_turns
+                termination_condition=MaxMessageTermination(6),
                 runtime=runtime,
             )
             await team.run(task="Plan a picnic for six people; spend under 50 euros.")
