@@ -1,8 +1,9 @@
 """The ``persona-plugins`` command line.
 
 ``demo`` runs the main job (a two-agent AutoGen team with personas on the embedded model), ``ask``
-answers one question through the pipeline, ``personas`` lists, shows and validates personas, and
-``plugins`` lists the loaded plugins and the hooks each implements. Errors print one line and exit
+answers one question through the pipeline, ``personas`` lists, shows and validates personas,
+``plugins`` lists the loaded plugins and the hooks each implements, and ``data`` lists and downloads
+the public data sets the harnesses read. Errors print one line and exit
 non-zero: 2 for bad input (unknown persona, bad file, bad option), 1 for a failed run.
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ from persona_plugins import __version__
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import (
     ConfigError,
+    DataNotFoundError,
     MessageError,
     MissingExtraError,
     ModelCallError,
@@ -41,6 +44,7 @@ DEFAULT_DEMO_PERSONAS = ("pirate_captain", "children_tutor")
 _INPUT_ERRORS = (
     PersonaError,
     ConfigError,
+    DataNotFoundError,
     MessageError,
     PluginError,
     MissingExtraError,
@@ -229,6 +233,43 @@ def _quiet_semantic_kernel_logs() -> None:
 
 # -- demo ----------------------------------------------------------------------------------------
 
+#: Width of the persona column in the demo summary.
+DEMO_PERSONA_WIDTH = 44
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` on one line in at most ``width`` characters: whole, or cut after the last word that
+    fits and ended with ``...`` (a single word longer than the room is cut inside)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    room = max(width - 3, 1)
+    # One character beyond the room shows whether the cut falls between two words.
+    head = text[: room + 1].rsplit(" ", 1)[0] if " " in text[: room + 1] else text[:room]
+    head = head.rstrip(" ,;:.-") or text[:room]
+    return f"{head}..."
+
+
+def _print_team_summary(
+    rows: Sequence[tuple[str, str, int, int, int]], model: str, elapsed: float
+) -> None:
+    """The demos' closing table: one ``(agent, persona description, calls, tokens in, tokens
+    out)`` row per agent, then the model and the totals."""
+    width = DEMO_PERSONA_WIDTH
+    print("Summary")
+    print(f"  {'agent':<20} {'persona':<{width}} {'calls':>5} {'tokens in':>9} {'tokens out':>10}")
+    for agent, description, calls, tokens_in, tokens_out in rows:
+        print(
+            f"  {agent:<20} {_fit(description, width):<{width}} {calls:>5} "
+            f"{tokens_in:>9} {tokens_out:>10}"
+        )
+    print(f"  model: {model}")
+    print(
+        f"  total: {sum(r[2] for r in rows)} model calls, {sum(r[3] for r in rows)} tokens in, "
+        f"{sum(r[4] for r in rows)} tokens out, {elapsed:.1f} s",
+        flush=True,
+    )
+
 
 async def _demo(args: argparse.Namespace) -> int:
     try:
@@ -280,24 +321,18 @@ async def _demo(args: argparse.Namespace) -> int:
     finally:
         _shutdown(provider)
     elapsed = time.perf_counter() - started
-    print("Summary")
-    print(f"  {'agent':<20} {'persona':<44} {'calls':>5} {'tokens in':>9} {'tokens out':>10}")
-    for agent, persona, client in zip(agents, personas, clients, strict=True):
-        usage = client.total_usage()
-        print(
-            f"  {agent.name:<20} {persona.description[:44]:<44} {client.model_calls:>5} "
-            f"{usage.prompt_tokens:>9} {usage.completion_tokens:>10}"
+    rows = [
+        (
+            agent.name,
+            persona.description,
+            client.model_calls,
+            client.total_usage().prompt_tokens,
+            client.total_usage().completion_tokens,
         )
-    total_calls = sum(c.model_calls for c in clients)
-    total_in = sum(c.total_usage().prompt_tokens for c in clients)
-    total_out = sum(c.total_usage().completion_tokens for c in clients)
+        for agent, persona, client in zip(agents, personas, clients, strict=True)
+    ]
     model_label = args.base_url or args.model_path or "embedded SmolLM2-135M-Instruct (llama.cpp)"
-    print(f"  model: {model_label}", flush=True)
-    print(
-        f"  total: {total_calls} model calls, {total_in} tokens in, {total_out} tokens out, "
-        f"{elapsed:.1f} s",
-        flush=True,
-    )
+    _print_team_summary(rows, model_label, elapsed)
     return 0
 
 
@@ -360,21 +395,18 @@ async def _demo_semantic_kernel(args: argparse.Namespace) -> int:
         await runtime.stop_when_idle()
         _shutdown(provider)
     elapsed = time.perf_counter() - started
-    print("Summary")
-    print(f"  {'agent':<20} {'persona':<44} {'calls':>5} {'tokens in':>9} {'tokens out':>10}")
-    for agent, persona, service in zip(agents, personas, services, strict=True):
-        print(
-            f"  {agent.name:<20} {persona.description[:44]:<44} {service.model_calls:>5} "
-            f"{service.usage.input_tokens:>9} {service.usage.output_tokens:>10}"
+    rows = [
+        (
+            agent.name,
+            persona.description,
+            service.model_calls,
+            service.usage.input_tokens,
+            service.usage.output_tokens,
         )
+        for agent, persona, service in zip(agents, personas, services, strict=True)
+    ]
     model_label = args.base_url or args.model_path or "embedded SmolLM2-135M-Instruct (llama.cpp)"
-    print(f"  model: {model_label} (Semantic Kernel group chat)", flush=True)
-    print(
-        f"  total: {sum(s.model_calls for s in services)} model calls, "
-        f"{sum(s.usage.input_tokens for s in services)} tokens in, "
-        f"{sum(s.usage.output_tokens for s in services)} tokens out, {elapsed:.1f} s",
-        flush=True,
-    )
+    _print_team_summary(rows, f"{model_label} (Semantic Kernel group chat)", elapsed)
     return 0
 
 
@@ -402,9 +434,35 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any], stem: str)
     return 0
 
 
+def _exit_now_if_calls_still_run(code: int) -> None:
+    """End the process at once when an interrupted model call is still running in a worker
+    thread: a llama.cpp call cannot be stopped, and letting the interpreter shut down under it can
+    crash the process (results are already saved and the files closed by then)."""
+    progress = sys.modules.get("persona_plugins.evaluation.progress")
+    if progress is None or not progress.running_calls():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _run_harness(harness: Any, progress: Any) -> dict[str, Any]:
+    """Run an evaluation coroutine; Ctrl-C cancels it at once (a model call still running in a
+    worker thread is not waited for) and the KeyboardInterrupt says how much was saved."""
+    from persona_plugins.evaluation.progress import run_interruptible
+
+    try:
+        summary: dict[str, Any] = run_interruptible(harness)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(progress.interrupted_note()) from None
+    return summary
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from persona_plugins.evaluation.datasets import load_dataset
     from persona_plugins.evaluation.jekyll_hyde import run_jekyll_hyde_eval
+    from persona_plugins.evaluation.progress import Progress
 
     questions = load_dataset(args.dataset, args.data_dir, limit=args.limit)
     if args.persona != "generated":
@@ -412,8 +470,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     provider = _tracer_provider(args)
     model = _build_model(args)
     label = _model_label(args)
+    progress = Progress()
     try:
-        summary = asyncio.run(
+        summary = _run_harness(
             run_jekyll_hyde_eval(
                 questions,
                 model,
@@ -423,7 +482,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 fallback_persona=args.fallback_persona,
                 systems=args.systems.split(","),
                 model_label=label,
-            )
+                progress=progress,
+            ),
+            progress,
         )
     finally:
         _shutdown(provider)
@@ -431,14 +492,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_refine(args: argparse.Namespace) -> int:
+    from persona_plugins.evaluation.progress import Progress
     from persona_plugins.evaluation.refine import load_persona_questions, run_refine_eval
 
     items = load_persona_questions(args.data_dir, limit=args.limit)
     provider = _tracer_provider(args)
     model = _build_model(args)
     label = _model_label(args)
+    progress = Progress()
     try:
-        summary = asyncio.run(
+        summary = _run_harness(
             run_refine_eval(
                 items,
                 model,
@@ -446,7 +509,9 @@ def _cmd_eval_refine(args: argparse.Namespace) -> int:
                 strategies=args.strategies.split(","),
                 max_rounds=args.max_rounds,
                 model_label=label,
-            )
+                progress=progress,
+            ),
+            progress,
         )
     finally:
         _shutdown(provider)
@@ -496,11 +561,18 @@ def _cmd_personas(args: argparse.Namespace) -> int:
         print(f"\nsystem prompt ({args.template}):\n")
         print(render_persona(persona, args.template))
         return 0
-    # validate
+    # validate: every file, and every problem of each, one line per problem (file: field: what).
+    failed = 0
     for path in args.files:
-        persona = Persona.from_file(path)
-        print(f"{path}: ok ({persona.name}: {persona.description[:60]})")
-    return 0
+        try:
+            persona = Persona.from_file(path)
+        except PersonaError as exc:
+            failed += 1
+            for problem in exc.problems:
+                print(problem, file=sys.stderr, flush=True)
+            continue
+        print(f"{path}: ok ({persona.name}: {persona.description[:60]})", flush=True)
+    return 2 if failed else 0
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -522,22 +594,60 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 _SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2}
 
 
-def _read_check_input(value: str) -> str:
+# A positional `check` argument "looks like a path" when it is one word with a path separator or a
+# file extension (reply.txt, out/answer, C:\x): a text never is that, a mistyped path usually is.
+_PATH_LIKE = re.compile(r"^\S*[/\\]\S*$|^\S+\.[A-Za-z][A-Za-z0-9]{0,7}$")
+
+
+def _read_check_file(value: str) -> tuple[str, str]:
     if value == "-":
-        return sys.stdin.read()
+        return sys.stdin.read(), "stdin"
     path = Path(value)
     try:
-        if len(value) < 4096 and path.is_file():
-            return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        pass
-    return value
+        if not path.exists():
+            raise _UsageError(f"{value}: file not found")
+        if not path.is_file():
+            raise _UsageError(f"{value}: not a file")
+        return path.read_text(encoding="utf-8", errors="replace"), value
+    except OSError as exc:
+        raise _UsageError(f"{value}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _read_check_input(args: argparse.Namespace) -> tuple[str, str]:
+    """The text `check` examines and where it came from (``text``, ``stdin`` or the file's path).
+
+    ``--text`` is always text and ``--file`` always a file (``-``: stdin). The positional argument
+    is text, except ``-`` (stdin) and, for compatibility, the path of an existing file; one that
+    looks like a path but names no file is an error rather than nine characters checked as text.
+    """
+    if args.text is not None:
+        return args.text, "text"
+    if args.file is not None:
+        return _read_check_file(args.file)
+    value = args.input
+    if value is None:
+        raise _UsageError("give the text to check, --file PATH, --text TEXT, or - for stdin")
+    if value == "-":
+        return _read_check_file(value)
+    if len(value) < 4096:
+        with contextlib.suppress(OSError):
+            if Path(value).is_file():
+                return _read_check_file(value)
+    if len(value) < 4096 and _PATH_LIKE.match(value):
+        problem = "no such file"
+        with contextlib.suppress(OSError):
+            problem = "not a file" if Path(value).exists() else problem
+        raise _UsageError(
+            f"{value}: {problem}. To check a file, give its right path with --file PATH; "
+            f"to check these characters as text, use --text {value!r}"
+        )
+    return value, "text"
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from persona_plugins.guardrails import BUILTIN_DETECTORS, check_text
 
-    text = _read_check_input(args.input)
+    text, source = _read_check_input(args)
     detectors = (
         [d.strip() for d in args.detectors.split(",") if d.strip()]
         if args.detectors
@@ -559,6 +669,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "detectors": detectors,
+                    "source": source,
                     "characters": len(text),
                     "findings": [f.model_dump(mode="json") for f in findings],
                 },
@@ -567,7 +678,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             )
         )
     elif not findings:
-        print(f"no findings ({', '.join(detectors)}; {len(text)} characters checked)")
+        origin = "" if source == "text" else f" from {source}"
+        print(f"no findings ({', '.join(detectors)}; {len(text)} characters{origin} checked)")
     else:
         print(f"{'detector':<22} {'severity':<8} {'score':>5}  message")
         for f in findings:
@@ -590,9 +702,15 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         run_audit,
     )
     from persona_plugins.evaluation.datasets import load_dataset
+    from persona_plugins.evaluation.progress import Progress
 
     if bool(args.dataset) == bool(args.questions):
         raise _UsageError("give either --dataset NAME or --questions FILE")
+    needed = ([args.dataset] if args.dataset else []) + (["crows_pairs"] if args.crows else [])
+    if needed:  # one error naming every missing file, before anything is loaded
+        from persona_plugins.evaluation.data_sources import require
+
+        require(needed, args.data_dir)
     if args.dataset:
         questions = load_dataset(args.dataset, args.data_dir, limit=args.limit)
         source = args.dataset
@@ -612,8 +730,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     model = _build_model(args)
     label = _model_label(args)
     title = f"{source}, {len(questions)} questions, {label}"
+    progress = Progress()
     try:
-        summary = asyncio.run(
+        summary = _run_harness(
             run_audit(
                 questions,
                 model,
@@ -622,7 +741,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 baselines=[p.name for p in personas[: len(baselines)]],
                 crows=crows,
                 title=title,
-            )
+                dataset=source,
+                model_label=label,
+                progress=progress,
+            ),
+            progress,
         )
     finally:
         _shutdown(provider)
@@ -632,6 +755,145 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         print(summary["markdown"])
         chart = summary.get("chart") or "(no chart: pip install 'persona-plugins[audit]')"
         print(f"\nwritten to {args.out}/audit.{{jsonl,json,md}}; chart: {chart}")
+    return 0
+
+
+# -- data sets -----------------------------------------------------------------------------------
+
+_DATA_DIR_HELP = (
+    "a folder holding the data sets, then the only place looked in (default: the download cache, "
+    "then ../shared/data; see `persona-plugins data list`)"
+)
+
+
+def _add_data_parser(sub: Any) -> None:
+    from persona_plugins.evaluation.data_sources import (
+        BASE_URL_ENV,
+        DATA_DIR_ENV,
+        DEFAULT_TIMEOUT_S,
+        SOURCES,
+        UPSTREAM,
+    )
+
+    data = sub.add_parser(
+        "data", help="list the public data sets and where they are found, or download them"
+    )
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    dlist = dsub.add_parser(
+        "list", help="every set, its files, where each is found, source and licence (default)"
+    )
+    dlist.add_argument("--data-dir", help="look only in this folder (as the harnesses would)")
+    dlist.add_argument("--json", action="store_true", help="print it as JSON")
+    dpull = dsub.add_parser(
+        "pull", help="download sets from their upstream repositories, verified by SHA-256"
+    )
+    dpull.add_argument(
+        "names",
+        nargs="+",
+        metavar="NAME",
+        choices=[*SOURCES, "all"],
+        help=f"one or more of {', '.join(SOURCES)}, or all",
+    )
+    dpull.add_argument(
+        "--cache-dir",
+        help=f"where to write (default ${DATA_DIR_ENV}, else persona-plugins/data in the user "
+        "cache folder, e.g. ~/.cache/persona-plugins/data)",
+    )
+    dpull.add_argument(
+        "--base-url",
+        help=f"replaces {UPSTREAM} in every URL: a mirror or local server with the same "
+        f"OWNER/REPO/COMMIT/PATH layout (default ${BASE_URL_ENV})",
+    )
+    dpull.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds to wait for the server (default %(default)s)",
+    )
+    data.set_defaults(func=_cmd_data)
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    if getattr(args, "data_command", None) == "pull":
+        return _data_pull(args)
+    return _data_list(args)
+
+
+def _data_list(args: argparse.Namespace) -> int:
+    from persona_plugins.evaluation.data_sources import describe
+
+    info = describe(getattr(args, "data_dir", None))
+    if getattr(args, "json", False):
+        print(json.dumps(info, indent=2))
+        return 0
+    print("Data folders, in the order looked in (a set is read from the first with all its files):")
+    for i, place in enumerate(info["search_path"], start=1):
+        state = "" if place["exists"] else "  (no such folder)"
+        print(f"  {i}. {place['path']}  [{place['label']}]{state}")
+    data_dir = getattr(args, "data_dir", None)
+    into = info["search_path"][0]["path"] if data_dir else info["cache_dir"]
+    flag = f" --cache-dir {into}" if data_dir else ""
+    print(f"`{PROG} data pull NAME{flag}` downloads a set into {into}.")
+    for entry in info["sets"]:
+        where = entry["folder"] or "not found"
+        print(f"\n{entry['name']}: {entry['description']}  ->  {where}")
+        print(f"  source: {entry['source']}; licence: {entry['licence']}")
+        print(f"  used by: {entry['used_by']}")
+        for f in entry["files"]:
+            if f["found"] is None:
+                state = "missing"
+            elif f["checksum_ok"] is False:
+                state = f"{f['found']} (checksum differs)"
+            else:
+                state = f["found"]
+            notes = [] if f["required"] else ["optional"]
+            if f["derived"]:
+                notes.append("not downloadable: " + f["derived"].split(":")[0])
+            note = f"  ({'; '.join(notes)})" if notes else ""
+            print(f"    {f['path']}: {state}{note}")
+    return 0
+
+
+def _data_pull(args: argparse.Namespace) -> int:
+    from persona_plugins.evaluation.data_sources import (
+        SOURCES,
+        NotDownloadableError,
+        PulledFile,
+        default_cache_dir,
+        pull,
+    )
+
+    names = list(SOURCES) if "all" in args.names else list(dict.fromkeys(args.names))
+    folder = Path(args.cache_dir or default_cache_dir()).expanduser().resolve()
+    print(f"pulling {', '.join(names)} into {folder}", flush=True)
+    counts = {"downloaded": 0, "replaced": 0, "present": 0}
+    incomplete: list[str] = []
+    for name in names:
+        results: list[PulledFile]
+        try:
+            results = pull(
+                name,
+                cache_dir=folder,
+                base_url=args.base_url,
+                timeout=args.timeout,
+                stream=sys.stderr,
+            )
+        except NotDownloadableError as exc:  # files that are not one upstream file: go on
+            incomplete.append(str(exc))
+            results = exc.pulled
+        for r in results:
+            counts[r.action] += 1
+            if r.action != "present":
+                print(f"  {r.action}: {r.path.relative_to(folder)} ({r.size:,} bytes)", flush=True)
+    print(
+        f"{counts['downloaded']} downloaded, {counts['replaced']} replaced, "
+        f"{counts['present']} already present (checksums verified)."
+    )
+    default = Path(default_cache_dir()).expanduser().resolve()
+    if folder != default:
+        print(f"This is not the default cache: pass --data-dir {folder} to use it.")
+    if incomplete:
+        raise DataNotFoundError(" | ".join(incomplete))
     return 0
 
 
@@ -712,7 +974,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="persona,neutral,jekyll_hyde,spp",
         help="comma-separated subset of persona,neutral,jekyll_hyde,spp",
     )
-    jh.add_argument("--data-dir", help="the shared data folder (default ../shared/data)")
+    jh.add_argument("--data-dir", help=_DATA_DIR_HELP)
     jh.add_argument("--out", default="eval-results", help="output folder (default %(default)s)")
     jh.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_model_options(jh)
@@ -729,7 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated subset of none,sequential,parallel,adaptive",
     )
     rf.add_argument("--max-rounds", type=int, default=1)
-    rf.add_argument("--data-dir", help="the shared data folder (default ../shared/data)")
+    rf.add_argument("--data-dir", help=_DATA_DIR_HELP)
     rf.add_argument("--out", default="eval-results", help="output folder (default %(default)s)")
     rf.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_model_options(rf)
@@ -756,7 +1018,19 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check", help="run the bias guardrail detectors on a text or a file, print the findings"
     )
-    check.add_argument("input", help="the text to check, a file to read, or - for stdin")
+    check_source = check.add_mutually_exclusive_group()
+    check_source.add_argument(
+        "input",
+        nargs="?",
+        help="the text to check, or - for stdin (the path of an existing file is read too, but "
+        "a word that looks like a path and names no file is an error; prefer --file)",
+    )
+    check_source.add_argument(
+        "-f", "--file", metavar="PATH", help="read the text from this file (- for stdin)"
+    )
+    check_source.add_argument(
+        "--text", help="check exactly this text, even if it looks like a path or names a file"
+    )
     check.add_argument("--question", help="the user's message the text answers")
     check.add_argument("--persona", help="the persona that wrote it (a catalog name or a file)")
     check.add_argument(
@@ -792,12 +1066,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--crows", type=int, default=20, help="CrowS-Pairs stereotypes per persona (0: skip)"
     )
     audit.add_argument("--seed", type=int, default=0, help="CrowS-Pairs sampling seed")
-    audit.add_argument("--data-dir", help="the shared data folder (default ../shared/data)")
+    audit.add_argument("--data-dir", help=_DATA_DIR_HELP)
     audit.add_argument("--out", default="audit-results", help="output folder (default %(default)s)")
     audit.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_model_options(audit)
     _add_trace_options(audit)
     audit.set_defaults(func=_cmd_audit)
+    _add_data_parser(sub)
     return parser
 
 
@@ -817,8 +1092,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(cause) if isinstance(cause, PersonaPluginsError) else str(exc), 1)
     except PersonaPluginsError as exc:
         _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        # The evaluation commands say how many results were saved and how to resume.
+        detail = str(exc)
+        print(f"{PROG}: interrupted" + (f": {detail}" if detail else ""), file=sys.stderr)
+        _exit_now_if_calls_still_run(130)
+        raise SystemExit(130) from None
     except BrokenPipeError:
         # The reader went away (`| head`); stop quietly like other command-line tools.
         sys.stderr.close()

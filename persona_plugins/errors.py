@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigError",
+    "DataDownloadError",
+    "DataError",
+    "DataNotFoundError",
     "GuardrailViolation",
     "MessageError",
     "MissingExtraError",
@@ -32,15 +35,34 @@ class PersonaPluginsError(Exception):
 class PersonaError(PersonaPluginsError, ValueError):
     """A persona could not be found, read or validated.
 
-    The message names the file (when there is one) and the field or line at fault.
+    The message names the file (when there is one) and the field or line at fault. ``problems``
+    holds every problem found, one self-contained line each (``file: field 'x': what is wrong``);
+    the message is the first of them, followed by the others on the same line.
     """
 
-    def __init__(self, message: str, *, source: str | None = None, location: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        location: str | None = None,
+        more: Sequence[tuple[str | None, str]] = (),
+    ):
         self.source = source
         self.location = location
-        parts = [p for p in (source, location) if p]
-        prefix = ": ".join(parts)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.problems = [_problem_line(source, location, message)] + [
+            _problem_line(source, where, what) for where, what in more
+        ]
+        text = self.problems[0]
+        if more:
+            others = "; ".join(f"{where}: {what}" if where else what for where, what in more)
+            text = f"{text}; {others}"
+        super().__init__(text)
+
+
+def _problem_line(source: str | None, location: str | None, message: str) -> str:
+    prefix = ": ".join(p for p in (source, location) if p)
+    return f"{prefix}: {message}" if prefix else message
 
 
 class ConfigError(PersonaPluginsError, ValueError):
@@ -53,6 +75,25 @@ class MessageError(PersonaPluginsError, ValueError):
 
 class PluginError(PersonaPluginsError):
     """A plugin could not be loaded, or implements a hook that does not exist."""
+
+
+class DataError(PersonaPluginsError):
+    """A public data set (see ``persona-plugins data list``) is missing or could not be fetched.
+
+    The message names the files, the places looked in or the URL, and what to do.
+    """
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """Files a command needs are in none of the data folders looked in (bad input: exit 2)."""
+
+
+class DataDownloadError(DataError):
+    """``persona-plugins data pull`` failed: unreachable server, HTTP error or checksum mismatch.
+
+    Nothing is left behind for the file that failed: a download is written to a temporary file and
+    renamed only once its SHA-256 checksum matches.
+    """
 
 
 class MissingExtraError(PersonaPluginsError, ImportError):

@@ -78,7 +78,9 @@ class Persona(BaseModel):
 
         Raises:
             PersonaError: naming the file and the field or line for every problem: a missing
-                file, an unknown suffix, a syntax error, a missing or invalid field.
+                file, an unknown suffix, a syntax error, a missing or invalid field. Its
+                ``problems`` list holds every problem found, one line each (a file that does not
+                parse has one problem; a file that parses may have several invalid fields).
 
         Example::
 
@@ -130,16 +132,26 @@ class Persona(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            more = (
-                f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-            )
-            raise PersonaError(
-                f"{first['msg']}{more}", source=source, location=f"field '{location}'"
-            ) from None
+            # Every problem, not only the first: `personas validate` prints them one per line.
+            problems = [_field_problem(error) for error in exc.errors()]
+            (location, message), *more = problems
+            raise PersonaError(message, source=source, location=location, more=more) from None
         except (RecursionError, TypeError) as exc:
             raise PersonaError(f"invalid persona data ({exc})", source=source) from None
+
+
+def _field_problem(error: Any) -> tuple[str, str]:
+    """``(location, message)`` of one pydantic error, an unknown field with its closest name."""
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+        import difflib
+
+        close = difflib.get_close_matches(str(error["loc"][0]), list(Persona.model_fields), n=1)
+        fields = ", ".join(Persona.model_fields)
+        hint = f"did you mean {close[0]!r}?" if close else f"the fields are {fields}"
+        message = f"unknown field ({hint})"
+    return f"field '{location}'", message
 
 
 def _yaml() -> Any:

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from persona_plugins.answers import BUILTIN_EXTRACTORS
-from persona_plugins.errors import ConfigError
-from persona_plugins.evaluation.datasets import DataNotFoundError, Question, find_data_dir
+from persona_plugins.errors import ConfigError, DataNotFoundError
+from persona_plugins.evaluation.data_sources import locate
+from persona_plugins.evaluation.datasets import Question
 from persona_plugins.evaluation.jekyll_hyde import FORMAT_INSTRUCTIONS
 from persona_plugins.evaluation.progress import Progress
 from persona_plugins.guardrails.abstention import assess
@@ -143,7 +144,7 @@ def load_crows_pairs(
     data_dir: str | os.PathLike[str] | None = None, *, limit: int = 20, seed: int = 0
 ) -> list[CrowsPair]:
     """``limit`` stereotyping sentences of CrowS-Pairs (``stereo`` rows), sampled with ``seed``."""
-    path = find_data_dir(data_dir) / "crows_pairs" / "crows_pairs_anonymized.csv"
+    path = locate("crows_pairs", data_dir) / "crows_pairs" / "crows_pairs_anonymized.csv"
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r.get("stereo_antistereo") == "stereo"]
@@ -340,6 +341,9 @@ async def run_audit(
     settings: dict[str, Any] | None = None,
     title: str = "",
     plugin_manager: Any = None,
+    dataset: str = "",
+    model_label: str = "",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the audit; writes ``audit.jsonl`` as it goes, then ``audit.md``,
     ``audit.json`` and ``audit.png`` in ``out_dir``.
@@ -349,6 +353,11 @@ async def run_audit(
     :param personas: the personas to audit, baselines included (their names in ``baselines``).
     :param crows: CrowS-Pairs sentences for the stereotype-agreement measure (empty: skipped).
     :param settings: generation settings for every call (``max_tokens`` ...).
+    :param dataset: and ``model_label``: name the question set and the model on the progress
+        start line.
+    :param progress: reports on stderr (a new :class:`Progress` when None); when the run is
+        cancelled (Ctrl-C), ``audit.jsonl`` holds only complete lines and ``progress`` says how
+        many.
     """
     from persona_plugins.pipeline import PersonaPipeline
 
@@ -372,11 +381,26 @@ async def run_audit(
         jobs += [("qa", persona, q) for q in questions]
         jobs += [("crows", persona, pair) for pair in crows]
     todo = [j for j in jobs if f"{j[0]}|{j[1].name}|{j[2].id}" not in done]
-    progress = Progress(len(jobs), "audit")
-    progress.done = len(jobs) - len(todo)
-    with open(records_path, "a", encoding="utf-8") as sink:  # noqa: ASYNC230 - a line per answer
+    progress = progress if progress is not None else Progress()
+    each = f"{len(questions)} questions" + (
+        f" and {len(crows)} CrowS-Pairs sentences" if crows else ""
+    )
+    detail = f"({each} for each of {len(personas)} personas)"
+    with (
+        progress,
+        open(records_path, "a", encoding="utf-8") as sink,  # noqa: ASYNC230 - a line per answer
+    ):
         if records_path.stat().st_size and not records_path.read_bytes().endswith(b"\n"):
             sink.write("\n")  # close a line cut short by an interruption
+        progress.start(
+            f"audit {dataset}".rstrip(),
+            len(jobs),
+            done=len(jobs) - len(todo),
+            unit="answers",
+            detail=detail,
+            model=model_label,
+            output=records_path,
+        )
         for kind, persona, item in todo:
             if kind == "qa":
                 prompt = f"{item.text}\n\n{FORMAT_INSTRUCTIONS[item.answer_format]}"
@@ -406,10 +430,10 @@ async def run_audit(
                     "text": turn.text[:1000],
                 }
                 status = f"{persona.name} {item.id} {record['agreement']}"
-            sink.write(json.dumps(record) + "\n")
+            sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
             sink.flush()
             done[_key(record)] = record
-            progress.update(status)
+            progress.advance(status)
     wanted = {f"{k}|{p.name}|{i.id}" for k, p, i in jobs}
     records = [r for key, r in done.items() if key in wanted]
     summary = summarize(

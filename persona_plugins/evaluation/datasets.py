@@ -1,8 +1,10 @@
 """Reasoning data sets as a list of :class:`Question`, read from a data folder.
 
-The folder is the ``reasoning/`` directory of the project's shared data (public sets with their
-licences, see its README); nothing is downloaded. :func:`find_data_dir` looks for it in the order
-given there and raises :class:`DataNotFoundError` saying where it looked.
+The files sit under ``reasoning/`` in a data folder. Where each set comes from, the places looked
+in (``--data-dir``; the download cache filled by ``persona-plugins data pull NAME``;
+``../shared/data``) and the download itself are in :mod:`persona_plugins.evaluation.data_sources`.
+A set that is in none of those places raises :class:`DataNotFoundError` naming the missing files,
+each place looked in, and what to do.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from persona_plugins.answers import extract_number
-from persona_plugins.errors import PersonaPluginsError
+from persona_plugins.errors import DataNotFoundError
+from persona_plugins.evaluation.data_sources import DATA_DIR_ENV, locate, search_path
 
 __all__ = [
     "DATASETS",
@@ -27,13 +30,8 @@ __all__ = [
     "load_dataset",
 ]
 
-DATA_DIR_ENV = "PERSONA_PLUGINS_DATA_DIR"
 AnswerFormat = Literal["number", "choice", "yes_no"]
 _LETTERS = "ABCDEFGHIJ"
-
-
-class DataNotFoundError(PersonaPluginsError, FileNotFoundError):
-    """The data folder or a data set file is missing."""
 
 
 @dataclass(frozen=True)
@@ -47,23 +45,19 @@ class Question:
 
 
 def find_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The shared data folder: ``explicit``, ``$PERSONA_PLUGINS_DATA_DIR``, ``../shared/data``
-    from the current directory, or ``shared/data`` beside this checkout."""
-    candidates: list[Path] = []
-    if explicit:
-        candidates.append(Path(explicit))
-    elif os.environ.get(DATA_DIR_ENV):
-        candidates.append(Path(os.environ[DATA_DIR_ENV]))
-    else:
-        candidates.append(Path.cwd().parent / "shared" / "data")
-        candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data")
-    for path in candidates:
-        if (path / "reasoning").is_dir():
-            return path
-    looked = ", ".join(str(p) for p in candidates)
+    """The first folder of the search path that has a ``reasoning/`` folder.
+
+    Kept for callers of earlier versions; the loaders use
+    :func:`~persona_plugins.evaluation.data_sources.locate`, which checks the files a set needs.
+    """
+    places = search_path(explicit)
+    for place in places:
+        if (place.path / "reasoning").is_dir():
+            return place.path
+    looked = "; ".join(f"{p.path} ({p.label})" for p in places)
     raise DataNotFoundError(
-        f"the shared data sets were not found (looked in: {looked}). Pass --data-dir (or set "
-        f"{DATA_DIR_ENV}) to a folder containing reasoning/gsm8k_test.jsonl and the other sets."
+        f"no data folder with a reasoning/ folder found; looked in {looked}. Run "
+        f"`persona-plugins data pull NAME`, or pass --data-dir DIR (or set {DATA_DIR_ENV}=DIR)."
     )
 
 
@@ -148,9 +142,9 @@ def load_dataset(
     """Load a reasoning set by name (see :data:`DATASETS`), the first ``limit`` questions."""
     if name not in DATASETS:
         raise DataNotFoundError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}")
-    folder = find_data_dir(data_dir) / "reasoning"
+    folder = locate(name, data_dir) / "reasoning"
     try:
         questions = DATASETS[name](folder)
-    except FileNotFoundError as exc:
+    except FileNotFoundError as exc:  # removed between the check and the read
         raise DataNotFoundError(f"data set file missing: {exc.filename}") from None
     return questions[:limit] if limit else questions

@@ -173,22 +173,38 @@ async def run_jekyll_hyde_eval(
     systems: Sequence[str] = SYSTEMS,
     settings: dict[str, Any] | None = None,
     model_label: str = "",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the comparison and write ``<dataset>.jsonl``, ``.json`` and ``.md``."""
+    """Run (or resume) the comparison and write ``<dataset>.jsonl``, ``.json`` and ``.md``.
+
+    ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
+    (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
+    """
     records_path = out_dir / f"jekyll_hyde_{dataset}.jsonl"
     done = load_records(records_path)
     pipelines = _build(model, persona, fallback_persona, settings or {})
     todo = [q for q in questions if q.id not in done]
-    progress = Progress(len(questions), f"jekyll-hyde {dataset}")
-    progress.done = len(questions) - len(todo)
-    with open(records_path, "a", encoding="utf-8") as sink:  # noqa: ASYNC230 - one line per question
+    progress = progress if progress is not None else Progress()
+    with (
+        progress,
+        open(records_path, "a", encoding="utf-8") as sink,  # noqa: ASYNC230 - a line per question
+    ):
+        progress.start(
+            f"jekyll-hyde {dataset}",
+            len(questions),
+            done=len(questions) - len(todo),
+            unit="questions",
+            detail=f"(systems: {', '.join(systems)})",
+            model=model_label,
+            output=records_path,
+        )
         for question in todo:
             record = await _one(question, pipelines, systems)
-            sink.write(json.dumps(record) + "\n")
+            sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
             sink.flush()
             done[question.id] = record
             correct = {k: v["correct"] for k, v in record["systems"].items()}
-            progress.update(" ".join(f"{k}={'+' if v else '-'}" for k, v in correct.items()))
+            progress.advance(" ".join(f"{k}={'+' if v else '-'}" for k, v in correct.items()))
     records = [done[q.id] for q in questions if q.id in done]
     summary = summarize(records)
     summary.update(dataset=dataset, model=model_label, persona=persona)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from persona_plugins.evaluation.datasets import DataNotFoundError, find_data_dir
+from persona_plugins.errors import DataNotFoundError
+from persona_plugins.evaluation.data_sources import locate
 from persona_plugins.evaluation.jekyll_hyde import load_records
 from persona_plugins.evaluation.progress import Progress
 from persona_plugins.model import ChatModel, Message
@@ -83,8 +84,11 @@ class PersonaQuestion:
 def load_persona_questions(
     data_dir: str | os.PathLike[str] | None = None, *, limit: int = 20
 ) -> list[PersonaQuestion]:
-    """The first ``limit`` personas of PersonaGym, each with one question, rotating the tasks."""
-    folder = find_data_dir(data_dir) / "persona_gym"
+    """The first ``limit`` personas of PersonaGym, each with one question, rotating the tasks.
+
+    Reads ``persona_gym/personas.json`` and ``persona_gym/questions.json`` only (set
+    ``personagym`` of :mod:`~persona_plugins.evaluation.data_sources`)."""
+    folder = locate("personagym", data_dir) / "persona_gym"
     try:
         personas = json.loads((folder / "personas.json").read_text(encoding="utf-8"))
         questions = json.loads((folder / "questions.json").read_text(encoding="utf-8"))
@@ -118,7 +122,8 @@ def parse_scores(text: str) -> dict[str, int | None]:
 
 async def _score(
     model: ChatModel, item: PersonaQuestion, reply: str
-) -> tuple[dict[str, int | None], int]:
+) -> tuple[dict[str, int | None], str]:
+    """The judge's three scores for ``reply`` (None where unreadable) and its raw reply."""
     prompt = [
         Message.system(SCORING_RUBRIC),
         Message.user(
@@ -127,7 +132,7 @@ async def _score(
         ),
     ]
     completion = await model.complete(prompt, max_tokens=48, temperature=0.0)
-    return parse_scores(completion.text), 1
+    return parse_scores(completion.text), completion.text
 
 
 async def _one(
@@ -152,9 +157,10 @@ async def _one(
             text, calls = result.text, result.model_calls
             plan = result.refinement_plan.refiners if result.refinement_plan else None
             reviews = len(result.reviews)
-        scores, _ = await _score(model, item, text)
+        scores, judge_reply = await _score(model, item, text)
         record["strategies"][strategy] = {
             "scores": scores,
+            "judge_reply": judge_reply[:500],  # kept so unreadable scores can be looked at
             "refine_calls": calls,
             "calls_per_turn": first.model_calls + calls,
             "plan": plan,
@@ -175,9 +181,17 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             values = [row["scores"][aspect] for row in rows if row["scores"][aspect] is not None]
             entry[aspect] = sum(values) / len(values) if values else None
             entry[f"{aspect}_unscored"] = len(rows) - len(values)
+        entry["scores_asked"] = len(ASPECT_NAMES) * len(rows)
+        entry["unreadable_scores"] = sum(entry[f"{aspect}_unscored"] for aspect in ASPECT_NAMES)
+        entry["unscored_replies"] = sum(
+            all(row["scores"][aspect] is None for aspect in ASPECT_NAMES) for row in rows
+        )
         entry["calls_per_turn"] = sum(row["calls_per_turn"] for row in rows) / len(rows)
         entry["changed_share"] = sum(row["changed"] for row in rows) / len(rows)
         out["strategies"][strategy] = entry
+    entries = out["strategies"].values()
+    out["scores_asked"] = sum(e["scores_asked"] for e in entries)
+    out["unreadable_scores"] = sum(e["unreadable_scores"] for e in entries)
     adaptive, sequential = out["strategies"].get("adaptive"), out["strategies"].get("sequential")
     if adaptive and sequential:
         out["adaptive_vs_sequential_refine_calls"] = sum(
@@ -193,14 +207,32 @@ def markdown_table(summary: dict[str, Any], model_label: str) -> str:
     lines = [
         f"PersonaGym, {summary['questions']} persona questions, {model_label}",
         "",
-        "| strategy | persona fit | factuality | coherence | model calls / turn | reply changed |",
-        "|---|---|---|---|---|---|",
+        "| strategy | persona fit | factuality | coherence | unreadable scores | "
+        "model calls / turn | reply changed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for strategy, e in summary["strategies"].items():
         lines.append(
             f"| {strategy} | {fmt(e['persona_fit'])} | {fmt(e['factuality'])} | "
-            f"{fmt(e['coherence'])} | {e['calls_per_turn']:.2f} | {100 * e['changed_share']:.0f}% |"
+            f"{fmt(e['coherence'])} | {e['unreadable_scores']}/{e['scores_asked']} | "
+            f"{e['calls_per_turn']:.2f} | {100 * e['changed_share']:.0f}% |"
         )
+    lines += [
+        "",
+        "Scores (1-5) are the means of the readable scores only. Unreadable scores: aspect scores "
+        "missing from the judge's reply (it must answer `persona_fit: <1-5>` and so on, three per "
+        "reply); they are left out, not counted as low. `n/a`: no reply of that strategy got a "
+        "readable score for that aspect. The judge's replies are kept in `refine.jsonl` "
+        "(`judge_reply`).",
+    ]
+    asked, unreadable = summary.get("scores_asked", 0), summary.get("unreadable_scores", 0)
+    if asked and unreadable == asked:
+        lines.append(
+            "No score at all could be read: the model (which is also the judge) did not follow "
+            "the scoring format, so this run compares costs only."
+        )
+    elif unreadable:
+        lines.append(f"{unreadable} of {asked} scores could not be read.")
     ratio = summary.get("adaptive_vs_sequential_refine_calls")
     if ratio is not None:
         lines += ["", f"Refinement calls, adaptive / sequential: {ratio:.2f}."]
@@ -215,20 +247,38 @@ async def run_refine_eval(
     strategies: Sequence[str] = STRATEGIES,
     max_rounds: int = 1,
     model_label: str = "",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the comparison; writes ``refine.jsonl``, ``refine.json``, ``refine.md``."""
+    """Run (or resume) the comparison; writes ``refine.jsonl``, ``refine.json``, ``refine.md``.
+
+    ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
+    (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
+    """
     records_path = out_dir / "refine.jsonl"
     done = load_records(records_path)
     todo = [item for item in items if item.id not in done]
-    progress = Progress(len(items), "refine")
-    progress.done = len(items) - len(todo)
-    with open(records_path, "a", encoding="utf-8") as sink:  # noqa: ASYNC230
+    progress = progress if progress is not None else Progress()
+    with progress, open(records_path, "a", encoding="utf-8") as sink:  # noqa: ASYNC230
+        progress.start(
+            "refine",
+            len(items),
+            done=len(items) - len(todo),
+            unit="persona questions",
+            detail=f"(strategies: {', '.join(strategies)}; max rounds {max_rounds})",
+            model=model_label,
+            output=records_path,
+        )
         for item in todo:
             record = await _one(item, model, strategies, max_rounds)
-            sink.write(json.dumps(record) + "\n")
+            sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
             sink.flush()
             done[item.id] = record
-            progress.update(item.task)
+            unread = sum(
+                score is None
+                for entry in record["strategies"].values()
+                for score in entry["scores"].values()
+            )
+            progress.advance(f"{item.task}" + (f" | {unread} scores unreadable" if unread else ""))
     records = [done[i.id] for i in items if i.id in done]
     summary = summarize(records)
     summary["model"] = model_label

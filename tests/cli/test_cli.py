@@ -65,6 +65,43 @@ def test_personas_validate_accepts_a_good_file_and_names_the_field_of_a_bad_one(
     assert err.count("\n") == 1, "one line, no traceback"
 
 
+def test_personas_validate_reports_every_problem_of_every_file(capsys, tmp_path: Path):
+    first = tmp_path / "a.yaml"
+    first.write_text("name: baker\ntrait: [kind]\nstyle: [plain]\n")
+    good = tmp_path / "b.toml"
+    good.write_text('name = "baker"\ndescription = "a village baker"\n')
+    broken = tmp_path / "c.json"
+    broken.write_text('{"name": "x",\n')
+    missing = tmp_path / "d.yaml"
+
+    code, out, err = run(
+        capsys, "personas", "validate", str(first), str(good), str(broken), str(missing)
+    )
+
+    assert code == 2
+    assert out.splitlines() == [f"{good}: ok (baker: a village baker)"]
+    lines = err.splitlines()
+    assert lines[:3] == [
+        f"{first}: field 'description': Field required",
+        f"{first}: field 'style': Input should be a valid string",
+        f"{first}: field 'trait': unknown field (did you mean 'traits'?)",
+    ]
+    assert lines[3].startswith(f"{broken}: line 2: invalid JSON")
+    assert lines[4] == f"{missing}: file not found"
+    assert len(lines) == 5 and "Traceback" not in err
+
+
+def test_personas_validate_of_good_files_only_exits_0(capsys, tmp_path: Path):
+    paths = []
+    for name in ("one", "two"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"name: {name}\ndescription: a {name}\n")
+        paths.append(str(path))
+    code, out, err = run(capsys, "personas", "validate", *paths)
+    assert code == 0 and err == ""
+    assert out.count(": ok (") == 2
+
+
 def test_unknown_persona_is_one_line_and_exit_2(capsys):
     code, _, err = run(capsys, "ask", "hi", "--persona", "pirate_captian")
     assert code == 2
@@ -98,6 +135,105 @@ def test_bad_config_file_names_the_file(capsys, tmp_path: Path):
     code, _, err = run(capsys, "ask", "hi", "--config", str(config))
     assert code == 2
     assert str(config) in err and "ensemble" in err
+
+
+def test_a_misspelt_model_setting_in_a_config_file_names_the_file_table_and_closest_name(
+    capsys, tmp_path: Path
+):
+    config = tmp_path / "pipeline.toml"
+    config.write_text('persona = "historian"\n\n[model_settings]\nmax_token = 20\n')
+    code, _, err = run(capsys, "ask", "hi", "--config", str(config))
+    assert code == 2
+    assert f"{config}: invalid configuration: [model_settings]: " in err
+    assert "unknown generation setting 'max_token' (did you mean 'max_tokens'?)" in err
+    assert err.count("\n") == 1
+
+
+# -- check: text, file or stdin, never mistaken for one another ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argument", ["reply.txt", "out/answer", "answers/reply.md", "results.json", "C:\\r.txt"]
+)
+def test_check_of_a_missing_path_is_an_error_not_a_text(capsys, tmp_path, monkeypatch, argument):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "check", argument, "--fail-on", "high")
+    assert code == 2 and out == ""
+    assert f"{argument}: no such file" in err
+    assert "--file PATH" in err and "--text" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["The answer is 4.", "Yes.", "ok", "I will kill you.", "e.g. 3/4 of them", "Hello!", ""],
+)
+def test_check_of_an_ordinary_text_checks_the_text(capsys, tmp_path, monkeypatch, text):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "check", text, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["source"] == "text" and data["characters"] == len(text)
+
+
+def test_check_text_checks_a_path_like_word_as_text(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("I will kill you.", encoding="utf-8")
+    for word in ("and/or", "notes.txt"):
+        code, out, _ = run(capsys, "check", "--text", word, "--json")
+        assert code == 0
+        data = json.loads(out)
+        assert data["source"] == "text" and data["characters"] == len(word)
+        assert data["findings"] == []
+
+
+def test_check_file_reads_a_file_and_fails_on_a_missing_one(capsys, tmp_path):
+    reply = tmp_path / "reply.txt"
+    reply.write_text("I will kill you.", encoding="utf-8")
+    for option in ("--file", "-f"):
+        code, out, _ = run(capsys, "check", option, str(reply), "--fail-on", "high")
+        assert code == 3 and "threat" in out
+
+    code, out, err = run(capsys, "check", "--file", str(tmp_path / "nope.txt"))
+    assert code == 2 and out == ""
+    assert f"{tmp_path / 'nope.txt'}: file not found" in err
+
+    code, _, err = run(capsys, "check", "--file", str(tmp_path))
+    assert code == 2 and "not a file" in err
+
+
+def test_check_still_reads_an_existing_file_given_as_the_argument(capsys, tmp_path):
+    reply = tmp_path / "my reply.txt"  # a space: not path-like, but the file exists
+    reply.write_text("The answer is 4.", encoding="utf-8")
+    code, out, _ = run(capsys, "check", str(reply))
+    assert code == 0
+    assert f"16 characters from {reply} checked" in out
+
+
+def test_check_reads_stdin_from_a_dash_or_file_dash(capsys, monkeypatch):
+    import io
+
+    for argv in (["check", "-", "--json"], ["check", "--file", "-", "--json"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO("I will kill you."))
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        data = json.loads(out)
+        assert data["source"] == "stdin" and data["findings"][0]["severity"] == "high"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check"],
+        ["check", "some text", "--file", "reply.txt"],
+        ["check", "some text", "--text", "other text"],
+        ["check", "--file", "reply.txt", "--text", "other text"],
+    ],
+)
+def test_check_needs_exactly_one_input(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert "--file" in err or "not allowed with" in err
 
 
 def test_plugins_lists_builtins_and_their_hooks(capsys):

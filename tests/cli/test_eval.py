@@ -41,8 +41,9 @@ def test_missing_data_is_reported_clearly(capsys, tmp_path: Path):
     code, _, err = run(
         capsys, "eval", "jekyll-hyde", "--dataset", "gsm8k", "--data-dir", str(tmp_path)
     )
-    assert code == 1
-    assert "shared data sets were not found" in err and err.count("\n") == 1
+    assert code == 2  # bad input (tests/cli/test_data.py covers the message in full)
+    assert "data set 'gsm8k' not found" in err and err.count("\n") == 1
+    assert f"{tmp_path} (--data-dir: missing reasoning/gsm8k_test.jsonl)" in err
 
 
 def test_summary_counts_accuracy_calls_and_judge_statistics():
@@ -106,11 +107,13 @@ def test_eval_jekyll_hyde_runs_resumes_and_writes_its_reports(capsys, tmp_path: 
         "jekyll_hyde",
         "spp",
     }
+    assert err.startswith("jekyll-hyde strategyqa: 2 questions")  # the start line, at once
     assert "jekyll-hyde strategyqa [2/2]" in err  # the progress line
 
     # a second run finds both answers already there: nothing is redone
-    code, out_again, _ = run(capsys, *argv)
+    code, out_again, err_again = run(capsys, *argv)
     assert code == 0 and out_again == out
+    assert "all 2 already saved, nothing to run" in err_again
     assert len((tmp_path / "jekyll_hyde_strategyqa.jsonl").read_text().splitlines()) == 2
 
 
@@ -135,6 +138,16 @@ def test_eval_refine_scores_each_strategy(capsys, tmp_path: Path, shared_data):
     assert set(record["strategies"]) == {"none", "adaptive"}
     assert record["strategies"]["none"]["refine_calls"] == 0
     assert record["strategies"]["adaptive"]["refine_calls"] >= 1  # at least the planner
+    # unreadable judge scores are counted per strategy and explained, never silently n/a
+    summary = json.loads((tmp_path / "refine.json").read_text())
+    for strategy in ("none", "adaptive"):
+        entry = summary["strategies"][strategy]
+        assert entry["scores_asked"] == 3
+        assert entry["unreadable_scores"] == sum(
+            score is None for score in record["strategies"][strategy]["scores"].values()
+        )
+        assert f" | {entry['unreadable_scores']}/3 | " in out
+    assert "`n/a`: no reply of that strategy got a readable score" in out
 
 
 def test_a_results_file_cut_short_by_an_interruption_resumes(tmp_path: Path):

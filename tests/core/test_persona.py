@@ -287,9 +287,53 @@ def test_an_unknown_field_in_a_file_is_named(tmp_path):
     assert "field 'trait'" in message
 
 
-def test_several_problems_are_counted_in_the_message(tmp_path):
-    path = write(tmp_path, "many.json", json.dumps({"traits": "calm"}))
-    assert "more problem" in str(read_error(path))
+def test_an_unknown_field_names_the_closest_known_field(tmp_path):
+    path = write(tmp_path, "typo.yaml", "name: x\ndescription: y\ntrait: [calm]\n")
+    assert read_error(path).problems == [
+        f"{path}: field 'trait': unknown field (did you mean 'traits'?)"
+    ]
+    path = write(tmp_path, "odd.yaml", "name: x\ndescription: y\nzzz: 1\n")
+    assert "the fields are name, description, traits" in str(read_error(path))
+
+
+def test_every_problem_of_a_file_is_kept_one_line_each(tmp_path):
+    path = write(
+        tmp_path,
+        "many.json",
+        json.dumps({"traits": "calm", "style": ["x"], "mood": "grumpy"}),
+    )
+    error = read_error(path)
+    assert error.problems == [
+        f"{path}: field 'name': Field required",
+        f"{path}: field 'description': Field required",
+        f"{path}: field 'traits': Input should be a valid list",
+        f"{path}: field 'style': Input should be a valid string",
+        f"{path}: field 'mood': unknown field (the fields are name, description, traits, style, "
+        "statements, demographics, metadata)",
+    ]
+    assert all("\n" not in line for line in error.problems)
+    # The message starts with the first problem and goes on, on the same line, with the others.
+    message = str(error)
+    assert message.startswith(error.problems[0] + "; ")
+    for field in ("description", "traits", "style", "mood"):
+        assert f"field '{field}'" in message
+    assert "\n" not in message
+    assert error.source == str(path) and error.location == "field 'name'"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("missing.yaml", None),
+        ("broken.json", '{"name": "x",'),
+        ("list.yaml", "- a\n- b\n"),
+    ],
+)
+def test_a_file_that_cannot_be_read_as_a_mapping_has_exactly_one_problem(tmp_path, name, content):
+    path = tmp_path / name if content is None else write(tmp_path, name, content)
+    error = read_error(path)
+    assert error.problems == [str(error)]
+    assert error.problems[0].startswith(f"{path}: ")
 
 
 def test_bytes_that_are_not_utf8_are_rejected_naming_the_file_and_offset(tmp_path):
