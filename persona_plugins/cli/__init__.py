@@ -1103,6 +1103,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
