@@ -74,7 +74,7 @@ def test_the_openai_compatible_server_path_names_the_server_extra():
 
 
 def test_the_demo_summary_in_the_readme_is_what_the_demo_prints(capsys):
-    from persona_plugins.cli import _print_team_summary
+    from persona_plugins.cli.demo import print_team_summary
     from persona_plugins.personas import builtin_personas
 
     catalog = {p.name: p for p in builtin_personas()}
@@ -82,7 +82,7 @@ def test_the_demo_summary_in_the_readme_is_what_the_demo_prints(capsys):
         ("pirate_captain", catalog["pirate_captain"].description, 1, 135, 170),
         ("children_tutor", catalog["children_tutor"].description, 1, 276, 160),
     ]
-    _print_team_summary(rows, "embedded SmolLM2-135M-Instruct (llama.cpp)", 7.4)
+    print_team_summary(rows, "embedded SmolLM2-135M-Instruct (llama.cpp)", 7.4)
     printed = capsys.readouterr().out
     assert f"```\n{printed}```" in README
     assert "sails the..." in printed  # cut between words, with an ellipsis

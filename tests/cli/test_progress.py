@@ -18,6 +18,7 @@ import pytest
 
 import persona_plugins.cli as cli
 from persona_plugins import Persona
+from persona_plugins.cli import _common
 from persona_plugins.evaluation.datasets import Question
 from persona_plugins.evaluation.jekyll_hyde import run_jekyll_hyde_eval
 from persona_plugins.evaluation.progress import (
@@ -285,7 +286,7 @@ async def test_refine_on_a_model_that_never_follows_the_rubric_says_so(tmp_path)
 
 
 def test_eval_refine_prints_the_unreadable_scores(monkeypatch, capsys, tmp_path, shared_data):
-    monkeypatch.setattr(cli, "_build_model", lambda args: ScriptedModel(default="Nice."))
+    monkeypatch.setattr(_common, "build_model", lambda args: ScriptedModel(default="Nice."))
     code = cli.main(
         ["eval", "refine", "--limit", "1", "--strategies", "none", "--out", str(tmp_path)]
     )
@@ -315,6 +316,7 @@ from pathlib import Path
 
 import persona_plugins.cli as cli
 from persona_plugins import Completion, Usage
+from persona_plugins.cli import _common
 
 # A terminal's Ctrl-C, even when the test runner was started with SIGINT ignored.
 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -342,7 +344,7 @@ class BlockingModel:
         return await asyncio.to_thread(self.call, list(messages))
 
 
-cli._build_model = lambda args: BlockingModel()
+_common.build_model = lambda args: BlockingModel()
 sys.exit(cli.main(argv))
 """
 

@@ -1,0 +1,81 @@
+"""The AutoGen part of the ``persona-plugins`` command line: ``demo`` (the default team, an
+AgentChat ``RoundRobinGroupChat`` of persona agents) and ``ask --framework autogen`` (one
+``create`` call of :class:`PersonaChatCompletionClient`).
+
+The command line reaches this module with ``importlib`` only when a command asks for AutoGen, so
+the core never imports AutoGen; without it, importing this module raises
+:class:`~persona_plugins.MissingExtraError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core.models import UserMessage
+
+from persona_plugins import ChatModel, Persona, PipelineConfig, TurnResult
+from persona_plugins.adapters.autogen import ChatModelCompletionClient, PersonaChatCompletionClient
+
+#: The AutoGen team is the demo's default: the summary names the model alone.
+DEMO_NOTE = ""
+
+
+async def ask(
+    model: ChatModel, question: str, config: PipelineConfig, tracer_provider: Any
+) -> TurnResult | None:
+    """One turn of the client wrapper around an AutoGen client backed by ``model``."""
+    inner = ChatModelCompletionClient(model)
+    client = PersonaChatCompletionClient(inner, config, tracer_provider=tracer_provider)
+    await client.create([UserMessage(content=question, source="user")])
+    return client.last_result
+
+
+async def run_team(
+    model: ChatModel,
+    members: Sequence[tuple[str, Persona]],
+    *,
+    question: str,
+    rounds: int,
+    tracer_provider: Any,
+    on_reply: Callable[[str, str], None],
+) -> list[tuple[int, int, int]]:
+    """A ``RoundRobinGroupChat`` of one ``AssistantAgent`` per ``(name, persona)`` member, each on
+    its own persona client over ``model``; ``rounds`` replies each. Returns ``(model calls,
+    tokens in, tokens out)`` per member."""
+    inner = ChatModelCompletionClient(model)
+    clients = [
+        PersonaChatCompletionClient(inner, persona=persona, tracer_provider=tracer_provider)
+        for _, persona in members
+    ]
+    agents = [
+        AssistantAgent(
+            name,
+            model_client=client,
+            description=persona.description,
+            # The persona is the whole system prompt: SmolLM2-135M follows one instruction block
+            # better than two.
+            system_message=None,
+        )
+        for (name, persona), client in zip(members, clients, strict=True)
+    ]
+    team = RoundRobinGroupChat(
+        list[Any](agents),
+        termination_condition=MaxMessageTermination(len(agents) * rounds + 1),
+    )
+    async for event in team.run_stream(task=question):
+        source = getattr(event, "source", None)
+        content = getattr(event, "content", None)
+        if source and source != "user" and isinstance(content, str):
+            on_reply(source, content)
+    return [
+        (
+            client.model_calls,
+            client.total_usage().prompt_tokens,
+            client.total_usage().completion_tokens,
+        )
+        for client in clients
+    ]

@@ -1,0 +1,248 @@
+"""What every command shares: the model and tracing options, building the model, the one model
+label, the persona catalog, errors and exit codes, and reaching a framework adapter's CLI part.
+
+Commands call :func:`build_model` through this module (``_common.build_model(args)``), so a test
+or a script that replaces the model replaces it for every command in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, Protocol, cast
+
+from persona_plugins.config import PipelineConfig
+from persona_plugins.errors import (
+    ConfigError,
+    DataNotFoundError,
+    MessageError,
+    MissingExtraError,
+    ModelLoadError,
+    PersonaError,
+    PluginError,
+)
+from persona_plugins.model import ChatModel
+from persona_plugins.persona import Persona
+
+PROG = "persona-plugins"
+
+#: Errors that mean bad input: one line, exit status 2.
+INPUT_ERRORS = (
+    PersonaError,
+    ConfigError,
+    DataNotFoundError,
+    MessageError,
+    PluginError,
+    MissingExtraError,
+    ModelLoadError,
+)
+
+#: The model every command runs unless told otherwise.
+EMBEDDED_MODEL = "embedded SmolLM2-135M-Instruct"
+
+DATA_DIR_HELP = (
+    "a folder holding the data sets, then the only place looked in (default: the download cache, "
+    "then ../shared/data; see `persona-plugins data list`)"
+)
+
+
+class UsageError(Exception):
+    """Bad input the command itself found: one line, exit status 2."""
+
+
+def fail(message: str, code: int) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# -- shared options ------------------------------------------------------------------------------
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model (default: the embedded SmolLM2-135M-Instruct)")
+    group.add_argument("--model-path", help="a GGUF file to run with llama.cpp instead")
+    group.add_argument(
+        "--base-url",
+        help="an OpenAI-compatible server (Ollama, vLLM, llama.cpp server), e.g. "
+        "http://127.0.0.1:8000/v1",
+    )
+    group.add_argument("--model", help="the model name to ask the server for (with --base-url)")
+    group.add_argument("--api-key", help="bearer token for the server (default $OPENAI_API_KEY)")
+    group.add_argument("--max-tokens", type=int, help="cap on tokens per model call")
+
+
+def add_trace_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tracing")
+    group.add_argument(
+        "--trace",
+        choices=["console", "otlp"],
+        help="print the span tree (console) or export over OTLP/HTTP (otlp)",
+    )
+    group.add_argument(
+        "--otlp-endpoint",
+        help="OTLP/HTTP traces URL for --trace otlp (default http://localhost:4318/v1/traces)",
+    )
+
+
+# -- the model -----------------------------------------------------------------------------------
+
+
+def build_model(args: argparse.Namespace) -> ChatModel:
+    """The model the model options name: a server, a GGUF file, or the embedded model (loaded
+    now, so that a file llama.cpp cannot run fails here with a clear message)."""
+    generation = {"max_tokens": args.max_tokens} if args.max_tokens else None
+    if args.base_url:
+        from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
+
+        try:
+            server: ChatModel = OpenAICompatibleChatModel(
+                args.base_url,
+                model=args.model or "default",
+                api_key=args.api_key,
+                generation=generation,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return server
+    if args.model:
+        raise UsageError("--model names a model on a server; give --base-url too")
+    from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
+
+    local = LlamaCppChatModel(args.model_path, generation=generation)
+    local.load()  # fail now, with a clear message, rather than inside the first turn
+    model: ChatModel = local
+    return model
+
+
+def model_label(args: argparse.Namespace, *, runtime: bool = False) -> str:
+    """The model the command runs, as summaries, progress lines and result files name it:
+    ``NAME at URL`` for a server, the GGUF path, or the embedded model (with ``runtime``, followed
+    by what runs it)."""
+    if args.base_url:
+        return f"{args.model or 'default'} at {args.base_url}"
+    if args.model_path:
+        return str(args.model_path)
+    return f"{EMBEDDED_MODEL} (llama.cpp)" if runtime else EMBEDDED_MODEL
+
+
+# -- tracing -------------------------------------------------------------------------------------
+
+
+def tracer_provider(args: argparse.Namespace) -> Any:
+    """The provider ``--trace`` asks for, installed globally; None without ``--trace``."""
+    if not getattr(args, "trace", None):
+        return None
+    from persona_plugins.integrations.opentelemetry import configure_tracing
+
+    # AutoGen's runtime spans (one per message delivery) bury the agent and model spans in the
+    # console view; the user can still turn them on by setting the variable to "false".
+    os.environ.setdefault("AUTOGEN_DISABLE_RUNTIME_TRACING", "true")
+    # The CLI is an application, so it may install the global provider: AutoGen's own agent
+    # spans then land in the same trace as ours.
+    return configure_tracing(args.trace, endpoint=args.otlp_endpoint, set_global=True)
+
+
+def shutdown(provider: Any) -> None:
+    if provider is not None:
+        with contextlib.suppress(Exception):  # tracing never breaks the command
+            provider.shutdown()
+
+
+# -- personas ------------------------------------------------------------------------------------
+
+
+def catalog() -> dict[str, Persona]:
+    """Every persona the loaded plugins register, by name."""
+    from persona_plugins.pipeline import collect_personas
+    from persona_plugins.plugins import get_plugin_manager
+
+    return collect_personas(get_plugin_manager())
+
+
+def require(persona: Persona | None) -> Persona:
+    if persona is None:  # resolve_persona returns None only for None input
+        raise UsageError("a persona name is required")
+    return persona
+
+
+# -- framework adapters --------------------------------------------------------------------------
+
+#: ``--framework`` choice -> (the adapter's CLI module, the extra that installs the framework,
+#: the framework's top-level packages). The CLI never imports a framework itself: each adapter's
+#: ``_cli`` module does, and it is imported only when a command asks for that framework.
+FRAMEWORKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "autogen": (
+        "persona_plugins.adapters.autogen._cli",
+        "autogen",
+        ("autogen_core", "autogen_agentchat", "autogen_ext"),
+    ),
+    "semantic-kernel": (
+        "persona_plugins.adapters.semantic_kernel._cli",
+        "semantic-kernel",
+        ("semantic_kernel",),
+    ),
+}
+
+#: A team member in the demo: the agent's name and its persona.
+Member = tuple[str, Persona]
+
+
+class FrameworkCli(Protocol):
+    """What an adapter's ``_cli`` module provides to the commands."""
+
+    #: Added after the model in the demo summary ("" for none).
+    DEMO_NOTE: str
+
+    def ask(
+        self, model: ChatModel, question: str, config: PipelineConfig, tracer_provider: Any
+    ) -> Awaitable[Any]:
+        """One turn through the adapter; returns the adapter's ``TurnResult``."""
+        ...
+
+    def run_team(
+        self,
+        model: ChatModel,
+        members: Sequence[Member],
+        *,
+        question: str,
+        rounds: int,
+        tracer_provider: Any,
+        on_reply: Callable[[str, str], None],
+    ) -> Awaitable[list[tuple[int, int, int]]]:
+        """A round-robin team of persona agents answering ``question``, ``rounds`` replies
+        each; ``on_reply(agent, text)`` as each reply arrives; returns ``(model calls, tokens in,
+        tokens out)`` per member."""
+        ...
+
+
+def framework_cli(framework: str, command: str) -> FrameworkCli:
+    """The CLI part of the adapter for ``framework``; a missing framework is a
+    :class:`MissingExtraError` naming the command and the install line."""
+    module, extra, packages = FRAMEWORKS[framework]
+    try:
+        return cast(FrameworkCli, importlib.import_module(module))
+    except ImportError as exc:
+        missing = exc.missing if isinstance(exc, MissingExtraError) else exc.name
+        if isinstance(exc, MissingExtraError) or (missing or "").split(".")[0] in packages:
+            raise MissingExtraError(f"{PROG} {command}", extra, missing=missing) from exc
+        raise  # a broken adapter, not a missing framework: the traceback says where
+
+
+# -- interrupted runs ----------------------------------------------------------------------------
+
+
+def exit_now_if_calls_still_run(code: int) -> None:
+    """End the process at once when an interrupted model call is still running in a worker
+    thread: a llama.cpp call cannot be stopped, and letting the interpreter shut down under it can
+    crash the process (results are already saved and the files closed by then)."""
+    progress = sys.modules.get("persona_plugins.evaluation.progress")
+    if progress is None or not progress.running_calls():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -1,0 +1,153 @@
+"""``persona-plugins check``: the bias guardrail detectors on a text, a file or stdin.
+
+Exit status 3 when ``--fail-on`` is met; 2 when the input is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from persona_plugins.cli import _common
+from persona_plugins.cli._common import UsageError, add_model_options, catalog
+from persona_plugins.persona import resolve_persona
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2}
+
+# A positional `check` argument "looks like a path" when it is one word with a path separator or a
+# file extension (reply.txt, out/answer, C:\x): a text never is that, a mistyped path usually is.
+_PATH_LIKE = re.compile(r"^\S*[/\\]\S*$|^\S+\.[A-Za-z][A-Za-z0-9]{0,7}$")
+
+
+def add_parser(sub: Any) -> None:
+    check = sub.add_parser(
+        "check", help="run the bias guardrail detectors on a text or a file, print the findings"
+    )
+    check_source = check.add_mutually_exclusive_group()
+    check_source.add_argument(
+        "input",
+        nargs="?",
+        help="the text to check, or - for stdin (the path of an existing file is read too, but "
+        "a word that looks like a path and names no file is an error; prefer --file)",
+    )
+    check_source.add_argument(
+        "-f", "--file", metavar="PATH", help="read the text from this file (- for stdin)"
+    )
+    check_source.add_argument(
+        "--text", help="check exactly this text, even if it looks like a path or names a file"
+    )
+    check.add_argument("--question", help="the user's message the text answers")
+    check.add_argument("--persona", help="the persona that wrote it (a catalog name or a file)")
+    check.add_argument(
+        "--detectors",
+        help="comma-separated detectors, with options after a colon "
+        "(default: abstention,stereotype,toxicity,persona_contradiction)",
+    )
+    check.add_argument(
+        "--fail-on",
+        choices=["info", "warning", "high"],
+        help="exit with status 3 when a finding is at least this severe",
+    )
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_model_options(check)
+    check.set_defaults(func=run)
+
+
+def _read_check_file(value: str) -> tuple[str, str]:
+    if value == "-":
+        return sys.stdin.read(), "stdin"
+    path = Path(value)
+    try:
+        if not path.exists():
+            raise UsageError(f"{value}: file not found")
+        if not path.is_file():
+            raise UsageError(f"{value}: not a file")
+        return path.read_text(encoding="utf-8", errors="replace"), value
+    except OSError as exc:
+        raise UsageError(f"{value}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def read_check_input(args: argparse.Namespace) -> tuple[str, str]:
+    """The text `check` examines and where it came from (``text``, ``stdin`` or the file's path).
+
+    ``--text`` is always text and ``--file`` always a file (``-``: stdin). The positional argument
+    is text, except ``-`` (stdin) and, for compatibility, the path of an existing file; one that
+    looks like a path but names no file is an error rather than nine characters checked as text.
+    """
+    if args.text is not None:
+        return args.text, "text"
+    if args.file is not None:
+        return _read_check_file(args.file)
+    value = args.input
+    if value is None:
+        raise UsageError("give the text to check, --file PATH, --text TEXT, or - for stdin")
+    if value == "-":
+        return _read_check_file(value)
+    if len(value) < 4096:
+        with contextlib.suppress(OSError):
+            if Path(value).is_file():
+                return _read_check_file(value)
+    if len(value) < 4096 and _PATH_LIKE.match(value):
+        problem = "no such file"
+        with contextlib.suppress(OSError):
+            problem = "not a file" if Path(value).exists() else problem
+        raise UsageError(
+            f"{value}: {problem}. To check a file, give its right path with --file PATH; "
+            f"to check these characters as text, use --text {value!r}"
+        )
+    return value, "text"
+
+
+def run(args: argparse.Namespace) -> int:
+    from persona_plugins.guardrails import BUILTIN_DETECTORS, check_text
+
+    text, source = read_check_input(args)
+    detectors = (
+        [d.strip() for d in args.detectors.split(",") if d.strip()]
+        if args.detectors
+        else list(BUILTIN_DETECTORS)
+    )
+    # Only the model checks (":confirm", ":judge") need a model; the offline checks never load one.
+    needs_model = any(":" in d and not d.startswith("toxicity") for d in detectors)
+    model = _common.build_model(args) if needs_model else None
+    persona = resolve_persona(args.persona, catalog()) if args.persona else None
+    findings = check_text(
+        text,
+        messages=args.question or None,
+        persona=persona,
+        config={"guard": "monitor", "detectors": detectors},
+        model=model,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "detectors": detectors,
+                    "source": source,
+                    "characters": len(text),
+                    "findings": [f.model_dump(mode="json") for f in findings],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    elif not findings:
+        origin = "" if source == "text" else f" from {source}"
+        print(f"no findings ({', '.join(detectors)}; {len(text)} characters{origin} checked)")
+    else:
+        print(f"{'detector':<22} {'severity':<8} {'score':>5}  message")
+        for f in findings:
+            score = f"{f.score:.2f}" if f.score is not None else "-"
+            print(f"{f.detector:<22} {f.severity:<8} {score:>5}  {f.message}")
+            if f.evidence:
+                print(f"{'':<38}evidence: {f.evidence}")
+    if args.fail_on:
+        limit = _SEVERITY_RANK[args.fail_on]
+        if any(_SEVERITY_RANK.get(f.severity, 0) >= limit for f in findings):
+            return 3
+    return 0
