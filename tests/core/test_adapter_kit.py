@@ -1,0 +1,198 @@
+"""``persona_plugins.adapter_kit``: the framework-free steps every adapter shares."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from persona_plugins import Message, ModelCallError, PipelineConfig, Usage
+from persona_plugins.adapter_kit import (
+    TOOL_CALLS,
+    Tally,
+    _timeout_by_waiting,
+    chosen_candidate,
+    framework_errors,
+    messages_as_sent,
+    passed_through_turn,
+    text_chunks,
+    timed_steps,
+    turn_summary,
+    with_timeout,
+)
+from persona_plugins.injection import render_persona
+from persona_plugins.results import Candidate, Finding, PreparedPrompt, TurnResult
+
+TIMEOUTS = [with_timeout, _timeout_by_waiting]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "one", "Aye,  two and\ntwo make four. ", "  leading", "\n\n", "tab\there"]
+)
+def test_chunks_join_back_into_exactly_the_text(text):
+    chunks = text_chunks(text)
+
+    assert "".join(chunks) == text
+    assert all(chunk for chunk in chunks)
+    assert len(text_chunks("a b c")) == 3
+
+
+async def test_a_failed_turn_raises_the_frameworks_own_exception_unchanged():
+    original = ConnectionError("the server is down")
+
+    async def failing() -> None:
+        raise ModelCallError("every candidate failed") from original
+
+    with pytest.raises(ConnectionError) as raised:
+        await framework_errors(failing())
+    assert raised.value is original
+
+
+@pytest.mark.parametrize("cause", [None, asyncio.CancelledError()], ids=["none", "cancelled"])
+async def test_a_model_call_error_without_a_usable_cause_stays_itself(cause):
+    async def failing() -> None:
+        raise ModelCallError("every candidate failed") from cause
+
+    with pytest.raises(ModelCallError):
+        await framework_errors(failing())
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS, ids=["asyncio.timeout", "3.10-fallback"])
+async def test_a_stalled_call_times_out(timeout):
+    with pytest.raises(TimeoutError):
+        await timeout(asyncio.sleep(30), 0.05)
+    assert await timeout(asyncio.sleep(0, result="done"), 5) == "done"
+
+
+async def test_no_limit_awaits_the_call_as_it_is():
+    assert await with_timeout(asyncio.sleep(0, result=1), None) == 1
+    assert await with_timeout(asyncio.sleep(0, result=2), 0) == 2
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS, ids=["asyncio.timeout", "3.10-fallback"])
+async def test_a_cancellation_under_a_timeout_is_never_swallowed(timeout):
+    started = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            finished.append("cleaned up")
+
+    async def caller() -> str:
+        await timeout(slow(), 10)
+        return "the call returned"  # pragma: no cover - must not be reached
+
+    task = asyncio.create_task(caller())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == ["cleaned up"], "the inner call was cancelled too"
+
+
+async def test_each_step_of_a_stream_is_timed():
+    async def stream():
+        yield "a"
+        yield "b"
+        await asyncio.sleep(30)
+        yield "never"  # pragma: no cover
+
+    seen: list[str] = []
+    with pytest.raises(TimeoutError):
+        async for item in timed_steps(stream(), 0.05):
+            seen.append(item)
+    assert seen == ["a", "b"]
+
+
+def turn(**fields) -> TurnResult:
+    return TurnResult(
+        text="Four.",
+        candidates=[Candidate(name="persona", text="4"), Candidate(name="neutral", text="Four.")],
+        chosen="neutral",
+        **fields,
+    )
+
+
+def test_the_chosen_candidate_is_the_one_the_turn_kept():
+    assert chosen_candidate(turn()).text == "Four."
+    assert chosen_candidate(TurnResult(text="x")) is None
+
+
+def test_the_summary_names_persona_choice_calls_action_and_findings(teacher):
+    finding = Finding(detector="abstention", message="refused in character")
+    summary = turn_summary(
+        turn(persona=teacher, model_calls=3, action="annotate", findings=[finding])
+    )
+
+    assert summary == {
+        "persona": "test_teacher",
+        "chosen": "neutral",
+        "model_calls": 3,
+        "action": "annotate",
+        "findings": 1,
+    }
+
+
+def test_a_tally_adds_calls_and_tokens():
+    tally = Tally()
+    tally.add(Usage(input_tokens=3, output_tokens=2))
+    tally.add(Usage(input_tokens=1, output_tokens=1), calls=4)
+
+    assert tally.calls == 5
+    assert tally.usage == Usage(input_tokens=4, output_tokens=3)
+
+
+def test_messages_as_sent_carry_the_configured_persona(teacher):
+    config = PipelineConfig(persona=teacher)
+    conversation = [Message.system("Be brief."), Message.user("2 + 2?")]
+    prompt = render_persona(teacher, config.persona_template)
+
+    sent = messages_as_sent(config, conversation)
+    assert [m.content for m in sent] == [prompt, "Be brief.", "2 + 2?"]
+    assert sent[1] is conversation[0]
+
+    class OneSystemMessage:
+        supports_multiple_system_messages = False
+
+    merged = messages_as_sent(config, conversation, model=OneSystemMessage())  # type: ignore[arg-type]
+    assert [m.content for m in merged] == [f"{prompt}\n\nBe brief.", "2 + 2?"]
+
+    written = messages_as_sent(config, conversation, system_prompt="You are a test persona.")
+    assert written[0].content == "You are a test persona."
+
+
+def test_messages_as_sent_without_a_persona_are_the_conversation(teacher):
+    conversation = [Message.user("2 + 2?")]
+
+    assert messages_as_sent(PipelineConfig(), conversation) == conversation
+    none_mode = PipelineConfig(persona=teacher, persona_mode="none")
+    assert messages_as_sent(none_mode, conversation) == conversation
+
+
+def test_a_passed_through_turn_notes_the_persona_and_the_tool_calls(teacher):
+    prepared = PreparedPrompt(
+        persona=teacher,
+        persona_source="config",
+        system_prompt="You are a test teacher.",
+        prompt=[Message.system("You are a test teacher."), Message.user("Weather?")],
+    )
+    call = {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+
+    result = passed_through_turn(
+        prepared,
+        "",
+        usage=Usage(input_tokens=7, output_tokens=3),
+        finish_reason="tool_calls",
+        tool_calls=[call],
+    )
+
+    assert result.persona is teacher and result.system_prompt == "You are a test teacher."
+    assert result.prompt == prepared.prompt
+    assert result.model_calls == 1 and result.usage.output_tokens == 3
+    assert result.chosen == "persona"
+    assert chosen_candidate(result).metadata[TOOL_CALLS] == [call]
+    assert chosen_candidate(result).finish_reason == "tool_calls"
+    assert turn_summary(result)[TOOL_CALLS] == 1
