@@ -35,7 +35,9 @@ from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.plugins import DEFAULT_PLUGINS, get_plugin_manager, new_plugin_manager
 from persona_plugins.results import (
     Candidate,
+    Detector,
     Finding,
+    GuardOutcome,
     Judgement,
     PersonaChoice,
     RefinementPlan,
@@ -46,6 +48,7 @@ from persona_plugins.results import (
     TurnResult,
     Verdict,
 )
+from persona_plugins.turn_model import TurnModel
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -53,7 +56,9 @@ __all__ = [
     "ChatModel",
     "Completion",
     "ConfigError",
+    "Detector",
     "Finding",
+    "GuardOutcome",
     "GuardrailViolation",
     "JudgeSettings",
     "Judgement",
@@ -74,6 +79,7 @@ __all__ = [
     "Resolution",
     "Review",
     "StageError",
+    "TurnModel",
     "TurnResult",
     "Usage",
     "Verdict",

@@ -15,13 +15,23 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+import pluggy
+
+from persona_plugins.errors import ConfigError
+from persona_plugins.hookcalls import register_all
 from persona_plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from persona_plugins.results import Candidate
 
 __all__ = [
     "BUILTIN_EXTRACTORS",
     "Extractor",
     "answers_agree",
+    "collect_extractors",
+    "extract_answers",
     "extract_choice",
     "extract_number",
     "extract_text",
@@ -149,6 +159,43 @@ def guess_answer_format(question: str, texts: Sequence[str] = ()) -> str:
 def answers_agree(answers: Sequence[str | None]) -> bool:
     """True when every answer was extracted and all are equal."""
     return bool(answers) and all(a is not None for a in answers) and len(set(answers)) == 1
+
+
+def collect_extractors(pm: pluggy.PluginManager) -> dict[str, Extractor]:
+    """Every extractor registered through ``register_answer_extractors``, by name."""
+    extractors: dict[str, Extractor] = {}
+
+    def register(name: str, extractor: Extractor) -> None:
+        if not isinstance(name, str) or not callable(extractor):
+            raise ConfigError("register_answer_extractors: register() takes a name and a function")
+        extractors[name] = extractor
+
+    register_all(pm, "register_answer_extractors", register)
+    return extractors
+
+
+def extract_answers(
+    extractors: dict[str, Extractor],
+    answer_format: str,
+    question: str,
+    candidates: Sequence[Candidate],
+) -> None:
+    """Fill in each candidate's ``answer`` with the extractor ``answer_format`` names (``auto``:
+    guessed from the question), unless a plugin already set it."""
+    if not extractors:
+        return
+    name = answer_format
+    if name == "auto":
+        name = guess_answer_format(question, [c.text for c in candidates])
+    extractor = extractors.get(name)
+    if extractor is None:
+        return
+    for candidate in candidates:
+        if candidate.answer is None:
+            try:
+                candidate.answer = extractor(candidate.text)
+            except Exception:  # a broken extractor only loses the agreement shortcut
+                candidate.answer = None
 
 
 @hookimpl

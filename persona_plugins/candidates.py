@@ -3,20 +3,32 @@
 With a persona, the persona candidate answers the persona prompt. The neutral candidate answers
 the conversation as the caller passed it: it is the only candidate when there is no persona, and
 the second one when ``ensemble="jekyll_hyde"``. Other plugins add candidates on the same hook.
+
+:func:`produce_candidates` runs the stage: every ``generate_candidates`` implementation,
+concurrently; when none produced a candidate, the prompt is answered directly; when every candidate
+failed, the turn raises :class:`~persona_plugins.ModelCallError` (with the conversation on it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
+from persona_plugins.errors import ModelCallError
+from persona_plugins.hookcalls import collect
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Candidate
+from persona_plugins.results import Candidate, StageError
+from persona_plugins.turn_model import TurnModel
 
-__all__ = ["complete_candidate"]
+if TYPE_CHECKING:
+    from persona_plugins.stages import TurnContext
+    from persona_plugins.tracing import SafeSpan
+
+__all__ = ["complete_candidate", "produce_candidates"]
 
 
 async def complete_candidate(
@@ -31,8 +43,7 @@ async def complete_candidate(
 
     A failing call becomes a candidate with ``error`` set, so the other candidates survive it.
     """
-    agent = getattr(model, "as_agent", None)
-    caller = agent(f"{name}_candidate") if callable(agent) else model
+    caller = TurnModel.wrap(model).as_agent(f"{name}_candidate")
     try:
         completion = await caller.complete(messages, **settings)
     except Exception as exc:
@@ -53,13 +64,66 @@ async def complete_candidate(
     )
 
 
+async def produce_candidates(
+    turn: TurnContext,
+    prompt: list[Message],
+    persona: Persona | None,
+    settings: dict[str, Any],
+) -> list[Candidate]:
+    """Stage 3 of a turn: every candidate answer, failed ones included (their errors and notes
+    are recorded on the turn). Raises :class:`ModelCallError` when no candidate is usable."""
+
+    async def generate(span: SafeSpan) -> list[Candidate]:
+        produced = await collect(
+            turn.pm,
+            "generate_candidates",
+            messages=turn.messages,
+            prompt=prompt,
+            persona=persona,
+            config=turn.config,
+            model=turn.model,
+            settings=dict(settings),
+        )
+        span.set(semconv.PP_CANDIDATE_COUNT, len(produced))
+        return produced
+
+    candidates = await turn.stage("generate_candidates", generate) or []
+    if not candidates:
+        # No plugin produced a candidate (or the stage failed): answer the prompt directly.
+        candidates = [
+            await complete_candidate("direct", turn.model, prompt, dict(settings), persona=persona)
+        ]
+    for candidate in candidates:
+        problems = [(note, "CandidateNote") for note in candidate.notes]
+        if candidate.error:
+            problems.append((candidate.error, "CandidateError"))
+        turn.errors.extend(
+            StageError(
+                stage="generate_candidates",
+                error=f"candidate {candidate.name!r}: {problem}",
+                error_type=kind,
+            )
+            for problem, kind in problems
+        )
+    if not any(c.ok for c in candidates):
+        cause = next((c.exception for c in candidates if c.exception is not None), None)
+        raise ModelCallError(
+            "every candidate failed: "
+            + "; ".join(f"{c.name}: {c.error}" for c in candidates)
+            + ". The conversation is kept on this error's `messages`.",
+            messages=turn.messages,
+            errors=[c.error for c in candidates],
+        ) from cause
+    return candidates
+
+
 @hookimpl
 def generate_candidates(
     messages: Sequence[Message],
     prompt: Sequence[Message],
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
     settings: dict[str, Any],
 ) -> list[Awaitable[Candidate]]:
     wanted: list[Awaitable[Candidate]] = []

@@ -33,6 +33,7 @@ PersonaTemplate = Literal["describe", "adopt", "roleplay"]
 EnsembleMode = Literal["off", "jekyll_hyde"]
 RefineStrategy = Literal["off", "sequential", "parallel", "adaptive"]
 GuardMode = Literal["off", "monitor", "enforce"]
+GuardErrors = Literal["open", "closed"]
 
 
 #: The generation settings known by name, wherever settings enter: a config's ``model_settings``,
@@ -220,6 +221,11 @@ class PipelineConfig(BaseModel):
         refiners: reviewer names available to the refinement stage.
         max_rounds: the most refinement rounds per turn.
         guard: ``off``, ``monitor`` (record findings) or ``enforce`` (act on them).
+        guard_errors: what a guardrail detector (or resolver) that raises does in ``enforce``
+            mode: ``open`` lets the response through, the failure recorded in the result's
+            ``errors`` and ``failed_detectors``, the other detectors' findings acted on as usual;
+            ``closed`` blocks the response with :class:`~persona_plugins.GuardrailViolation`
+            naming the detector that failed.
         detectors: guardrail detector names to run.
         model_settings: generation settings passed to every model call (``max_tokens``,
             ``temperature``, ...: the names of :data:`GENERATION_SETTINGS`; an unknown name is an
@@ -242,6 +248,7 @@ class PipelineConfig(BaseModel):
     refiners: list[str] = Field(default_factory=lambda: ["factuality", "persona", "coherence"])
     max_rounds: int = Field(default=1, ge=1, le=10)
     guard: GuardMode = "off"
+    guard_errors: GuardErrors = "open"
     detectors: list[str] = Field(
         default_factory=lambda: ["abstention", "stereotype", "toxicity", "persona_contradiction"]
     )

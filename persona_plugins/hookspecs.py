@@ -1,17 +1,23 @@
 """Hook specifications: the stages of a turn, in order.
 
-Every hook is synchronous and cheap. A hook whose work needs the model returns an awaitable (for
-example a coroutine from an ``async def`` helper); the pipeline awaits it. Implementations may
-accept fewer arguments than the specification, so new arguments never break a plugin.
+Shapes (each hook's docstring names its own):
 
-Shapes:
-
-- *decide* (``firstresult=True``): the first non-None result wins;
+- *decide* (``firstresult=True``): the first non-None result wins; None defers to the next
+  implementation (a plugin registered later is asked first);
 - *collect*: every implementation's result is kept (None results are dropped);
-- *register*: the hook receives a ``register(...)`` callback;
-- *configure* (historic): called once per pipeline, and for plugins registered later too.
+- *register*: the hook receives a ``register(...)`` callback, once per pipeline built;
+- *set-up*: ``configure``, called once per plugin manager and configuration.
 
-Only :class:`persona_plugins.PersonaPipeline` calls ``pm.hook.*``.
+Every hook may be implemented ``async def``, or return an awaitable: the pipeline awaits it
+(:mod:`persona_plugins.hookcalls`), and an awaitable that resolves to None defers exactly like a
+plain None. Implementations may accept fewer arguments than the specification, so new arguments
+never break a plugin. The ``model`` a hook receives is a :class:`~persona_plugins.TurnModel`:
+the turn's model, whose ``as_agent(name)`` traces calls as made by the agent ``name``.
+
+When an implementation raises, its stage is skipped and the failure is recorded in
+``TurnResult.errors`` (the turn goes on); each docstring says what skipping means for that stage.
+:class:`~persona_plugins.GuardrailViolation` and :class:`~persona_plugins.ModelCallError` are never
+swallowed. Only the pipeline calls ``pm.hook.*``.
 """
 
 from __future__ import annotations
@@ -23,15 +29,18 @@ import pluggy
 
 if TYPE_CHECKING:
     from persona_plugins.config import PipelineConfig
-    from persona_plugins.model import ChatModel, Message
+    from persona_plugins.model import Message
     from persona_plugins.persona import Persona
     from persona_plugins.results import (
         Candidate,
         Finding,
         Judgement,
         PersonaChoice,
+        Recheck,
         RefinementPlan,
         Refiner,
+        Regenerate,
+        RegisterDetector,
         RegisterExtractor,
         RegisterPersona,
         RegisterRefiner,
@@ -39,6 +48,7 @@ if TYPE_CHECKING:
         Review,
         TurnResult,
     )
+    from persona_plugins.turn_model import TurnModel
 
 PROJECT_NAME = "persona_plugins"
 
@@ -51,20 +61,28 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 # ---------------------------------------------------------------------------------------------
 
 
-@hookspec(historic=True)
-def configure(config: PipelineConfig) -> None:
-    """Receive the configuration of a new pipeline (configure, historic).
+@hookspec
+def configure(config: PipelineConfig) -> Awaitable[None] | None:
+    """Prepare for a configuration (set-up); once per plugin manager and configuration.
 
-    Called once for every :class:`~persona_plugins.PersonaPipeline` created, and replayed to plugins
-    registered afterwards (once per pipeline created on that plugin manager so far).
+    Called when a pipeline is built with a configuration this plugin manager has not announced to
+    this plugin yet: building many pipelines with one configuration calls it once, and a plugin
+    registered later sees it when the next pipeline is built. Nothing is kept per pipeline.
+    May be ``async`` (run to completion while the pipeline is built). The return value is
+    ignored.
 
     :param config: the pipeline's configuration (read-only).
+    :raises: an implementation that raises makes building the pipeline fail with
+        :class:`~persona_plugins.PluginError` naming the plugin; it is asked again next time.
     """
 
 
 @hookspec
-def register_personas(register: RegisterPersona) -> None:
+def register_personas(register: RegisterPersona) -> Awaitable[None] | None:
     """Add personas to the catalog (register).
+
+    Called once per pipeline built; may be ``async`` (run to completion). An implementation that
+    raises (or registers something that is not a persona) makes building the pipeline fail.
 
     :param register: call ``register(persona)`` once per :class:`~persona_plugins.Persona`. A name
         registered twice keeps the later registration.
@@ -80,19 +98,20 @@ def register_personas(register: RegisterPersona) -> None:
 def select_persona(
     messages: Sequence[Message],
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
     personas: dict[str, Persona],
 ) -> PersonaChoice | Awaitable[PersonaChoice | None] | None:
     """Choose the persona for this turn (decide).
 
-    Stops at first non-None result.
+    Stops at first non-None result. May be ``async``. When every implementation returns None, or
+    one raises (recorded, stage ``select_persona``), the configured persona is used.
 
     :param messages: the conversation as the caller passed it.
     :param config: the pipeline configuration (``persona`` and ``persona_mode`` matter here).
     :param model: the turn's model, for personas generated from the question.
     :param personas: the catalog, by name.
     :return: a :class:`~persona_plugins.results.PersonaChoice` (its ``persona`` may be None to
-        answer neutrally), an awaitable of one, or None to leave the choice to other plugins.
+        answer neutrally), or None to leave the choice to other plugins.
     """
 
 
@@ -102,10 +121,14 @@ def select_persona(
 
 
 @hookspec(firstresult=True)
-def persona_system_prompt(persona: Persona, config: PipelineConfig) -> str | None:
+def persona_system_prompt(
+    persona: Persona, config: PipelineConfig
+) -> str | Awaitable[str | None] | None:
     """Write the system prompt text that gives the model its persona (decide).
 
-    Stops at first non-None result.
+    Stops at first non-None result. May be ``async``. When every implementation returns None, or
+    one raises (recorded, stage ``inject_persona``), nothing is injected: the turn answers the
+    conversation as it is.
 
     :param persona: the persona chosen for this turn.
     :param config: the pipeline configuration (``persona_template`` selects a built-in template).
@@ -118,11 +141,13 @@ def inject_persona(
     messages: Sequence[Message],
     system_prompt: str,
     config: PipelineConfig,
-    model: ChatModel,
-) -> list[Message] | None:
+    model: TurnModel,
+) -> list[Message] | Awaitable[list[Message] | None] | None:
     """Put the persona's system prompt into the conversation (decide).
 
-    Stops at first non-None result.
+    Stops at first non-None result. May be ``async``. When every implementation returns None the
+    conversation is sent unchanged; when one raises (recorded, stage ``inject_persona``), nothing
+    is injected.
 
     :param messages: the conversation as the caller passed it (never modified in place).
     :param system_prompt: the text from ``persona_system_prompt``.
@@ -143,12 +168,14 @@ def generate_candidates(
     prompt: Sequence[Message],
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
     settings: dict[str, Any],
 ) -> Candidate | Awaitable[Candidate | None] | list[Candidate | Awaitable[Candidate]] | None:
     """Produce one or more candidate answers (collect).
 
-    All implementations' awaitables are awaited concurrently.
+    May be ``async``; all implementations' awaitables are awaited concurrently. None adds no
+    candidate. When an implementation raises (recorded, stage ``generate_candidates``) the stage
+    is skipped and the prompt is answered directly, as when no candidate was produced.
 
     :param messages: the conversation as the caller passed it (no persona).
     :param prompt: the conversation with the persona injected.
@@ -167,8 +194,11 @@ def generate_candidates(
 
 
 @hookspec
-def register_answer_extractors(register: RegisterExtractor) -> None:
+def register_answer_extractors(register: RegisterExtractor) -> Awaitable[None] | None:
     """Add answer extractors, used to tell whether candidates agree (register).
+
+    Called once per pipeline built; may be ``async`` (run to completion). An implementation that
+    raises makes building the pipeline fail.
 
     :param register: call ``register(name, extractor)``, where ``extractor(text)`` returns the
         normalised final answer of a candidate's text, or None when it finds none. The
@@ -183,20 +213,22 @@ def judge_candidates(
     candidates: Sequence[Candidate],
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
 ) -> Judgement | Awaitable[Judgement | None] | None:
     """Pick the best of two or more usable candidates (decide).
 
-    Stops at first non-None result. Called only when more than one candidate is usable; with no
-    implementation the first usable candidate is kept. Each candidate's ``answer`` holds its
-    extracted final answer (see ``register_answer_extractors``), or None.
+    Stops at first non-None result. May be ``async``. Called only when more than one candidate is
+    usable; each candidate's ``answer`` holds its extracted final answer (see
+    ``register_answer_extractors``), or None. When every implementation returns None, or one
+    raises (recorded, stage ``judge_candidates``), the first usable candidate is kept.
 
     :param messages: the conversation as the caller passed it.
     :param candidates: the usable candidates, in the order they were generated.
     :param persona: the persona of this turn, or None.
     :param config: the pipeline configuration (``judge`` settings).
     :param model: the turn's model.
-    :return: a :class:`~persona_plugins.results.Judgement` naming the chosen candidate.
+    :return: a :class:`~persona_plugins.results.Judgement` naming the chosen candidate, or None
+        to leave the choice to other plugins.
     """
 
 
@@ -206,8 +238,12 @@ def judge_candidates(
 
 
 @hookspec
-def register_refiners(register: RegisterRefiner) -> None:
+def register_refiners(register: RegisterRefiner) -> Awaitable[None] | None:
     """Add reviewers that can refine a draft (register).
+
+    Called once per pipeline built; may be ``async`` (run to completion). An implementation that
+    raises (or registers an object without ``name`` and ``review``) makes building the pipeline
+    fail.
 
     :param register: call ``register(refiner)`` once per
         :class:`~persona_plugins.results.Refiner`.
@@ -221,15 +257,17 @@ def plan_refinement(
     refiners: dict[str, Refiner],
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
 ) -> RefinementPlan | Awaitable[RefinementPlan | None] | None:
     """Choose which reviewers run on the draft, and in which order (decide).
 
-    Stops at first non-None result. Called only when ``config.refine`` is not ``off``.
+    Stops at first non-None result. May be ``async``. Called only when ``config.refine`` is not
+    ``off`` and reviewers are registered. When every implementation returns None, or one raises
+    (recorded, stage ``refine``), the draft is kept unrefined.
 
     :param messages: the conversation as the caller passed it.
     :param draft: the answer to refine.
-    :param refiners: the registered reviewers, by name.
+    :param refiners: the registered reviewers that ``config.refiners`` names, by name.
     :param persona: the persona of this turn, or None.
     :param config: the pipeline configuration (``refine``, ``refiners``, ``max_rounds``).
     :param model: the turn's model.
@@ -244,11 +282,13 @@ def merge_reviews(
     reviews: Sequence[Review],
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
 ) -> str | Awaitable[str | None] | None:
     """Merge reviews made in parallel into one revised draft (decide).
 
-    Stops at first non-None result. Called for plans with ``parallel=True``.
+    Stops at first non-None result. May be ``async``. Called for plans with ``parallel=True``.
+    None (from every implementation) keeps the draft; an implementation that raises ends the
+    refine stage (recorded, stage ``refine``) with the unrefined draft.
 
     :param messages: the conversation as the caller passed it.
     :param draft: the draft the reviewers saw.
@@ -266,24 +306,44 @@ def merge_reviews(
 
 
 @hookspec
+def register_detectors(register: RegisterDetector) -> Awaitable[None] | None:
+    """Add guardrail detectors (register).
+
+    Called once per pipeline built; may be ``async`` (run to completion). An implementation that
+    raises (or registers an object without ``name`` and ``check``) makes building the pipeline
+    fail. A registered detector runs when ``config.guard`` is not ``off`` and its name is listed
+    in ``config.detectors``; the pipeline runs each detector in isolation (see
+    :class:`~persona_plugins.results.Detector`).
+
+    :param register: call ``register(detector)`` once per detector: an object with a ``name``
+        and a ``check(messages, response, persona, config, model)`` method (sync or ``async``)
+        returning a list of :class:`~persona_plugins.results.Finding`. A name registered twice
+        keeps the later registration.
+    """
+
+
+@hookspec
 def check_response(
     messages: Sequence[Message],
     response: str,
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
-) -> list[Finding] | Awaitable[list[Finding]] | None:
+    model: TurnModel,
+) -> list[Finding] | Awaitable[list[Finding] | None] | None:
     """Look for harms in a response (collect).
 
-    Called only when ``config.guard`` is not ``off``.
+    Prefer ``register_detectors`` for new detectors; this hook keeps working. Called when
+    ``config.guard`` is not ``off``, whatever ``config.detectors`` says. May be ``async``. Each
+    implementation is called on its own: one that raises is recorded in the result's ``errors``
+    (stage ``check_response``, with the plugin's name) and ``failed_detectors``, and the others'
+    findings stand (``guard_errors="closed"`` then blocks the response in ``enforce`` mode).
 
     :param messages: the conversation as the caller passed it.
     :param response: the text about to be returned.
     :param persona: the persona of this turn, or None.
     :param config: the pipeline configuration (``detectors``).
     :param model: the turn's model, for optional model confirmation.
-    :return: a list of :class:`~persona_plugins.results.Finding` (empty when clean), an
-        awaitable of one, or None.
+    :return: a list of :class:`~persona_plugins.results.Finding` (empty when clean), or None.
     """
 
 
@@ -295,22 +355,35 @@ def resolve_findings(
     candidates: Sequence[Candidate],
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
+    recheck: Recheck,
+    regenerate: Regenerate,
 ) -> Resolution | Awaitable[Resolution | None] | None:
     """Decide what to do with a response that has findings (decide).
 
-    Stops at first non-None result. Called only when there are findings and ``config.guard`` is
-    ``enforce``; in ``monitor`` mode findings are recorded and the response is allowed.
+    Stops at first non-None result. May be ``async``. Called only when there are findings and
+    ``config.guard`` is ``enforce``; in ``monitor`` mode findings are recorded and the response is
+    allowed. When every implementation returns None the response is allowed; when one raises
+    (recorded, stage ``resolve_findings``) it is allowed too, or blocked with
+    ``guard_errors="closed"``.
 
     :param messages: the conversation as the caller passed it.
     :param response: the text about to be returned.
-    :param findings: everything ``check_response`` found.
+    :param findings: everything the detectors found.
     :param candidates: every candidate of the turn (a neutral one allows a fallback).
     :param persona: the persona of this turn, or None.
     :param config: the pipeline configuration.
-    :param model: the turn's model, for a de-biased regeneration.
+    :param model: the turn's model.
+    :param recheck: ``await recheck(text)`` runs every detector (built-in, registered and
+        ``check_response``) on another text, as on the response; ``recheck(text, persona=None)``
+        checks it as a neutral answer. Returns the findings.
+    :param regenerate: ``await regenerate(instruction, **settings)`` answers the conversation
+        once more through the persona stage (the persona plugins write and place the persona's
+        system prompt, with ``instruction`` after it) and returns the new text; it raises what
+        the model call raises.
     :return: a :class:`~persona_plugins.results.Resolution`; an action of ``block`` makes the
-        pipeline raise :class:`~persona_plugins.GuardrailViolation`.
+        pipeline raise :class:`~persona_plugins.GuardrailViolation`. None leaves the decision to
+        other plugins.
     """
 
 
@@ -320,8 +393,11 @@ def resolve_findings(
 
 
 @hookspec
-def on_turn_complete(result: TurnResult, config: PipelineConfig) -> None:
+def on_turn_complete(result: TurnResult, config: PipelineConfig) -> Awaitable[None] | None:
     """Observe a finished turn (collect); return values are ignored.
+
+    May be ``async`` (awaited before the turn returns). An implementation that raises is recorded
+    in the result's ``errors`` (stage ``on_turn_complete``); the answer is unchanged.
 
     :param result: everything the turn produced.
     :param config: the pipeline configuration.

@@ -4,18 +4,30 @@ The persona always goes into a *system* message at the head of the conversation,
 message (providers' jailbreak filters react to persona text in user turns, and a user turn would
 change what the model thinks the user said). When the model accepts a single system message only,
 the persona is merged into the existing leading one.
+
+:func:`write_persona` runs the stage: ``persona_system_prompt`` writes the text, ``inject_persona``
+places it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
+from persona_plugins.hookcalls import decide
 from persona_plugins.hookspecs import hookimpl
-from persona_plugins.model import ChatModel, Message
+from persona_plugins.model import Message
 from persona_plugins.persona import Persona
+from persona_plugins.tracing import genai_instructions
+from persona_plugins.turn_model import TurnModel
 
-__all__ = ["PERSONA_TEMPLATES", "render_persona"]
+if TYPE_CHECKING:
+    from persona_plugins.stages import TurnContext
+    from persona_plugins.tracing import SafeSpan
+
+__all__ = ["PERSONA_TEMPLATES", "render_persona", "write_persona"]
 
 #: Opening line of each built-in template; ``{description}`` is the persona's description.
 PERSONA_TEMPLATES: dict[str, str] = {
@@ -61,6 +73,44 @@ def render_persona(persona: Persona, template: str = "describe") -> str:
     return "\n".join(lines)
 
 
+async def write_persona(
+    turn: TurnContext, persona: Persona | None, *, instruction: str | None = None
+) -> tuple[str | None, list[Message]]:
+    """Stage 2 of a turn: the persona's system prompt and the conversation that carries it.
+
+    :param persona: the persona chosen for the turn (None: nothing to write, unless
+        ``instruction``).
+    :param instruction: text added after the persona's system prompt (the guard's de-biasing
+        instruction when it regenerates an answer).
+    :return: ``(system prompt, prompt)``; with nothing to write, ``(None, the messages)``.
+    """
+
+    async def inject(span: SafeSpan) -> tuple[str, list[Message]] | None:
+        text: str | None = None
+        if persona is not None:
+            text = await decide(
+                turn.pm, "persona_system_prompt", persona=persona, config=turn.config
+            )
+        if instruction:
+            text = f"{text}\n\n{instruction}" if text else instruction
+        if not text:
+            return None
+        shown = text
+        span.set_content(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, lambda: genai_instructions(shown))
+        injected = await decide(
+            turn.pm,
+            "inject_persona",
+            messages=turn.messages,
+            system_prompt=text,
+            config=turn.config,
+            model=turn.model,
+        )
+        return text, list(injected) if injected is not None else turn.messages
+
+    written = await turn.stage("inject_persona", inject)
+    return written if written is not None else (None, turn.messages)
+
+
 @hookimpl(trylast=True)
 def persona_system_prompt(persona: Persona, config: PipelineConfig) -> str:
     return render_persona(persona, config.persona_template)
@@ -68,7 +118,7 @@ def persona_system_prompt(persona: Persona, config: PipelineConfig) -> str:
 
 @hookimpl(trylast=True)
 def inject_persona(
-    messages: Sequence[Message], system_prompt: str, config: PipelineConfig, model: ChatModel
+    messages: Sequence[Message], system_prompt: str, config: PipelineConfig, model: TurnModel
 ) -> list[Message]:
     merge = config.merge_system_messages
     if merge is None:

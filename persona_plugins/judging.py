@@ -19,6 +19,9 @@ How this project does it:
 
 With three or more candidates (for example persona, neutral and SPP) the winner of each pair meets
 the next candidate.
+
+:func:`choose_candidate` runs the stage: with more than one usable candidate, their final answers
+are extracted and ``judge_candidates`` decides; with no decision the first usable candidate stays.
 """
 
 from __future__ import annotations
@@ -27,17 +30,29 @@ import asyncio
 import re
 import secrets
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from persona_plugins import semconv
+from persona_plugins.answers import Extractor, extract_answers
 from persona_plugins.config import PipelineConfig
+from persona_plugins.hookcalls import decide
 from persona_plugins.hookspecs import hookimpl
+from persona_plugins.messages import last_user_text
 from persona_plugins.model import ChatModel, Message
-from persona_plugins.results import Candidate, Judgement, Verdict
+from persona_plugins.persona import Persona
+from persona_plugins.results import Candidate, Judgement, StageError, Verdict
+from persona_plugins.tracing import judgement_attributes, verdict_event
+from persona_plugins.turn_model import TurnModel
+
+if TYPE_CHECKING:
+    from persona_plugins.stages import TurnContext
+    from persona_plugins.tracing import SafeSpan
 
 __all__ = [
     "JUDGE_CERTAINTY_INSTRUCTION",
     "JUDGE_SYSTEM_PROMPT",
     "build_judge_messages",
+    "choose_candidate",
     "judge_pair",
     "parse_verdict",
 ]
@@ -119,9 +134,56 @@ def parse_verdict(text: str) -> tuple[int | None, int | None]:
     return position, certainty
 
 
-def _question(messages: Sequence[Message]) -> str:
-    users = [m.content for m in messages if m.role == "user"]
-    return users[-1] if users else messages[-1].content
+async def choose_candidate(
+    turn: TurnContext,
+    candidates: Sequence[Candidate],
+    persona: Persona | None,
+    extractors: dict[str, Extractor],
+) -> tuple[Candidate, Judgement | None]:
+    """Stage 4 of a turn: the candidate whose text becomes the answer, and the judge's decision
+    (None when only one candidate was usable, or no judge decided)."""
+    usable = [c for c in candidates if c.ok]
+    if len(usable) < 2:
+        return usable[0], None
+    question = last_user_text(turn.messages, or_last=True)
+    extract_answers(extractors, turn.config.answer_format, question, usable)
+
+    async def judge(span: SafeSpan) -> Judgement | None:
+        verdict: Judgement | None = await decide(
+            turn.pm,
+            "judge_candidates",
+            messages=turn.messages,
+            candidates=usable,
+            persona=persona,
+            config=turn.config,
+            model=turn.model,
+        )
+        if verdict is not None:
+            span.set_many(judgement_attributes(verdict))
+            for one in verdict.verdicts:
+                span.event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, verdict_event(one))
+        return verdict
+
+    judgement = await turn.stage("judge_candidates", judge)
+    if judgement is None:
+        return usable[0], None
+    turn.metrics.judge(
+        consistent=judgement.consistent,
+        fallback=judgement.fallback,
+        judged=judgement.model_calls > 0,
+    )
+    chosen = next((c for c in usable if c.name == judgement.chosen), None)
+    if chosen is None:
+        turn.errors.append(
+            StageError(
+                stage="judge_candidates",
+                error=f"the judge chose {judgement.chosen!r}, which is not a usable candidate; "
+                f"keeping {usable[0].name!r}",
+                error_type="UnknownCandidate",
+            )
+        )
+        return usable[0], judgement
+    return chosen, judgement
 
 
 async def judge_pair(
@@ -133,7 +195,7 @@ async def judge_pair(
 ) -> Judgement:
     """Judge two candidates in both orders, re-asking inconsistent pairs, then falling back."""
     settings = config.judge
-    judge_model = getattr(model, "as_agent", lambda name: model)("judge")
+    judge_model = TurnModel.wrap(model).as_agent("judge")
     verdicts: list[Verdict] = []
     calls = 0
 
@@ -208,7 +270,7 @@ def judge_candidates(
     messages: Sequence[Message],
     candidates: Sequence[Candidate],
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
 ) -> Judgement | Awaitable[Judgement]:
     answers = [c.answer for c in candidates]
     if all(a is not None for a in answers) and len(set(answers)) == 1:
@@ -219,7 +281,8 @@ def judge_candidates(
             model_calls=0,
             reason=f"all candidates agree on {answers[0]!r}; no judge call needed",
         )
-    return _tournament(_question(messages), list(candidates), config, model)
+    question = last_user_text(messages, or_last=True)
+    return _tournament(question, list(candidates), config, model)
 
 
 async def _tournament(

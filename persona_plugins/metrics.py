@@ -19,6 +19,8 @@ Recording never raises into user code.
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,10 +34,10 @@ __all__ = ["PipelineMetrics"]
 _log = logging.getLogger(__name__)
 
 
-class PipelineMetrics:
-    """The pipeline's instruments on one meter provider (the global one by default)."""
+class _Instruments:
+    """The instruments of one meter provider (created once per provider, then shared)."""
 
-    def __init__(self, meter_provider: MeterProvider | None = None):
+    def __init__(self, meter_provider: MeterProvider | None):
         from persona_plugins import __version__
 
         try:
@@ -73,11 +75,44 @@ class PipelineMetrics:
             _log.debug("metrics disabled", exc_info=True)
             self.enabled = False
 
+
+# Instruments by meter provider. Creating them per pipeline would pile up: with no provider set,
+# OpenTelemetry's global proxy keeps every meter and instrument ever created.
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+_global: list[_Instruments] = []
+_lock = threading.Lock()
+
+
+def _instruments_for(meter_provider: MeterProvider | None) -> _Instruments:
+    with _lock:
+        if meter_provider is None:
+            if not _global:
+                _global.append(_Instruments(None))
+            return _global[0]
+        try:
+            found = _by_provider.get(meter_provider)
+            if found is None:
+                found = _by_provider[meter_provider] = _Instruments(meter_provider)
+            return found
+        except TypeError:  # a provider that cannot be weakly referenced or hashed
+            return _Instruments(meter_provider)
+
+
+class PipelineMetrics:
+    """The pipeline's instruments on one meter provider (the global one by default).
+
+    Instruments are created once per meter provider and shared by every pipeline on it.
+    """
+
+    def __init__(self, meter_provider: MeterProvider | None = None):
+        self._instruments = _instruments_for(meter_provider)
+        self.enabled = self._instruments.enabled
+
     def _record(self, instrument: str, value: float, attributes: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         try:
-            target = getattr(self, instrument)
+            target = getattr(self._instruments, instrument)
             clean = {k: v for k, v in attributes.items() if v is not None}
             if hasattr(target, "add"):
                 target.add(value, clean)

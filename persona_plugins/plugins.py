@@ -7,20 +7,30 @@ entry-point group, loaded once, unless ``PERSONA_PLUGINS_DISABLE_AUTOLOAD`` is s
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 import threading
-from typing import Any
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from persona_plugins import hookspecs
 from persona_plugins.errors import PluginError
+from persona_plugins.hookcalls import each_implementation, plugin_label, run_to_completion
+
+if TYPE_CHECKING:
+    from persona_plugins.config import PipelineConfig
 
 __all__ = [
     "DEFAULT_PLUGINS",
     "DISABLE_AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
+    "announce_configuration",
+    "check_plugins",
     "describe_plugins",
     "get_plugin_manager",
     "new_plugin_manager",
@@ -83,14 +93,78 @@ def new_plugin_manager(*, load_entrypoints: bool | None = None) -> pluggy.Plugin
 
 
 def check_plugins(pm: pluggy.PluginManager) -> None:
-    """Fail loudly when a plugin implements a hook that has no specification (a misspelt name)."""
+    """Fail loudly when a plugin implements a hook that has no specification (a misspelt name).
+
+    Every :class:`~persona_plugins.PersonaPipeline` calls this when it is built, so a plugin
+    registered after the manager was created is checked too.
+
+    :raises PluginError: naming the plugin, the hook and the closest hook name.
+    """
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
+        label = plugin_label(pm, exc.plugin)
+        unknown = sorted(
+            name
+            for name, caller in vars(pm.hook).items()
+            if not name.startswith("_")
+            and not caller.has_spec()
+            and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
+        )
+        known = sorted(
+            n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec()
+        )
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise PluginError(
-            f"{exc}. Check the hook name against `persona-plugins plugins` and the README's "
-            "hook reference."
+            f"plugin {label!r} implements {', '.join(hints) or 'a hook'}, which is not a "
+            "persona-plugins hook. Check the hook name against `persona-plugins plugins` and the "
+            "README's hook reference."
         ) from exc
+
+
+# Configurations announced through ``configure``, per plugin manager: configuration -> the names
+# of the plugins that saw it. Bounded, so that building pipelines keeps no memory per pipeline.
+_announced: weakref.WeakKeyDictionary[pluggy.PluginManager, OrderedDict[str, set[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_announced_lock = threading.Lock()
+_REMEMBERED_CONFIGS = 64
+
+
+def announce_configuration(pm: pluggy.PluginManager, config: PipelineConfig) -> None:
+    """Call ``configure(config)`` on each plugin that has not seen this configuration yet.
+
+    Once per plugin manager, configuration and plugin: building many pipelines with one
+    configuration calls nothing after the first, and a plugin registered later is told on the
+    next pipeline built.
+
+    :raises PluginError: when an implementation raises, naming the plugin.
+    """
+    implementations = each_implementation(pm, "configure")
+    if not implementations:
+        return
+    key = repr(config)
+    with _announced_lock:
+        configs = _announced.setdefault(pm, OrderedDict())
+        seen = configs.setdefault(key, set())
+        configs.move_to_end(key)
+        while len(configs) > _REMEMBERED_CONFIGS:
+            configs.popitem(last=False)
+    for impl in implementations:
+        if impl.name in seen:
+            continue
+        try:
+            result = impl.call(config=config)
+            if inspect.isawaitable(result):
+                run_to_completion(result)
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {impl.label!r} failed in configure: {type(exc).__name__}: {exc}"
+            ) from exc
+        seen.add(impl.name)
 
 
 def get_plugin_manager() -> pluggy.PluginManager:

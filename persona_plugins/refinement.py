@@ -17,20 +17,42 @@ Strategies (``refine`` in the config):
 A round ends when no chosen reviewer asks for a change; ``max_rounds`` caps the rounds. A
 reviewer whose output cannot be read, or whose revision is unusable, leaves the draft unchanged and
 says why in its :class:`~persona_plugins.results.Review`.
+
+:func:`refine_draft` runs the stage: the ``plan_refinement`` hook picks the reviewers, then the
+rounds run (each reviewer in a span of its own, ``merge_reviews`` combining parallel reviews) until
+no reviewer asks for a change or ``max_rounds`` is reached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import pluggy
+
+from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
+from persona_plugins.errors import ConfigError
+from persona_plugins.hookcalls import decide, register_all
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import RefinementPlan, Refiner, RegisterRefiner, Review
+from persona_plugins.tracing import (
+    refinement_plan_attributes,
+    review_attributes,
+    review_verdict,
+    reviewer_attributes,
+)
+from persona_plugins.turn_model import TurnModel
+
+if TYPE_CHECKING:
+    from persona_plugins.stages import TurnContext
+    from persona_plugins.tracing import SafeSpan
 
 __all__ = [
     "ASPECTS",
@@ -39,11 +61,15 @@ __all__ = [
     "PLANNER_SYSTEM_PROMPT",
     "REVIEWER_SYSTEM_PROMPT",
     "AspectReviewer",
+    "collect_refiners",
     "heuristic_plan",
     "parse_plan",
     "parse_review",
+    "refine_draft",
     "usable_revision",
 ]
+
+Refined = tuple[RefinementPlan | None, str, list[Review]]
 
 FIXED_ORDER = ("factuality", "persona", "coherence")
 
@@ -253,7 +279,7 @@ async def _adaptive_plan(
             + _quote("DRAFT", draft, nonce)
         ),
     ]
-    planner = getattr(model, "as_agent", lambda name: model)("refinement_planner")
+    planner = TurnModel.wrap(model).as_agent("refinement_planner")
     try:
         completion = await planner.complete(prompt, max_tokens=80)
         parsed = parse_plan(completion.text, list(refiners))
@@ -286,7 +312,7 @@ def plan_refinement(
     refiners: dict[str, Refiner],
     persona: Persona | None,
     config: PipelineConfig,
-    model: ChatModel,
+    model: TurnModel,
 ) -> RefinementPlan | Awaitable[RefinementPlan] | None:
     if config.refine == "adaptive":
         return _adaptive_plan(messages, draft, refiners, persona, model)
@@ -323,7 +349,7 @@ async def _merge(
             + _quote(f"REVIEW{index}", review.revision or "", nonce)
         )
     prompt = [Message.system(MERGE_SYSTEM_PROMPT), Message.user("\n\n".join(parts))]
-    merger = getattr(model, "as_agent", lambda name: model)("refinement_merger")
+    merger = TurnModel.wrap(model).as_agent("refinement_merger")
     completion = await merger.complete(prompt, max_tokens=512)
     if usable_revision(draft, completion.text) is not None:
         # An unusable merge falls back to the first reviewer's revision, never to garbage.
@@ -333,6 +359,133 @@ async def _merge(
 
 @hookimpl(trylast=True)
 def merge_reviews(
-    messages: Sequence[Message], draft: str, reviews: Sequence[Review], model: ChatModel
+    messages: Sequence[Message], draft: str, reviews: Sequence[Review], model: TurnModel
 ) -> Awaitable[str | None]:
     return _merge(messages, draft, reviews, model)
+
+
+# -- the stage ------------------------------------------------------------------------------------
+
+
+def collect_refiners(pm: pluggy.PluginManager) -> dict[str, Refiner]:
+    """Every reviewer registered through ``register_refiners``, by name."""
+    refiners: dict[str, Refiner] = {}
+
+    def register(refiner: Refiner) -> None:
+        name = getattr(refiner, "name", None)
+        if not isinstance(name, str) or not callable(getattr(refiner, "review", None)):
+            raise ConfigError(
+                "register_refiners: register() takes an object with a 'name' and a "
+                f"'review' method, got {type(refiner).__name__}"
+            )
+        refiners[name] = refiner
+
+    register_all(pm, "register_refiners", register)
+    return refiners
+
+
+async def refine_draft(
+    turn: TurnContext, draft: str, persona: Persona | None, refiners: dict[str, Refiner]
+) -> Refined:
+    """Stage 5 of a turn: ``(plan, refined text, every review)``; the draft unchanged when
+    ``refine="off"``, no reviewer is registered, or the stage failed."""
+    if turn.config.refine == "off" or not refiners:
+        return None, draft, []
+
+    async def refine(span: SafeSpan) -> Refined:
+        return await _rounds(turn, draft, persona, refiners, span)
+
+    refined = await turn.stage("refine", refine)
+    return refined if refined is not None else (None, draft, [])
+
+
+async def _rounds(
+    turn: TurnContext,
+    draft: str,
+    persona: Persona | None,
+    refiners: dict[str, Refiner],
+    span: SafeSpan,
+) -> Refined:
+    """Run the reviewers the plan names, round by round, keeping the best valid draft."""
+    config = turn.config
+    available = {n: r for n, r in refiners.items() if n in config.refiners}
+    plan: RefinementPlan | None = await decide(
+        turn.pm,
+        "plan_refinement",
+        messages=turn.messages,
+        draft=draft,
+        refiners=available,
+        persona=persona,
+        config=config,
+        model=turn.model,
+    )
+    reviews: list[Review] = []
+    if plan is None or not plan.refiners:
+        return plan, draft, reviews
+    chosen = [available[name] for name in plan.refiners if name in available]
+    span.set_many(refinement_plan_attributes(plan))
+    for round_no in range(1, config.max_rounds + 1):
+        if plan.parallel:
+            round_reviews = list(
+                await asyncio.gather(*(_review(turn, r, draft, persona, round_no) for r in chosen))
+            )
+            reviews.extend(round_reviews)
+            revised = await _merged(turn, draft, round_reviews, persona)
+        else:
+            revised = None
+            for refiner in chosen:
+                review = await _review(turn, refiner, revised or draft, persona, round_no)
+                reviews.append(review)
+                if review.needs_change and not review.error and (review.revision or "").strip():
+                    revised = review.revision
+        if revised is None:
+            break
+        draft = revised
+    span.set(semconv.PP_REFINE_REVIEWS, len(reviews))
+    turn.metrics.refinement(
+        config.refine,
+        max((r.round for r in reviews), default=0),
+        [(r.refiner, review_verdict(r)) for r in reviews],
+    )
+    return plan, draft, reviews
+
+
+async def _merged(
+    turn: TurnContext, draft: str, reviews: list[Review], persona: Persona | None
+) -> str | None:
+    """The parallel reviews that ask for a change, merged into one draft (None: no change)."""
+    asking = [r for r in reviews if r.needs_change and not r.error]
+    if not asking:
+        return None
+    merged: str | None = await decide(
+        turn.pm,
+        "merge_reviews",
+        messages=turn.messages,
+        draft=draft,
+        reviews=asking,
+        persona=persona,
+        config=turn.config,
+        model=turn.model,
+    )
+    return merged if merged and merged.strip() else None
+
+
+async def _review(
+    turn: TurnContext, refiner: Refiner, draft: str, persona: Persona | None, round_no: int
+) -> Review:
+    """One reviewer on one draft, in its own ``invoke_agent`` span; a failure (or a timeout)
+    becomes a review that says why, and the draft stays."""
+    agent = f"{refiner.name}_reviewer"
+    attributes = reviewer_attributes(agent, getattr(refiner, "description", None), round_no)
+    timeout = turn.config.timeout_s
+    with turn.telemetry.span(f"{semconv.OP_INVOKE_AGENT} {agent}", attributes) as span:
+        try:
+            call = refiner.review(turn.messages, draft, persona, turn.model.as_agent(agent))
+            review = await (asyncio.wait_for(call, timeout=timeout) if timeout else call)
+        except Exception as exc:
+            timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+            detail = str(exc) or ("timed out" if timed_out else repr(exc))
+            review = Review(refiner=refiner.name, error=f"{type(exc).__name__}: {detail}")
+            span.error(exc)
+        span.set_many(review_attributes(refiner.name, review))
+    return review.model_copy(update={"round": round_no, "refiner": refiner.name})

@@ -7,15 +7,19 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from persona_plugins.errors import GuardrailViolation
 from persona_plugins.model import Message, Usage
 from persona_plugins.persona import Persona
 
 if TYPE_CHECKING:
-    from persona_plugins.model import ChatModel
+    from persona_plugins.config import PipelineConfig
+    from persona_plugins.turn_model import TurnModel
 
 __all__ = [
     "Candidate",
+    "Detector",
     "Finding",
+    "GuardOutcome",
     "Judgement",
     "PersonaChoice",
     "PreparedPrompt",
@@ -142,7 +146,7 @@ class Refiner(Protocol):
         messages: Sequence[Message],
         draft: str,
         persona: Persona | None,
-        model: ChatModel,
+        model: TurnModel,
     ) -> Awaitable[Review]: ...
 
 
@@ -155,6 +159,32 @@ class Finding(_Result):
     score: float | None = None
     evidence: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """A guardrail detector registered through ``register_detectors``.
+
+    ``check`` reads a response (and the conversation, persona and configuration) and returns the
+    findings, an empty list when the response is clean; it may be ``async``. It runs when
+    ``config.guard`` is not ``off`` and its ``name`` is listed in ``config.detectors`` (an entry may
+    carry options after a colon, ``"name:option"``: read them with
+    :func:`persona_plugins.guardrails.detector_options`). The pipeline runs each detector in
+    isolation: one that raises is recorded in the result's ``errors`` and ``failed_detectors``,
+    and the others' findings stand.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def check(
+        self,
+        messages: Sequence[Message],
+        response: str,
+        persona: Persona | None,
+        config: PipelineConfig,
+        model: TurnModel,
+    ) -> Sequence[Finding] | Awaitable[Sequence[Finding] | None] | None: ...
 
 
 class Resolution(_Result):
@@ -176,11 +206,56 @@ class PreparedPrompt(_Result):
 
 
 class StageError(_Result):
-    """A plugin or model failure that the pipeline recovered from."""
+    """A plugin or model failure that the pipeline recovered from.
+
+    ``plugin`` names the plugin or detector at fault when the stage runs each one in isolation
+    (the guard's detectors); None otherwise.
+    """
 
     stage: str
     error: str
     error_type: str
+    plugin: str | None = None
+
+
+class GuardOutcome(_Result):
+    """What :meth:`~persona_plugins.PersonaPipeline.guard` did with one response.
+
+    Attributes:
+        text: the text to use: the response itself, or the annotated, fallen-back or regenerated
+            text that replaces it. For a blocked response, the response itself (do not show it).
+        response: the text that was checked.
+        findings: every finding of every detector that ran, in detector order.
+        resolution: what ``resolve_findings`` decided (``enforce`` mode with findings), or the
+            block that ``guard_errors="closed"`` imposes when a detector failed; else None.
+        action: the action taken: ``allow``, ``annotate``, ``fallback``, ``regenerate`` or
+            ``block``.
+        errors: the failures recovered from (a detector or resolver that raised).
+        failed_detectors: the detectors that raised, so did not check the response.
+    """
+
+    text: str
+    response: str
+    findings: list[Finding] = Field(default_factory=list)
+    resolution: Resolution | None = None
+    action: GuardAction = "allow"
+    errors: list[StageError] = Field(default_factory=list)
+    failed_detectors: list[str] = Field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == "block"
+
+    def violation(self, messages: Sequence[Message] = ()) -> GuardrailViolation:
+        """The :class:`~persona_plugins.GuardrailViolation` to raise for a blocked response,
+        carrying the findings, the conversation and the blocked text."""
+        reason = self.resolution.reason if self.resolution is not None else ""
+        return GuardrailViolation(
+            reason or "the response was blocked by the guardrails",
+            findings=self.findings,
+            messages=messages,
+            response=self.response,
+        )
 
 
 class TurnResult(_Result):
@@ -196,6 +271,7 @@ class TurnResult(_Result):
         judgement: the judge's decision when there was more than one candidate.
         refinement_plan, reviews: the refinement plan and every review, in order.
         findings, action: guardrail findings and the action taken.
+        failed_detectors: guardrail detectors that raised, so did not check the response.
         usage, model_calls: summed over every model call of the turn.
         errors: failures recovered from (a plugin that raised, a candidate that failed).
     """
@@ -213,6 +289,7 @@ class TurnResult(_Result):
     reviews: list[Review] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     action: GuardAction = "allow"
+    failed_detectors: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     model_calls: int = 0
     errors: list[StageError] = Field(default_factory=list)
@@ -222,3 +299,10 @@ class TurnResult(_Result):
 RegisterPersona = Callable[[Persona], None]
 RegisterExtractor = Callable[[str, Callable[[str], "str | None"]], None]
 RegisterRefiner = Callable[[Refiner], None]
+RegisterDetector = Callable[[Detector], None]
+#: ``recheck(text)``: every detector run on ``text`` as on the response (same conversation and
+#: persona; ``persona=None`` checks it as a neutral answer).
+Recheck = Callable[..., Awaitable[list[Finding]]]
+#: ``regenerate(instruction, **settings)``: the conversation answered once more through the
+#: persona stages, with ``instruction`` added to the persona's system prompt; returns the text.
+Regenerate = Callable[..., Awaitable[str]]

@@ -8,20 +8,38 @@
 
 Several collaborating personas (``persona_mode="multi"``) are produced inside one candidate by
 :mod:`persona_plugins.collaboration`, so no single persona is selected for that mode.
+
+:func:`choose_persona` runs the stage: the ``select_persona`` hook, then, when no plugin chose (or
+the one that tried raised), the configured persona.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING
 
+from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
+from persona_plugins.hookcalls import decide
 from persona_plugins.hookspecs import hookimpl
+from persona_plugins.messages import last_user_text
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import PersonaChoice
+from persona_plugins.turn_model import TurnModel
 
-__all__ = ["PERSONA_GENERATION_PROMPT", "PERSONA_GENERATION_REQUEST", "parse_generated_persona"]
+if TYPE_CHECKING:
+    from persona_plugins.stages import TurnContext
+    from persona_plugins.tracing import SafeSpan
+
+__all__ = [
+    "PERSONA_GENERATION_PROMPT",
+    "PERSONA_GENERATION_REQUEST",
+    "choose_persona",
+    "configured_persona",
+    "parse_generated_persona",
+]
 
 #: Instructions for writing a persona from the question. The question itself is not answered.
 PERSONA_GENERATION_PROMPT = (
@@ -87,17 +105,50 @@ def parse_generated_persona(text: str) -> tuple[str | None, str | None]:
     return phrase, None
 
 
-def _last_user(messages: Sequence[Message]) -> str:
-    users = [m.content for m in messages if m.role == "user"]
-    return users[-1] if users else messages[-1].content
+def configured_persona(config: PipelineConfig) -> Persona | None:
+    """The persona the configuration names; None when there is none or ``persona_mode="none"``."""
+    if config.persona_mode == "none" or not isinstance(config.persona, Persona):
+        return None
+    return config.persona
+
+
+async def choose_persona(turn: TurnContext, personas: dict[str, Persona]) -> PersonaChoice:
+    """Stage 1 of a turn: the persona a ``select_persona`` plugin chooses, else the configured
+    one."""
+
+    async def select(span: SafeSpan) -> PersonaChoice | None:
+        choice: PersonaChoice | None = await decide(
+            turn.pm,
+            "select_persona",
+            messages=turn.messages,
+            config=turn.config,
+            model=turn.model,
+            personas=personas,
+        )
+        if choice is not None:
+            span.set(semconv.PP_PERSONA_NAME, choice.persona.name if choice.persona else None)
+            span.set(semconv.PP_PERSONA_SOURCE, choice.source)
+        return choice
+
+    choice = await turn.stage("select_persona", select)
+    if choice is not None:
+        return choice
+    configured = configured_persona(turn.config)
+    if configured is None:
+        return PersonaChoice(persona=None, source="none")
+    return PersonaChoice(
+        persona=configured,
+        source="config",
+        note="no plugin chose a persona; using the configured one",
+    )
 
 
 async def _generate(
     messages: Sequence[Message], config: PipelineConfig, model: ChatModel
 ) -> PersonaChoice:
     fallback = config.persona if isinstance(config.persona, Persona) else None
-    writer = getattr(model, "as_agent", lambda name: model)("persona_writer")
-    request = PERSONA_GENERATION_REQUEST.format(question=_last_user(messages))
+    writer = TurnModel.wrap(model).as_agent("persona_writer")
+    request = PERSONA_GENERATION_REQUEST.format(question=last_user_text(messages, or_last=True))
     prompt = [Message.system(PERSONA_GENERATION_PROMPT), Message.user(request)]
     try:
         completion = await writer.complete(prompt, max_tokens=60)
@@ -117,7 +168,7 @@ async def _generate(
 
 @hookimpl(trylast=True)
 def select_persona(
-    messages: Sequence[Message], config: PipelineConfig, model: ChatModel
+    messages: Sequence[Message], config: PipelineConfig, model: TurnModel
 ) -> PersonaChoice | Awaitable[PersonaChoice] | None:
     if config.persona_mode == "none":
         return PersonaChoice(persona=None, source="none")

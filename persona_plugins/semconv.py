@@ -62,6 +62,12 @@ PP_ACTION = "persona_plugins.guard.action"
 PP_HOOK = "persona_plugins.hook"
 PP_PLUGIN = "persona_plugins.plugin"
 PP_STAGE_ERROR_EVENT = "persona_plugins.stage_error"
+PP_REFINE_PLAN = "persona_plugins.refine.plan"
+PP_REFINE_PLAN_SOURCE = "persona_plugins.refine.plan_source"
+PP_REFINE_PARALLEL = "persona_plugins.refine.parallel"
+PP_REFINE_ROUND = "persona_plugins.refine.round"
+PP_REFINE_REVIEWS = "persona_plugins.refine.reviews"
+PP_FAILED_DETECTORS = "persona_plugins.guard.failed_detectors"
 
 # span names
 SPAN_TURN = "invoke_workflow persona_pipeline"

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -25,13 +25,32 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from persona_plugins import semconv
 
+if TYPE_CHECKING:
+    from persona_plugins.config import PipelineConfig
+    from persona_plugins.results import (
+        Finding,
+        Judgement,
+        RefinementPlan,
+        Review,
+        TurnResult,
+        Verdict,
+    )
+
 __all__ = [
     "TRACE_HOOKS_ENV",
     "SafeSpan",
     "Telemetry",
     "capture_content_enabled",
     "enable_hook_tracing",
+    "finding_event",
+    "judgement_attributes",
     "recording_scope",
+    "refinement_plan_attributes",
+    "review_attributes",
+    "reviewer_attributes",
+    "turn_attributes",
+    "turn_result_attributes",
+    "verdict_event",
 ]
 
 _log = logging.getLogger(__name__)
@@ -89,6 +108,105 @@ def genai_output(text: str, finish_reason: str | None = None) -> list[dict[str, 
 def genai_instructions(text: str) -> list[dict[str, str]]:
     """System instructions in the GenAI shape (a list of text parts)."""
     return [{"type": "text", "content": text}]
+
+
+# -- what each result looks like on a span -------------------------------------------------------
+
+
+def turn_attributes(config: PipelineConfig, model_name: str) -> dict[str, Any]:
+    """The attributes a turn span starts with: the operation, the model and the configuration."""
+    return {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW,
+        semconv.GEN_AI_REQUEST_MODEL: model_name,
+        semconv.PP_PERSONA_MODE: config.persona_mode,
+        semconv.PP_ENSEMBLE: config.ensemble,
+        semconv.PP_REFINE: config.refine,
+        semconv.PP_GUARD: config.guard,
+    }
+
+
+def turn_result_attributes(result: TurnResult) -> dict[str, Any]:
+    """What a finished turn adds to its span: persona, chosen candidate, cost and guard outcome."""
+    persona = result.persona.name if result.persona else None
+    return {
+        semconv.GEN_AI_AGENT_NAME: persona,
+        semconv.PP_PERSONA_NAME: persona,
+        semconv.PP_PERSONA_SOURCE: result.persona_source,
+        semconv.PP_CHOSEN: result.chosen,
+        semconv.PP_MODEL_CALLS: result.model_calls,
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: result.usage.input_tokens,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.usage.output_tokens,
+        semconv.PP_FINDINGS_COUNT: len(result.findings),
+        semconv.PP_ACTION: result.action,
+    }
+
+
+def judgement_attributes(judgement: Judgement) -> dict[str, Any]:
+    """A judge's decision as a GenAI evaluation on the judge stage's span."""
+    return {
+        semconv.GEN_AI_EVALUATION_NAME: "judge",
+        semconv.GEN_AI_EVALUATION_SCORE_LABEL: judgement.chosen,
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: 1.0 if judgement.consistent else 0.0,
+        semconv.GEN_AI_EVALUATION_EXPLANATION: judgement.reason,
+        semconv.PP_CHOSEN: judgement.chosen,
+        semconv.PP_JUDGE_CONSISTENT: judgement.consistent,
+        semconv.PP_JUDGE_FALLBACK: judgement.fallback,
+        semconv.PP_JUDGE_CALLS: judgement.model_calls,
+    }
+
+
+def verdict_event(verdict: Verdict) -> dict[str, Any]:
+    """One judge call (one order of the candidates) as a ``gen_ai.evaluation.result`` event."""
+    return {
+        semconv.GEN_AI_EVALUATION_NAME: "judge_verdict",
+        semconv.GEN_AI_EVALUATION_SCORE_LABEL: verdict.choice or "unreadable",
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: verdict.certainty,
+        semconv.PP_JUDGE_ORDER: list(verdict.order),
+        semconv.PP_JUDGE_ATTEMPT: verdict.attempt,
+    }
+
+
+def finding_event(finding: Finding) -> dict[str, Any]:
+    """A guardrail finding as a ``gen_ai.evaluation.result`` event."""
+    return {
+        semconv.GEN_AI_EVALUATION_NAME: finding.detector,
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: finding.score,
+        semconv.GEN_AI_EVALUATION_SCORE_LABEL: finding.severity,
+        semconv.GEN_AI_EVALUATION_EXPLANATION: finding.message,
+    }
+
+
+def refinement_plan_attributes(plan: RefinementPlan) -> dict[str, Any]:
+    """The refinement plan on the refine stage's span."""
+    return {
+        semconv.PP_REFINE_PLAN: list(plan.refiners),
+        semconv.PP_REFINE_PLAN_SOURCE: plan.source,
+        semconv.PP_REFINE_PARALLEL: plan.parallel,
+    }
+
+
+def reviewer_attributes(agent: str, description: str | None, round_no: int) -> dict[str, Any]:
+    """The attributes a reviewer's ``invoke_agent`` span starts with."""
+    return {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+        semconv.GEN_AI_AGENT_NAME: agent,
+        semconv.GEN_AI_AGENT_DESCRIPTION: description,
+        semconv.PP_REFINE_ROUND: round_no,
+    }
+
+
+def review_attributes(refiner: str, review: Review) -> dict[str, Any]:
+    """A reviewer's verdict as a GenAI evaluation on its span."""
+    return {
+        semconv.GEN_AI_EVALUATION_NAME: refiner,
+        semconv.GEN_AI_EVALUATION_SCORE_LABEL: review_verdict(review),
+        semconv.GEN_AI_EVALUATION_EXPLANATION: review.feedback or review.error,
+    }
+
+
+def review_verdict(review: Review) -> str:
+    """``error``, ``revise`` or ``ok``: a review in one word, for spans and metrics."""
+    return "error" if review.error else "revise" if review.needs_change else "ok"
 
 
 class SafeSpan:

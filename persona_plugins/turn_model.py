@@ -38,7 +38,15 @@ class _Tally:
 
 
 class TurnModel:
-    """A :class:`ChatModel` view of the user's model for one turn, shared by every plugin."""
+    """A :class:`ChatModel` view of the user's model for one turn, shared by every plugin.
+
+    This is the type hooks receive as ``model``: call ``model.complete(...)`` like any chat model,
+    and ``model.as_agent("my_checker")`` for a view whose calls are traced as made by that agent
+    (a ``gen_ai.agent.name`` of its own). Code that may be called directly with a plain
+    :class:`ChatModel` turns it into one with :meth:`TurnModel.wrap`.
+    """
+
+    _untraced: Telemetry | None = None
 
     def __init__(
         self,
@@ -59,6 +67,16 @@ class TurnModel:
         self._timeout_s = timeout_s
         self._tally = tally or _Tally()
         self.model_name = model_name(inner)
+
+    @classmethod
+    def wrap(cls, model: ChatModel) -> TurnModel:
+        """``model`` itself when it is a :class:`TurnModel`, else a view of it for direct calls
+        (outside a turn: traced on the global tracer provider, counted in no result)."""
+        if isinstance(model, TurnModel):
+            return model
+        if cls._untraced is None:
+            cls._untraced = Telemetry()
+        return cls(model, cls._untraced)
 
     def as_agent(self, name: str) -> TurnModel:
         """The same model, with its calls traced as made by the agent ``name``."""

@@ -30,7 +30,7 @@ from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.pipeline import PersonaPipeline, collect_personas
 from persona_plugins.plugins import get_plugin_manager
 from persona_plugins.results import Finding
-from persona_plugins.tracing import Telemetry
+from persona_plugins.tracing import Telemetry, finding_event
 
 _log = logging.getLogger("persona_plugins.guardrails")
 
@@ -46,13 +46,14 @@ class TeamGuardHandler(DefaultInterventionHandler):
     Install with ``pip install "persona-plugins[autogen]"``.
 
     Pass it to the ``SingleThreadedAgentRuntime`` the team runs on. Each message a member
-    publishes is checked by the ``check_response`` detectors (abstention, stereotype, toxicity,
-    persona contradiction, and any a plugin adds) and by the team checks of
+    publishes goes through the pipeline's guard operation (``PersonaPipeline.guard``: the
+    detectors, abstention, stereotype, toxicity, persona contradiction and any a plugin adds, then
+    in ``enforce`` mode the ``resolve_findings`` decision) and through the team checks of
     :mod:`persona_plugins.guardrails.team` (monopolization, drift from the task, discussion
     length). With ``guard="enforce"`` the message is *rewritten*, never dropped (dropping an agent
-    response makes the team wait forever): per-message findings are resolved by the
-    ``resolve_findings`` plugins (a blocked message becomes a one-line notice), and team findings
-    add a note for the next speaker. ``guard="monitor"`` only records.
+    response makes the team wait forever): the guard's text replaces it (a blocked message becomes
+    a one-line notice), and team findings add a note for the next speaker. ``guard="monitor"``
+    only records.
 
     Example::
 
@@ -84,8 +85,8 @@ class TeamGuardHandler(DefaultInterventionHandler):
     Args:
         task: the team's task (default: read from the first ``user`` message of the run).
         guard: ``enforce`` (rewrite), ``monitor`` (record only) or ``off``.
-        detectors: ``check_response`` detectors to run on each message (default: the config
-            default); ``[]`` runs the team checks only.
+        detectors: detectors to run on each message (default: the config default); ``[]`` runs
+            the team checks only.
         personas: agent name -> persona (object, catalog name or file), for the detectors that
             read the persona (abstention, stereotype, contradiction).
         model: a persona-plugins chat model or an AutoGen client for the optional model checks and
@@ -204,46 +205,37 @@ class TeamGuardHandler(DefaultInterventionHandler):
         with self.telemetry.span("persona_plugins team_guard", attributes) as span:
             persona = self.personas.get(speaker)
             task_messages = [Message.user(self.monitor.task)] if self.monitor.task else []
-            # The detectors run through PersonaPipeline.check, which puts their findings on its
-            # stage span and in the findings counter; the team findings are recorded here.
-            message_findings: list[Finding] = []
+            # The guard operation puts the detectors' findings on its stage span and in the
+            # findings counter; the team findings are recorded here.
+            outcome = None
             if self.config.detectors:
-                message_findings = await self._pipeline(speaker, persona).check(
+                outcome = await self._pipeline(speaker, persona).guard(
                     original, task_messages or None
                 )
             team_findings = self.monitor.add(speaker, original)
             for finding in team_findings:
                 self.metrics.finding(finding.detector, finding.severity)
-                span.event(
-                    semconv.GEN_AI_EVALUATION_RESULT_EVENT,
-                    {
-                        semconv.GEN_AI_EVALUATION_NAME: finding.detector,
-                        semconv.GEN_AI_EVALUATION_SCORE_VALUE: finding.score,
-                        semconv.GEN_AI_EVALUATION_SCORE_LABEL: finding.severity,
-                        semconv.GEN_AI_EVALUATION_EXPLANATION: finding.message,
-                    },
-                )
+                span.event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, finding_event(finding))
             turn = len(self.monitor.transcript)
+            message_findings = outcome.findings if outcome is not None else []
             stamped = [
                 f.model_copy(update={"metadata": {**f.metadata, "speaker": speaker, "turn": turn}})
                 for f in [*message_findings, *team_findings]
             ]
             self.findings.extend(stamped)
             span.set(semconv.PP_FINDINGS_COUNT, len(stamped))
-            if self.config.guard != "enforce" or not stamped:
+            acted = outcome is not None and outcome.action != "allow"
+            if self.config.guard != "enforce" or not (stamped or acted):
                 return
             text, action = original, "allow"
-            if message_findings:
-                resolution = await self._pipeline(speaker, persona).resolve(
-                    original, message_findings, task_messages or None, persona=persona
+            if outcome is not None and outcome.blocked:
+                reason = outcome.resolution.reason if outcome.resolution else ""
+                text = WITHHELD_TEMPLATE.format(
+                    speaker=speaker, reason=reason or "blocked by the guardrails"
                 )
-                if resolution is not None and resolution.action == "block":
-                    text = WITHHELD_TEMPLATE.format(
-                        speaker=speaker, reason=resolution.reason or "blocked by the guardrails"
-                    )
-                    action = "block"
-                elif resolution is not None and resolution.action != "allow" and resolution.text:
-                    text, action = resolution.text, resolution.action
+                action = "block"
+            elif outcome is not None:
+                text, action = outcome.text, outcome.action
             for finding in team_findings:
                 text += TEAM_NOTE_TEMPLATE.format(message=finding.message)
                 action = "annotate" if action == "allow" else action

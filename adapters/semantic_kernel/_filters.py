@@ -30,7 +30,6 @@ from semantic_kernel.functions.kernel_function_from_prompt import KernelFunction
 from persona_plugins.adapters.semantic_kernel._messages import render_prompt, to_core_messages
 from persona_plugins.adapters.semantic_kernel._model import SemanticKernelChatModel
 from persona_plugins.adapters.semantic_kernel._service import PersonaChatCompletion
-from persona_plugins.errors import GuardrailViolation
 from persona_plugins.model import Message
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import Finding, PreparedPrompt, Resolution
@@ -173,14 +172,14 @@ class PersonaFunctionInvocationFilter:
         result = asyncio.run(kernel.invoke_prompt("Describe a typical nurse."))
         print(result.metadata[FINDINGS_KEY])
 
-    The detectors (``PersonaPipeline.check``, the ``check_response`` hook) read each guarded
-    result's text and the conversation that produced it; the findings go to
+    Each guarded result's text goes through the pipeline's guard operation
+    (``PersonaPipeline.guard``, exactly as a turn's answer does): every detector reads it with
+    the conversation that produced it, and the findings go to
     ``result.metadata["persona_plugins.findings"]`` (and the stage span). With
-    ``guard="monitor"`` that is all. With ``guard="enforce"`` findings go on to the pipeline's
-    ``resolve_findings`` stage (``PersonaPipeline.resolve``), and its decision is applied as a
-    turn applies it: the annotated or regenerated text replaces the result's text, and ``block``
-    raises :class:`~persona_plugins.GuardrailViolation` with the findings, the conversation and
-    the blocked text (the resolution is in ``result.metadata["persona_plugins.resolution"]``).
+    ``guard="monitor"`` that is all. With ``guard="enforce"`` the guard's decision is applied:
+    the annotated or regenerated text replaces the result's text, and ``block`` raises
+    :class:`~persona_plugins.GuardrailViolation` with the findings, the conversation and the
+    blocked text (the resolution is in ``result.metadata["persona_plugins.resolution"]``).
     A streamed result is checked when its stream ends (``monitor``) or, buffered, before its
     first chunk (``enforce``). ``guard="off"`` checks nothing.
 
@@ -244,29 +243,17 @@ class PersonaFunctionInvocationFilter:
         messages: list[Message] | None,
         model: SemanticKernelChatModel | None,
     ) -> str | None:
-        """Check ``text``, and in ``enforce`` mode resolve its findings; return the text that
-        replaces it, if any. A ``block`` raises :class:`~persona_plugins.GuardrailViolation`."""
-        findings = await self.pipeline.check(text, messages, model=model)
-        self.last_findings = findings
-        result.metadata[FINDINGS_KEY] = findings
-        if not findings or self.pipeline.config.guard != "enforce":
-            return None
-        resolution = await self.pipeline.resolve(text, findings, messages, model=model)
-        self.last_resolution = resolution
-        if resolution is None:
-            return None
-        result.metadata[RESOLUTION_KEY] = resolution
-        if resolution.action == "block":
-            raise GuardrailViolation(
-                resolution.reason
-                or f"{result.function.fully_qualified_name}: blocked by the guardrails",
-                findings=findings,
-                messages=messages or [],
-                response=text,
-            )
-        if resolution.action != "allow" and resolution.text:
-            return resolution.text
-        return None
+        """Guard ``text``; return the text that replaces it, if any. A ``block`` raises
+        :class:`~persona_plugins.GuardrailViolation`."""
+        outcome = await self.pipeline.guard(text, messages, model=model)
+        self.last_findings = outcome.findings
+        result.metadata[FINDINGS_KEY] = outcome.findings
+        self.last_resolution = outcome.resolution
+        if outcome.resolution is not None:
+            result.metadata[RESOLUTION_KEY] = outcome.resolution
+        if outcome.blocked:
+            raise outcome.violation(messages or [])
+        return outcome.text if outcome.text != text else None
 
     async def _guarded_stream(
         self,

@@ -1,8 +1,9 @@
 """Bias guardrails against persona-induced harms: built-in detectors, actions and team checks.
 
-Each detector is an ordinary plugin on the ``check_response`` hook, registered from
+Each detector is registered through the ``register_detectors`` hook by an ordinary plugin of
 ``DEFAULT_PLUGINS``; it runs when ``config.guard`` is not ``off`` and its name is in
-``config.detectors`` (an entry may carry options after a colon, ``"stereotype:confirm"``):
+``config.detectors`` (an entry may carry options after a colon, ``"stereotype:confirm"``), each in
+isolation (the guard stage, :mod:`persona_plugins.guard`):
 
 - ``abstention`` (:mod:`.abstention`): persona-induced refusals ("As a <persona>, I can't ...");
 - ``stereotype`` (:mod:`.stereotype`): generalisations about protected groups, agreement with a
@@ -27,6 +28,8 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +88,35 @@ def guard_pipeline(
     )
 
 
+# Pipelines built by acheck_text, by what they were built from, so that checking many texts builds
+# one pipeline per persona and configuration, not one per call.
+_pipelines: OrderedDict[tuple[Any, ...], PersonaPipeline] = OrderedDict()
+_pipelines_lock = threading.Lock()
+_REMEMBERED_PIPELINES = 16
+
+
+def _cached_guard_pipeline(
+    persona: Any, config: Any, model: Any, plugin_manager: Any
+) -> PersonaPipeline:
+    from persona_plugins.plugins import get_plugin_manager
+
+    pm = plugin_manager or get_plugin_manager()
+    settings = config if not isinstance(config, dict) else sorted(config.items(), key=str)
+    # The pipeline holds the manager and the model, so their ids stay theirs while it is cached.
+    key = (id(pm), id(model) if model is not None else None, repr(persona), repr(settings))
+    with _pipelines_lock:
+        pipeline = _pipelines.get(key)
+        if pipeline is not None:
+            _pipelines.move_to_end(key)
+            return pipeline
+    pipeline = guard_pipeline(persona=persona, config=config, model=model, plugin_manager=pm)
+    with _pipelines_lock:
+        _pipelines[key] = pipeline
+        while len(_pipelines) > _REMEMBERED_PIPELINES:
+            _pipelines.popitem(last=False)
+    return pipeline
+
+
 async def acheck_text(
     text: str,
     *,
@@ -96,18 +128,17 @@ async def acheck_text(
 ) -> list[Finding]:
     """Run every ``check_response`` detector (built-in and third-party) on one text.
 
-    For checking text outside a turn, such as the ``check`` command; it builds a
-    :func:`guard_pipeline` and calls :meth:`PersonaPipeline.check` (to check many texts, build the
-    pipeline once and call ``check`` yourself).
+    For checking text outside a turn, such as the ``check`` command; it calls
+    :meth:`PersonaPipeline.check` on a :func:`guard_pipeline`, built once per persona,
+    configuration, model and plugin manager (the last few are kept), so checking many texts
+    builds no pipeline per call.
 
     :param text: the response to check (anything that is not text is checked as empty text).
     :param messages: the conversation it answers: a list of messages or the user's question.
     :param persona, config, model, plugin_manager: as for :func:`guard_pipeline`.
     :return: the findings, in the order the detectors returned them; none when ``guard="off"``.
     """
-    pipeline = guard_pipeline(
-        persona=persona, config=config, model=model, plugin_manager=plugin_manager
-    )
+    pipeline = _cached_guard_pipeline(persona, config, model, plugin_manager)
     if pipeline.config.guard == "off":
         return []
     conversation: list[Any] | None

@@ -1,5 +1,6 @@
-"""What every built-in detector shares: reading its entry in ``config.detectors``, never raising,
-and asking the model for an optional confirmation."""
+"""What every built-in detector shares: reading its entry in ``config.detectors``
+(:func:`detector_options`, owned by the guard stage), a ``detect`` that never raises, and a
+stand-in for a missing model."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from persona_plugins.model import ChatModel, Completion, Message
+from persona_plugins.guard import detector_options
+from persona_plugins.model import Completion, Message
 from persona_plugins.results import Finding
 
 __all__ = [
     "NoModel",
-    "agent_model",
     "detector_options",
     "guarded",
 ]
@@ -20,49 +21,19 @@ __all__ = [
 _log = logging.getLogger("persona_plugins.guardrails")
 
 
-def detector_options(config: Any, name: str) -> frozenset[str] | None:
-    """The options of detector ``name`` in ``config.detectors``, or None when it should not run.
-
-    An entry is a detector name, optionally followed by options after a colon:
-    ``"stereotype"``, ``"stereotype:confirm"``, ``"persona_contradiction:judge"``,
-    ``"toxicity:profanity_check"``. A detector runs only when ``config.guard`` is not ``off`` and
-    its name is listed.
-
-    >>> from persona_plugins import PipelineConfig
-    >>> sorted(detector_options(PipelineConfig(guard="monitor",
-    ...     detectors=["stereotype:confirm"]), "stereotype"))
-    ['confirm']
-    """
-    if config is None:
-        return frozenset()
-    if getattr(config, "guard", "off") == "off":
-        return None
-    for entry in getattr(config, "detectors", None) or ():
-        if not isinstance(entry, str):
-            continue
-        head, _, rest = entry.partition(":")
-        if head.strip() == name:
-            return frozenset(o.strip() for o in rest.split(",") if o.strip())
-    return None
-
-
 def guarded(name: str, detect: Callable[[], list[Finding]]) -> list[Finding]:
-    """Run a detector; a bug or an input it cannot handle yields no finding, never an exception.
+    """Run a detector for a direct caller of its ``detect`` method: a bug or an input it cannot
+    handle yields no finding (and a log line), never an exception.
 
-    The check stage runs every detector together, so one detector that raised would cost the
-    findings of all the others.
+    The pipeline calls ``check`` instead, which lets an exception through: the guard stage runs
+    each detector in isolation and records the failure, so that ``guard_errors="closed"`` can act
+    on it.
     """
     try:
         return detect()
     except Exception:
         _log.warning("guardrail detector %r failed; it reports nothing", name, exc_info=True)
         return []
-
-
-def agent_model(model: ChatModel, agent: str) -> ChatModel:
-    """The model as seen by one named agent (a separate ``gen_ai.agent.name`` in traces)."""
-    as_agent = getattr(model, "as_agent", None)
-    return as_agent(agent) if callable(as_agent) else model
 
 
 class NoModel:

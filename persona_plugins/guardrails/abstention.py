@@ -50,7 +50,7 @@ from persona_plugins.guardrails._text import (
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding
+from persona_plugins.results import Finding, RegisterDetector
 
 __all__ = ["DETECTOR_NAME", "AbstentionDetector", "Assessment", "assess"]
 
@@ -374,8 +374,7 @@ class AbstentionDetector:
             ]
         return []
 
-    @hookimpl
-    def check_response(
+    def check(
         self,
         messages: Sequence[Message],
         response: str,
@@ -383,20 +382,25 @@ class AbstentionDetector:
         config: Any,
         model: ChatModel,
     ) -> list[Finding] | None:
+        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
         if detector_options(config, self.name) is None:
             return None
-        return self.detect(response, messages=messages, persona=persona)
+        return self._detect(response, messages, persona)
+
+    #: The former ``check_response`` hook method, kept for direct callers.
+    check_response = check
+
+    @hookimpl
+    def register_detectors(self, register: RegisterDetector) -> None:
+        # An instance registered as a plugin replaces the built-in detector of the same name.
+        register(self)
 
 
 DEFAULT = AbstentionDetector()
 
 
-@hookimpl
-def check_response(
-    messages: Sequence[Message],
-    response: str,
-    persona: Persona | None,
-    config: Any,
-    model: ChatModel,
-) -> list[Finding] | None:
-    return DEFAULT.check_response(messages, response, persona, config, model)
+@hookimpl(tryfirst=True)
+def register_detectors(register: RegisterDetector) -> None:
+    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
+    # replaces it.
+    register(DEFAULT)

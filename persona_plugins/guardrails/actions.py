@@ -10,11 +10,12 @@ events and in the ``persona_plugins.guard.findings`` counter); ``guard="enforce"
    contradiction and the team findings ask to ``annotate``;
 2. the strongest request wins (allow < annotate < regenerate < block);
 3. ``regenerate`` first looks for a clean neutral candidate (a Jekyll & Hyde turn has one): that
-   is a ``fallback`` and costs no call. Otherwise the model answers once more, with the persona
-   and :data:`DEBIAS_INSTRUCTION`; if the new answer is clean (no ``warning`` or ``high``
-   finding from the built-in detectors) it replaces the response, else it is kept with a note
-   (``annotate``), or blocked when a ``block``-level finding remains. A failed call annotates the
-   original response;
+   is a ``fallback`` and costs no call. Otherwise the model answers once more through the persona
+   stage (the pipeline's ``regenerate``: the persona plugins write the system prompt, with
+   :data:`DEBIAS_INSTRUCTION` after it); if the new answer is clean (no ``warning`` or ``high``
+   finding from any detector, third-party ones included: the pipeline's ``recheck``) it replaces
+   the response, else it is kept with a note, or blocked when a ``block``-level finding remains.
+   A failed call annotates the original response;
 4. ``block`` makes the pipeline raise :class:`~persona_plugins.GuardrailViolation`, which carries
    the findings, the conversation and the blocked text: the user's message is never lost.
 
@@ -29,11 +30,17 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from persona_plugins.guardrails import _base
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Candidate, Finding, GuardAction, Resolution
+from persona_plugins.results import (
+    Candidate,
+    Finding,
+    GuardAction,
+    Recheck,
+    Regenerate,
+    Resolution,
+)
 
 __all__ = [
     "ANNOTATION_PREFIX",
@@ -78,14 +85,15 @@ class GuardPolicy:
         actions: overrides by detector name: one action for every severity, or a
             ``(warning, high)`` pair.
         unknown: the action for findings of detectors not in the policy (third-party ones).
-        regenerate_check: detectors re-run on a regenerated answer.
+        regenerate_check: which detectors' findings count on a regenerated (or fallen-back)
+            answer; None (the default): every detector's.
     """
 
     actions: Mapping[str, GuardAction | tuple[GuardAction, GuardAction]] = field(
         default_factory=dict
     )
     unknown: GuardAction = "annotate"
-    regenerate_check: tuple[str, ...] = ("abstention", "stereotype", "toxicity")
+    regenerate_check: tuple[str, ...] | None = None
 
     def action_for(self, finding: Finding) -> GuardAction:
         if finding.severity == "info":
@@ -152,16 +160,21 @@ class GuardActions:
         self.policy = policy or GuardPolicy()
         self.regenerate_max_tokens = regenerate_max_tokens
 
-    def _clean(
-        self, text: str, messages: Sequence[Message], persona: Persona | None
+    async def _remaining(
+        self,
+        text: str,
+        messages: Sequence[Message],
+        persona: Persona | None,
+        recheck: Recheck | None,
     ) -> list[Finding]:
         """Findings that still matter on ``text`` (warning or high)."""
+        if recheck is not None:
+            found = await recheck(text, persona=persona)
+        else:  # called directly, outside a pipeline: the built-in detectors only
+            found = builtin_findings(text, messages=messages, persona=persona)
+        wanted = self.policy.regenerate_check
         return [
-            f
-            for f in builtin_findings(
-                text, messages=messages, persona=persona, detectors=self.policy.regenerate_check
-            )
-            if f.severity != "info"
+            f for f in found if f.severity != "info" and (wanted is None or f.detector in wanted)
         ]
 
     def resolve(
@@ -173,6 +186,8 @@ class GuardActions:
         persona: Persona | None,
         config: Any,
         model: ChatModel | None,
+        recheck: Recheck | None = None,
+        regenerate: Regenerate | None = None,
     ) -> Resolution | Awaitable[Resolution]:
         action = self.policy.decide(findings)
         named = ", ".join(sorted({f.detector for f in findings if f.severity != "info"}))
@@ -184,57 +199,44 @@ class GuardActions:
             )
         if action == "block":
             return Resolution(action="block", reason=f"blocked by the guardrails: {named}")
+        return self._fallback_or_regenerate(
+            messages, response, findings, candidates, persona, recheck, regenerate
+        )
+
+    async def _fallback_or_regenerate(
+        self,
+        messages: Sequence[Message],
+        response: str,
+        findings: Sequence[Finding],
+        candidates: Sequence[Candidate],
+        persona: Persona | None,
+        recheck: Recheck | None,
+        regenerate: Regenerate | None,
+    ) -> Resolution:
+        named = ", ".join(sorted({f.detector for f in findings if f.severity != "info"}))
         for candidate in candidates:
             if (
                 candidate.ok
                 and candidate.persona is None
                 and candidate.text.strip() != response.strip()
-                and not self._clean(candidate.text, messages, None)
+                and not await self._remaining(candidate.text, messages, None, recheck)
             ):
                 return Resolution(
                     action="fallback",
                     text=candidate.text,
                     reason=f"{named}: fell back to the clean neutral answer {candidate.name!r}",
                 )
-        if model is None:
+        if regenerate is None:
             return Resolution(
                 action="annotate",
                 text=annotate(response, findings),
-                reason=f"{named}: no model to regenerate with; annotated",
+                reason=f"{named}: no way to regenerate outside a pipeline; annotated",
             )
-        return self._regenerate(messages, response, findings, persona, config, model)
-
-    async def _regenerate(
-        self,
-        messages: Sequence[Message],
-        response: str,
-        findings: Sequence[Finding],
-        persona: Persona | None,
-        config: Any,
-        model: ChatModel,
-    ) -> Resolution:
-        from persona_plugins.injection import render_persona
-
-        named = ", ".join(sorted({f.detector for f in findings if f.severity != "info"}))
-        template = getattr(config, "persona_template", "describe")
-        system = (
-            f"{render_persona(persona, template)}\n\n{DEBIAS_INSTRUCTION}"
-            if persona is not None
-            else DEBIAS_INSTRUCTION
-        )
-        history = [m for m in messages if m.role != "system"]
-        heads = [m for m in messages if m.role == "system"]
-        if heads:
-            system = f"{system}\n\n" + "\n\n".join(m.content for m in heads)
-        prompt = [Message.system(system), *history]
         settings: dict[str, Any] = {}
         if self.regenerate_max_tokens is not None:
             settings["max_tokens"] = self.regenerate_max_tokens
         try:
-            completion = await _base.agent_model(model, "guard_regenerate").complete(
-                prompt, **settings
-            )
-            text = completion.text
+            text = await regenerate(DEBIAS_INSTRUCTION, **settings)
         except Exception as exc:
             return Resolution(
                 action="annotate",
@@ -247,7 +249,11 @@ class GuardActions:
                 text=annotate(response, findings),
                 reason=f"{named}: the regenerated answer was empty; annotated",
             )
-        remaining = self._clean(text, messages, persona)
+        return self._judge_regenerated(
+            text, named, await self._remaining(text, messages, persona, recheck)
+        )
+
+    def _judge_regenerated(self, text: str, named: str, remaining: list[Finding]) -> Resolution:
         if not remaining:
             return Resolution(
                 action="regenerate",
@@ -255,18 +261,15 @@ class GuardActions:
                 reason=f"{named}: regenerated with a de-biasing "
                 "instruction; the new answer is clean",
             )
+        still = ", ".join(sorted({f.detector for f in remaining}))
         if self.policy.decide(remaining) == "block":
             return Resolution(
-                action="block",
-                reason=f"{named}: the regenerated answer still has "
-                + ", ".join(sorted({f.detector for f in remaining})),
+                action="block", reason=f"{named}: the regenerated answer still has {still}"
             )
         return Resolution(
             action="regenerate",
             text=annotate(text, remaining),
-            reason=f"{named}: regenerated; the new answer still has "
-            + ", ".join(sorted({f.detector for f in remaining}))
-            + " (annotated)",
+            reason=f"{named}: regenerated; the new answer still has {still} (annotated)",
         )
 
     # Not trylast, unlike the module's own implementation: an instance a user registers runs
@@ -281,8 +284,12 @@ class GuardActions:
         persona: Persona | None,
         config: Any,
         model: ChatModel,
+        recheck: Recheck,
+        regenerate: Regenerate,
     ) -> Resolution | Awaitable[Resolution]:
-        return self.resolve(messages, response, findings, candidates, persona, config, model)
+        return self.resolve(
+            messages, response, findings, candidates, persona, config, model, recheck, regenerate
+        )
 
 
 DEFAULT = GuardActions()
@@ -297,5 +304,9 @@ def resolve_findings(
     persona: Persona | None,
     config: Any,
     model: ChatModel,
+    recheck: Recheck,
+    regenerate: Regenerate,
 ) -> Resolution | Awaitable[Resolution]:
-    return DEFAULT.resolve(messages, response, findings, candidates, persona, config, model)
+    return DEFAULT.resolve(
+        messages, response, findings, candidates, persona, config, model, recheck, regenerate
+    )

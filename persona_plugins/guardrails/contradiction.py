@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from persona_plugins.guardrails._base import agent_model, detector_options, guarded
+from persona_plugins.guardrails._base import detector_options, guarded
 from persona_plugins.guardrails._text import (
     LazyPattern,
     bounded,
@@ -53,7 +53,8 @@ from persona_plugins.guardrails._text import (
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding
+from persona_plugins.results import Finding, RegisterDetector
+from persona_plugins.turn_model import TurnModel
 
 __all__ = [
     "APC_JUDGE_PROMPT",
@@ -438,7 +439,7 @@ class PersonaContradictionDetector:
         if not scores:
             return []
         question = last_user_text(messages)
-        judge = agent_model(model, "persona_contradiction_judge")
+        judge = TurnModel.wrap(model).as_agent("persona_contradiction_judge")
         ranked = sorted(range(len(scores)), key=lambda i: scores[i].relevance, reverse=True)
         text, _ = bounded(response)
         for index in ranked[: self.max_judged]:
@@ -465,8 +466,7 @@ class PersonaContradictionDetector:
             )
         return guarded(self.name, lambda: self.findings(scores))
 
-    @hookimpl
-    def check_response(
+    def check(
         self,
         messages: Sequence[Message],
         response: str,
@@ -474,23 +474,28 @@ class PersonaContradictionDetector:
         config: Any,
         model: ChatModel,
     ) -> list[Finding] | Awaitable[list[Finding]] | None:
+        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
         options = detector_options(config, self.name)
         if options is None or persona is None or not persona.statements:
             return None
         if "judge" in options:
             return self.judge(response, persona, messages, model)
-        return self.detect(response, messages=messages, persona=persona)
+        return self.findings(self.score(response, persona, messages))
+
+    #: The former ``check_response`` hook method, kept for direct callers.
+    check_response = check
+
+    @hookimpl
+    def register_detectors(self, register: RegisterDetector) -> None:
+        # An instance registered as a plugin replaces the built-in detector of the same name.
+        register(self)
 
 
 DEFAULT = PersonaContradictionDetector()
 
 
-@hookimpl
-def check_response(
-    messages: Sequence[Message],
-    response: str,
-    persona: Persona | None,
-    config: Any,
-    model: ChatModel,
-) -> list[Finding] | Awaitable[list[Finding]] | None:
-    return DEFAULT.check_response(messages, response, persona, config, model)
+@hookimpl(tryfirst=True)
+def register_detectors(register: RegisterDetector) -> None:
+    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
+    # replaces it.
+    register(DEFAULT)

@@ -25,7 +25,7 @@ import re
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Literal
 
-from persona_plugins.guardrails._base import agent_model, detector_options, guarded
+from persona_plugins.guardrails._base import detector_options, guarded
 from persona_plugins.guardrails._text import (
     LazyPattern,
     bounded,
@@ -36,7 +36,8 @@ from persona_plugins.guardrails._text import (
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding
+from persona_plugins.results import Finding, RegisterDetector
+from persona_plugins.turn_model import TurnModel
 
 __all__ = [
     "CONFIRM_PROMPT",
@@ -387,7 +388,7 @@ class StereotypeDetector:
         return findings
 
     async def _confirm(self, findings: list[Finding], model: ChatModel) -> list[Finding]:
-        judge = agent_model(model, "stereotype_checker")
+        judge = TurnModel.wrap(model).as_agent("stereotype_checker")
         kept: list[Finding] = []
         for finding in findings:
             prompt = CONFIRM_PROMPT.format(text=(finding.evidence or "").replace("</text>", ""))
@@ -408,8 +409,7 @@ class StereotypeDetector:
             )
         return kept
 
-    @hookimpl
-    def check_response(
+    def check(
         self,
         messages: Sequence[Message],
         response: str,
@@ -417,24 +417,29 @@ class StereotypeDetector:
         config: Any,
         model: ChatModel,
     ) -> list[Finding] | Awaitable[list[Finding]] | None:
+        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
         options = detector_options(config, self.name)
         if options is None:
             return None
-        findings = self.detect(response, messages=messages, persona=persona)
+        findings = self._detect(response, messages, persona)
         if findings and "confirm" in options:
             return self._confirm(findings, model)
         return findings
+
+    #: The former ``check_response`` hook method, kept for direct callers.
+    check_response = check
+
+    @hookimpl
+    def register_detectors(self, register: RegisterDetector) -> None:
+        # An instance registered as a plugin replaces the built-in detector of the same name.
+        register(self)
 
 
 DEFAULT = StereotypeDetector()
 
 
-@hookimpl
-def check_response(
-    messages: Sequence[Message],
-    response: str,
-    persona: Persona | None,
-    config: Any,
-    model: ChatModel,
-) -> list[Finding] | Awaitable[list[Finding]] | None:
-    return DEFAULT.check_response(messages, response, persona, config, model)
+@hookimpl(tryfirst=True)
+def register_detectors(register: RegisterDetector) -> None:
+    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
+    # replaces it.
+    register(DEFAULT)

@@ -55,7 +55,7 @@ from persona_plugins.guardrails.stereotype import GROUPS
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding
+from persona_plugins.results import Finding, RegisterDetector
 
 __all__ = [
     "DETECTOR_NAME",
@@ -328,30 +328,29 @@ class ToxicityDetector:
         persona: Persona | None = None,
         classifier: ToxicityClassifier | None = None,
     ) -> list[Finding]:
-        def run() -> list[Finding]:
-            text, truncated = bounded(response)
-            return [
-                Finding(
-                    detector=self.name,
-                    severity=hit.severity,
-                    score=hit.score,
-                    message=f"{hit.category.replace('_', ' ')} in the response"
-                    + (f" ({hit.count} matches)" if hit.count > 1 else ""),
-                    evidence=hit.evidence,
-                    metadata={
-                        "category": hit.category,
-                        "count": hit.count,
-                        "backend": hit.source,
-                        "truncated": truncated,
-                    },
-                )
-                for hit in self.hits(text, classifier)
-            ]
+        return guarded(self.name, lambda: self._findings(response, classifier))
 
-        return guarded(self.name, run)
+    def _findings(self, response: str, classifier: ToxicityClassifier | None) -> list[Finding]:
+        text, truncated = bounded(response)
+        return [
+            Finding(
+                detector=self.name,
+                severity=hit.severity,
+                score=hit.score,
+                message=f"{hit.category.replace('_', ' ')} in the response"
+                + (f" ({hit.count} matches)" if hit.count > 1 else ""),
+                evidence=hit.evidence,
+                metadata={
+                    "category": hit.category,
+                    "count": hit.count,
+                    "backend": hit.source,
+                    "truncated": truncated,
+                },
+            )
+            for hit in self.hits(text, classifier)
+        ]
 
-    @hookimpl
-    def check_response(
+    def check(
         self,
         messages: Sequence[Message],
         response: str,
@@ -359,6 +358,7 @@ class ToxicityDetector:
         config: Any,
         model: ChatModel,
     ) -> list[Finding] | None:
+        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
         options = detector_options(config, self.name)
         if options is None:
             return None
@@ -367,18 +367,22 @@ class ToxicityDetector:
             if options not in self._from_options:  # load a classifier once per option set
                 self._from_options[options] = _classifier_from_options(options)
             classifier = self._from_options[options]
-        return self.detect(response, messages=messages, persona=persona, classifier=classifier)
+        return self._findings(response, classifier)
+
+    #: The former ``check_response`` hook method, kept for direct callers.
+    check_response = check
+
+    @hookimpl
+    def register_detectors(self, register: RegisterDetector) -> None:
+        # An instance registered as a plugin replaces the built-in detector of the same name.
+        register(self)
 
 
 DEFAULT = ToxicityDetector()
 
 
-@hookimpl
-def check_response(
-    messages: Sequence[Message],
-    response: str,
-    persona: Persona | None,
-    config: Any,
-    model: ChatModel,
-) -> list[Finding] | None:
-    return DEFAULT.check_response(messages, response, persona, config, model)
+@hookimpl(tryfirst=True)
+def register_detectors(register: RegisterDetector) -> None:
+    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
+    # replaces it.
+    register(DEFAULT)

@@ -9,11 +9,15 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
+import pluggy
+
+from persona_plugins.errors import ConfigError
+from persona_plugins.hookcalls import register_all
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.persona import Persona
 from persona_plugins.results import RegisterPersona
 
-__all__ = ["CATALOG_FILES", "builtin_personas"]
+__all__ = ["CATALOG_FILES", "builtin_personas", "collect_personas"]
 
 CATALOG_FILES = ("experts_and_styles.yaml", "audit.yaml")
 
@@ -29,6 +33,21 @@ def builtin_personas() -> tuple[Persona, ...]:
         for index, entry in enumerate(yaml.safe_load(text)):
             personas.append(Persona.from_mapping(entry, source=f"{filename}[{index}]"))
     return tuple(personas)
+
+
+def collect_personas(pm: pluggy.PluginManager) -> dict[str, Persona]:
+    """The persona catalog: every persona registered through ``register_personas``, by name."""
+    catalog: dict[str, Persona] = {}
+
+    def register(persona: Persona) -> None:
+        if not isinstance(persona, Persona):
+            raise ConfigError(
+                f"register_personas: register() takes a Persona, got {type(persona).__name__}"
+            )
+        catalog[persona.name] = persona
+
+    register_all(pm, "register_personas", register)
+    return catalog
 
 
 @hookimpl(tryfirst=True)

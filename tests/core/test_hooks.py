@@ -30,6 +30,7 @@ DESIGNED_HOOKS = {
     "judge_candidates",
     "register_refiners",
     "plan_refinement",
+    "register_detectors",
     "check_response",
     "resolve_findings",
     "on_turn_complete",
@@ -65,7 +66,7 @@ def test_every_hook_documents_each_of_its_arguments(plugin_manager, name):
 def test_every_hook_docstring_opens_with_a_summary_naming_its_shape(name):
     doc = inspect.getdoc(SPECS[name]) or ""
     summary = doc.splitlines()[0]
-    assert re.search(r"\((decide|collect|register|configure)\b", summary), summary
+    assert re.search(r"\((decide|collect|register|set-up)\b", summary), summary
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -82,9 +83,37 @@ def test_register_hooks_take_exactly_one_register_callback(name):
     assert (argnames(name) == ["register"]) == is_register
 
 
-def test_only_configure_is_historic():
+def test_no_hook_is_historic_so_building_pipelines_keeps_nothing_on_the_manager():
     historic = {name for name in SPECS if spec_of(name).get("historic")}
-    assert historic == {"configure"}
+    assert historic == set()
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_hook_says_it_may_be_async(name):
+    doc = " ".join((inspect.getdoc(SPECS[name]) or "").split())
+    assert re.search(r"[Mm]ay be ``async", doc), f"{name} does not say it may be async"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_hook_says_what_happens_when_it_raises(name):
+    doc = " ".join((inspect.getdoc(SPECS[name]) or "").split())
+    assert "raises" in doc, f"{name} does not say what happens when an implementation raises"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_decide_and_collect_hook_says_what_none_means(name):
+    doc = " ".join((inspect.getdoc(SPECS[name]) or "").split())
+    summary = doc.split(".")[0]
+    if "(decide)" in summary or ("(collect)" in summary and "return values are ignored" not in doc):
+        assert "None" in doc, f"{name} does not say what None means"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_hooks_receive_the_turn_model_type(name):
+    signature = inspect.signature(SPECS[name])
+    model = signature.parameters.get("model")
+    if model is not None:
+        assert model.annotation == "TurnModel", f"{name} types model as {model.annotation}"
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -99,7 +128,7 @@ def test_every_hook_is_fully_typed(name):
 def test_non_none_returns_are_documented(name):
     signature = inspect.signature(SPECS[name])
     doc = inspect.getdoc(SPECS[name]) or ""
-    if signature.return_annotation not in ("None", None):
+    if signature.return_annotation not in ("None", None, "Awaitable[None] | None"):
         assert ":return:" in doc, f"{name} does not say what its result means"
 
 

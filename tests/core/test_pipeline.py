@@ -277,7 +277,7 @@ async def test_observers_see_the_errors_of_the_turn(bare_manager):
     assert recorder.errors_seen == [["check_response"]]
 
 
-def test_configure_is_replayed_to_plugins_registered_after_the_pipeline(bare_manager):
+def test_a_plugin_registered_later_is_configured_when_the_next_pipeline_is_built(bare_manager):
     pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, guard="monitor")
     seen: list[PipelineConfig] = []
 
@@ -287,8 +287,10 @@ def test_configure_is_replayed_to_plugins_registered_after_the_pipeline(bare_man
             seen.append(config)
 
     with registered(bare_manager, Late()):
-        pass
-    assert seen == [pipeline.config]
+        assert seen == [], "registering replays nothing: the manager keeps no history"
+        PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, guard="monitor")
+        PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, guard="monitor")
+    assert seen == [pipeline.config], "once per plugin manager and configuration"
 
 
 # -- model calls ---------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ def guarded_manager(
 
     Built-in detectors are unregistered, so what the tests see does not depend on them.
     """
-    for impl in plugin_manager.hook.check_response.get_hookimpls():
+    detector_hooks = (plugin_manager.hook.register_detectors, plugin_manager.hook.check_response)
+    for impl in [impl for hook in detector_hooks for impl in hook.get_hookimpls()]:
         if plugin_manager.is_registered(impl.plugin):
             plugin_manager.unregister(impl.plugin)
     plugin_manager.register(detector, name="test_detector")

@@ -1,0 +1,207 @@
+"""Calling hooks: the one place that awaits whatever a hook implementation returns.
+
+Every hook may be implemented ``async def``, or synchronously returning an awaitable, or
+synchronously returning a plain value; the helpers here treat the three alike, by hook shape:
+
+- :func:`decide` (``firstresult=True``): the first non-None result, awaited. An implementation
+  whose awaitable resolves to None defers, exactly like one that returns None: the
+  implementations after it are asked in turn.
+- :func:`collect`: every implementation's result (lists flattened, None dropped), awaitables awaited
+  concurrently.
+- :func:`register_all`: a ``register(...)`` callback hook; an async implementation is run to
+  completion (the pipeline is built from synchronous code).
+- :func:`each_implementation`: one caller per implementation, so that a stage can run each one in
+  isolation (one that raises costs only its own result).
+
+Calls go through pluggy's own hook callers, so ``wrapper=True`` implementations and hook-call
+monitoring (``PERSONA_PLUGINS_TRACE_HOOKS=1``) see every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+import pluggy
+
+__all__ = [
+    "Implementation",
+    "collect",
+    "decide",
+    "each_implementation",
+    "flatten",
+    "plugin_label",
+    "register_all",
+    "settle",
+    "settle_all",
+]
+
+T = TypeVar("T")
+_HookImpl = Any  # pluggy.HookImpl (not exported under that name by every pluggy 1.x)
+
+
+async def settle(value: T | Awaitable[T]) -> T:
+    """``value``, awaited when it is awaitable."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def settle_all(items: Sequence[Any]) -> list[Any]:
+    """Every item, the awaitable ones awaited concurrently, in order.
+
+    A single awaitable is awaited directly (no task is created, which matters on the hot path).
+    """
+    pending = [i for i, item in enumerate(items) if inspect.isawaitable(item)]
+    if not pending:
+        return list(items)
+    out = list(items)
+    if len(pending) == 1:
+        out[pending[0]] = await out[pending[0]]
+        return out
+    settled = await asyncio.gather(*(items[i] for i in pending))
+    for index, value in zip(pending, settled, strict=True):
+        out[index] = value
+    return out
+
+
+def flatten(results: Iterable[Any]) -> list[Any]:
+    """The results of a collect hook as one list: lists and tuples spread, None dropped."""
+    flat: list[Any] = []
+    for item in results:
+        if item is None:
+            continue
+        if isinstance(item, (list, tuple)):
+            flat.extend(x for x in item if x is not None)
+        else:
+            flat.append(item)
+    return flat
+
+
+def plugin_label(pm: pluggy.PluginManager, plugin: object) -> str:
+    """A readable name for a plugin: its registered name, or its class (or module) name when it
+    was registered without one (pluggy then names it after its ``id()``)."""
+    name = pm.get_name(plugin)
+    if name and name != str(id(plugin)):
+        return name
+    if inspect.ismodule(plugin):
+        return plugin.__name__
+    return type(plugin).__name__
+
+
+def _in_call_order(caller: pluggy.HookCaller) -> list[_HookImpl]:
+    # pluggy calls implementations from the end of the list to the start; wrappers wrap the rest.
+    return [
+        impl for impl in reversed(caller.get_hookimpls()) if not (impl.wrapper or impl.hookwrapper)
+    ]
+
+
+def _code_of(function: Callable[..., Any]) -> object:
+    return getattr(getattr(function, "__func__", function), "__code__", None)
+
+
+async def decide(pm: pluggy.PluginManager, name: str, **kwargs: Any) -> Any:
+    """Call the decide hook ``name`` and return its first non-None result, awaited.
+
+    pluggy stops at the first non-None *return value*, which for an ``async def`` implementation
+    is its coroutine, even when the coroutine then resolves to None. So when an awaited result is
+    None, the implementation that produced it is found (by its code) and the implementations after
+    it are asked, as pluggy would have asked them had the implementation been synchronous.
+    """
+    caller: pluggy.HookCaller = getattr(pm.hook, name)
+    removed: set[object] = set()
+    while True:
+        result = caller(**kwargs)
+        if not inspect.isawaitable(result):
+            return result
+        code = getattr(result, "cr_code", None)
+        value = await result
+        if value is not None or code is None:
+            return value
+        order = _in_call_order(caller)
+        deferred = next(
+            (i for i, impl in enumerate(order) if _code_of(impl.function) is code), None
+        )
+        if deferred is None or deferred == len(order) - 1:
+            return None
+        try:
+            removed.update(impl.plugin for impl in order[: deferred + 1])
+            caller = pm.subset_hook_caller(name, removed)
+        except TypeError:  # an unhashable plugin object: no subset caller can leave it out
+            return None
+
+
+async def collect(pm: pluggy.PluginManager, name: str, **kwargs: Any) -> list[Any]:
+    """Call the collect hook ``name``: every result, lists flattened, None dropped, awaited."""
+    produced = flatten(getattr(pm.hook, name)(**kwargs))
+    return [item for item in await settle_all(produced) if item is not None]
+
+
+def run_to_completion(awaitable: Awaitable[T]) -> T:
+    """Run an awaitable from synchronous code: on a new event loop, or, when this thread already
+    runs one (a pipeline built inside async code), on a new loop in a helper thread."""
+
+    async def main() -> T:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def register_all(pm: pluggy.PluginManager, name: str, register: Callable[..., None]) -> None:
+    """Call the register hook ``name`` with ``register``; async implementations are run to
+    completion before this returns."""
+    for result in getattr(pm.hook, name)(register=register):
+        if inspect.isawaitable(result):
+            run_to_completion(result)
+
+
+class Implementation(NamedTuple):
+    """One implementation of a hook, callable on its own."""
+
+    name: str  #: the plugin's registered name (unique on its manager)
+    label: str  #: a readable name for messages (see :func:`plugin_label`)
+    call: Callable[..., Any]  #: calls this implementation only and returns its result
+
+
+def each_implementation(pm: pluggy.PluginManager, name: str) -> list[Implementation]:
+    """Each implementation of hook ``name``, in call order, callable on its own.
+
+    ``call(**kwargs)`` calls that one implementation (through any ``wrapper=True``
+    implementations) and returns what it returned, or raises what it raised.
+    """
+    order = _in_call_order(getattr(pm.hook, name))
+    return [
+        Implementation(
+            impl.plugin_name,
+            plugin_label(pm, impl.plugin),
+            _one_caller(pm, name, impl, [other.plugin for other in order if other is not impl]),
+        )
+        for impl in order
+    ]
+
+
+def _one_caller(
+    pm: pluggy.PluginManager, name: str, impl: _HookImpl, others: list[object]
+) -> Callable[..., Any]:
+    try:
+        caller = pm.subset_hook_caller(name, others)
+    except TypeError:  # an unhashable plugin object: call the implementation itself
+
+        def direct(**kwargs: Any) -> Any:
+            return impl.function(*(kwargs[arg] for arg in impl.argnames))
+
+        return direct
+
+    def through_pluggy(**kwargs: Any) -> Any:
+        results = caller(**kwargs)  # a collect call of one implementation: [result] or []
+        return results[0] if results else None
+
+    return through_pluggy
