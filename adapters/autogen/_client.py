@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -23,32 +21,28 @@ from pydantic import BaseModel, Field
 from typing_extensions import Self
 
 from persona_plugins import semconv
+from persona_plugins.adapter_kit import (
+    Tally,
+    chosen_candidate,
+    framework_errors,
+    messages_as_sent,
+    passed_through_turn,
+    text_chunks,
+    timed_steps,
+    with_timeout,
+)
 from persona_plugins.adapters.autogen._messages import Translation, to_core_messages
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
-    add_usage,
     client_model_name,
     finish_reason,
+    request_usage,
 )
 from persona_plugins.config import PipelineConfig, flatten_generation_settings
-from persona_plugins.errors import ModelCallError
+from persona_plugins.model import Usage
 from persona_plugins.pipeline import PersonaPipeline
-from persona_plugins.results import TurnResult
+from persona_plugins.results import PreparedPrompt, TurnResult
 from persona_plugins.tracing import SafeSpan
-
-_CHUNK = re.compile(r"\S+\s*|\s+")
-
-
-def _create_result(turn: TurnResult) -> CreateResult:
-    chosen = next((c for c in turn.candidates if c.name == turn.chosen), None)
-    return CreateResult(
-        finish_reason=finish_reason(chosen.finish_reason if chosen else None),
-        content=turn.text,
-        usage=RequestUsage(
-            prompt_tokens=turn.usage.input_tokens, completion_tokens=turn.usage.output_tokens
-        ),
-        cached=False,
-    )
 
 
 class PersonaChatCompletionClientConfig(BaseModel):
@@ -67,7 +61,10 @@ class PersonaChatCompletionClient(
 
     Text turns go through the whole pipeline (persona, ensemble, refinement, guardrails). Turns
     with tools, JSON output, images or function-call messages get the persona's system message
-    only and are otherwise passed to the inner client untouched, so tool calls work as before.
+    and reach the inner client with their tools; a tool call comes back untouched. A text reply
+    made on such a turn (an agent with tools that answers without calling one) is then refined,
+    when ``refine`` is on, and guarded like any other; there is no ensemble on such turns (see the
+    README). ``last_result`` describes every call, tool calls included.
 
     Example::
 
@@ -82,25 +79,22 @@ class PersonaChatCompletionClient(
             client = PersonaChatCompletionClient(embedded_model_client(), persona="pirate_captain")
             agent = AssistantAgent("captain", model_client=client)
             result = await agent.run(task="Where is the treasure?")
-            print(result.messages[-1].content)
+            print(result.messages[-1].content, client.last_result.persona.name)
 
         asyncio.run(main())
 
-    The client is a serializable component::
-
-        config = client.dump_component()
-        same = ChatCompletionClient.load_component(config)
+    It is a serializable component (``client.dump_component()``,
+    ``ChatCompletionClient.load_component(config)``).
 
     Args:
         inner: the AutoGen client that does the real model calls.
         config: a :class:`~persona_plugins.PipelineConfig` or a mapping of its fields.
         plugin_manager: the persona-plugins plugin manager (default: the shared one).
         tracer_provider: OpenTelemetry tracer provider (default: the global one).
-        **overrides: config fields on top of ``config`` (``persona="historian"``,
-            ``ensemble="jekyll_hyde"``).
+        **overrides: config fields on top of ``config`` (``persona="historian"``).
 
     Attributes:
-        last_result: the :class:`~persona_plugins.TurnResult` of the latest pipeline turn.
+        last_result: the :class:`~persona_plugins.TurnResult` of the latest call.
         model_calls: model calls made through this client so far.
     """
 
@@ -132,8 +126,12 @@ class PersonaChatCompletionClient(
         )
         self._model_name = client_model_name(inner)
         self.last_result: TurnResult | None = None
-        self.model_calls = 0
-        self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._tally = Tally()
+        self._system_prompt: str | None = None  # the latest persona text, for token counts
+
+    @property
+    def model_calls(self) -> int:
+        return self._tally.calls
 
     # -- the two calls AutoGen makes -------------------------------------------------------------
 
@@ -148,22 +146,21 @@ class PersonaChatCompletionClient(
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         translation, view = self._translate(messages, cancellation_token, extra_create_args)
-        if tools or json_output or not translation.text_only:
-            prepared = await self.pipeline.prepare(translation.messages, model=view)
-            with self._direct_span(streaming=False) as span:
-                call = self.inner.create(
-                    translation.back(prepared.prompt),
-                    tools=tools,
-                    tool_choice=tool_choice,
-                    json_output=json_output,
-                    extra_create_args=self._direct_args(extra_create_args),
-                    cancellation_token=cancellation_token,
-                )
-                timeout = self.pipeline.config.timeout_s
-                result = await (asyncio.wait_for(call, timeout) if timeout else call)
-                self._record_direct(span, result)
-            return result
-        return _create_result(await self._run(translation.messages, view))
+        if not tools and not json_output and translation.text_only:
+            return _create_result(await self._run(translation, view))
+        prepared = await self.pipeline.prepare(translation.messages, model=view)
+        with self._direct_span(streaming=False) as span:
+            call = self.inner.create(
+                translation.back(prepared.prompt),
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=self._direct_args(extra_create_args),
+                cancellation_token=cancellation_token,
+            )
+            result = await with_timeout(call, self.pipeline.config.timeout_s)
+            _record_direct(span, result)
+        return self._passed_through(prepared, result)
 
     def create_stream(
         self,
@@ -174,45 +171,46 @@ class PersonaChatCompletionClient(
         json_output: bool | type[BaseModel] | None = None,
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
+        **kwargs: Any,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Stream text chunks, then exactly one ``CreateResult``.
 
         With persona injection only (no ensemble, refinement or guardrails) and for tool turns,
         the inner client's own stream passes straight through; otherwise the turn runs first and
-        its final text is streamed in word-sized chunks.
+        its final text is streamed in word-sized chunks. Keyword arguments the inner client's
+        ``create_stream`` takes beyond the base ones (``include_usage=True`` for AutoGen's OpenAI
+        client) are passed on to it.
         """
 
         async def stream() -> AsyncGenerator[str | CreateResult, None]:
             translation, view = self._translate(messages, cancellation_token, extra_create_args)
-            direct = tools or json_output or not translation.text_only or self.pipeline.can_stream
-            if direct:
-                prepared = await self.pipeline.prepare(translation.messages, model=view)
-                chunks = self.inner.create_stream(
-                    translation.back(prepared.prompt),
-                    tools=tools,
-                    tool_choice=tool_choice,
-                    json_output=json_output,
-                    extra_create_args=self._direct_args(extra_create_args),
-                    cancellation_token=cancellation_token,
-                )
-                timeout = self.pipeline.config.timeout_s
-                with self._direct_span(streaming=True) as span:
-                    while True:
-                        try:
-                            step = chunks.__anext__()
-                            chunk = await (asyncio.wait_for(step, timeout) if timeout else step)
-                        except StopAsyncIteration:
-                            break
-                        if isinstance(chunk, CreateResult):
-                            self._record_direct(span, chunk)
-                        yield chunk
+            turn = not tools and not json_output and translation.text_only
+            if turn and not self.pipeline.can_stream:
+                result = _create_result(await self._run(translation, view))
+                for piece in text_chunks(str(result.content)):
+                    yield piece
+                yield result
                 return
-            turn = await self._run(translation.messages, view)
-            for piece in _CHUNK.findall(turn.text):
-                yield piece
-            yield _create_result(turn)
+            prepared = await self.pipeline.prepare(translation.messages, model=view)
+            chunks = self.inner.create_stream(
+                translation.back(prepared.prompt),
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=self._direct_args(extra_create_args),
+                cancellation_token=cancellation_token,
+                **kwargs,
+            )
+            with self._direct_span(streaming=True) as span:
+                async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
+                    if isinstance(chunk, CreateResult):
+                        _record_direct(span, chunk)
+                        chunk = self._passed_through(prepared, chunk)
+                    yield chunk
 
         return stream()
+
+    # -- helpers ---------------------------------------------------------------------------------
 
     def _translate(
         self,
@@ -231,22 +229,33 @@ class PersonaChatCompletionClient(
         )
         return translation, view
 
-    async def _run(self, messages: Any, view: AutoGenChatModel) -> TurnResult:
-        try:
-            turn = await self.pipeline.run(messages, model=view)
-        except ModelCallError as exc:
-            # The inner client's own exception, unchanged, is what AutoGen users catch and retry.
-            if exc.__cause__ is not None and not isinstance(exc.__cause__, asyncio.CancelledError):
-                raise exc.__cause__ from None
-            raise
-        self.last_result = turn
-        self._add(
-            RequestUsage(
-                prompt_tokens=turn.usage.input_tokens, completion_tokens=turn.usage.output_tokens
-            ),
-            calls=turn.model_calls,
-        )
+    async def _run(self, translation: Translation, view: AutoGenChatModel) -> TurnResult:
+        turn = await framework_errors(self.pipeline.run(translation.messages, model=view))
+        self._done(turn)
         return turn
+
+    def _passed_through(self, prepared: PreparedPrompt, result: CreateResult) -> CreateResult:
+        """Record a call the inner client answered itself; its result is returned untouched."""
+        content = result.content
+        calls = [] if isinstance(content, str) else [vars(call) for call in content]
+        usage = Usage(
+            input_tokens=result.usage.prompt_tokens, output_tokens=result.usage.completion_tokens
+        )
+        self._done(
+            passed_through_turn(
+                prepared,
+                content if isinstance(content, str) else "",
+                usage=usage,
+                finish_reason=result.finish_reason,
+                tool_calls=calls,
+            )
+        )
+        return result
+
+    def _done(self, turn: TurnResult) -> None:
+        self.last_result = turn
+        self._system_prompt = turn.system_prompt
+        self._tally.add(turn.usage, turn.model_calls)
 
     def _direct_args(self, extra_create_args: Mapping[str, Any]) -> dict[str, Any]:
         # The same precedence as pipeline turns: the config's model_settings over the caller's.
@@ -269,40 +278,39 @@ class PersonaChatCompletionClient(
             },
         )
 
-    def _record_direct(self, span: SafeSpan, result: CreateResult) -> None:
-        self._add(result.usage, calls=1)
-        span.set_many(
-            {
-                semconv.GEN_AI_USAGE_INPUT_TOKENS: result.usage.prompt_tokens,
-                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.usage.completion_tokens,
-                semconv.GEN_AI_RESPONSE_FINISH_REASONS: [result.finish_reason],
-            }
-        )
-
-    def _add(self, usage: RequestUsage, *, calls: int) -> None:
-        self.model_calls += calls
-        self._usage = add_usage(self._usage, usage)
-
     # -- everything else delegates ---------------------------------------------------------------
 
     async def close(self) -> None:
         await self.inner.close()
 
     def actual_usage(self) -> RequestUsage:
-        return self._usage  # every call this client makes is a real one: actual equals total
+        return request_usage(self._tally.usage)  # every call is a real one: actual equals total
 
     def total_usage(self) -> RequestUsage:
-        return self._usage
+        return request_usage(self._tally.usage)
 
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
     ) -> int:
-        return self.inner.count_tokens(messages, tools=tools)
+        """The inner client's count for the messages as the model receives them: the persona's
+        system prompt included (the latest one written, else the configured persona's)."""
+        return self.inner.count_tokens(self._as_sent(messages), tools=tools)
 
     def remaining_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
     ) -> int:
-        return self.inner.remaining_tokens(messages, tools=tools)
+        return self.inner.remaining_tokens(self._as_sent(messages), tools=tools)
+
+    def _as_sent(self, messages: Sequence[LLMMessage]) -> list[LLMMessage]:
+        translation = to_core_messages(messages)
+        view = AutoGenChatModel(self.inner, model_name=self._model_name)
+        sent = messages_as_sent(
+            self.pipeline.config,
+            translation.messages,
+            system_prompt=self._system_prompt,
+            model=view,
+        )
+        return translation.back(sent)
 
     @property
     def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
@@ -324,3 +332,23 @@ class PersonaChatCompletionClient(
     def _from_config(cls, config: PersonaChatCompletionClientConfig) -> Self:
         inner = ChatCompletionClient.load_component(config.client)
         return cls(inner, config.pipeline)
+
+
+def _create_result(turn: TurnResult) -> CreateResult:
+    chosen = chosen_candidate(turn)
+    return CreateResult(
+        finish_reason=finish_reason(chosen.finish_reason if chosen else None),
+        content=turn.text,
+        usage=request_usage(turn.usage),
+        cached=False,
+    )
+
+
+def _record_direct(span: SafeSpan, result: CreateResult) -> None:
+    span.set_many(
+        {
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: result.usage.prompt_tokens,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.usage.completion_tokens,
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [result.finish_reason],
+        }
+    )

@@ -19,6 +19,7 @@ from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 from typing_extensions import Self
 
+from persona_plugins.adapter_kit import Tally
 from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
 from persona_plugins.config import flatten_generation_settings, nest_generation_settings
 from persona_plugins.model import ChatModel, Completion, Message, Usage
@@ -37,12 +38,9 @@ def finish_reason(
     return value if value in _FINISH_REASONS else "unknown"  # type: ignore[return-value]
 
 
-def add_usage(a: RequestUsage, b: RequestUsage) -> RequestUsage:
-    """The sum of two AutoGen usage records."""
-    return RequestUsage(
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-    )
+def request_usage(usage: Usage) -> RequestUsage:
+    """persona-plugins usage as AutoGen's usage record."""
+    return RequestUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens)
 
 
 def client_model_name(client: ChatCompletionClient) -> str:
@@ -190,7 +188,7 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         self.model = model
         self._model_info: ModelInfo = model_info or _default_model_info(model)
         self._context_window = context_window or int(getattr(model, "n_ctx", 2048))
-        self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._tally = Tally()
 
     def _core(
         self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]
@@ -225,15 +223,11 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         if cancellation_token is not None:
             cancellation_token.link_future(call)
         completion = await call
-        usage = RequestUsage(
-            prompt_tokens=completion.usage.input_tokens,
-            completion_tokens=completion.usage.output_tokens,
-        )
-        self._add(usage)
+        self._tally.add(completion.usage)
         return CreateResult(
             finish_reason=finish_reason(completion.finish_reason),
             content=completion.text,
-            usage=usage,
+            usage=request_usage(completion.usage),
             cached=False,
         )
 
@@ -262,9 +256,6 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
 
         return stream()
 
-    def _add(self, usage: RequestUsage) -> None:
-        self._usage = add_usage(self._usage, usage)
-
     async def close(self) -> None:
         closer = getattr(self.model, "close", None)
         if callable(closer):
@@ -273,10 +264,10 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
                 await outcome
 
     def actual_usage(self) -> RequestUsage:
-        return self._usage  # nothing is cached, so actual and total usage are the same
+        return request_usage(self._tally.usage)  # nothing is cached: actual equals total
 
     def total_usage(self) -> RequestUsage:
-        return self._usage
+        return request_usage(self._tally.usage)
 
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []

@@ -14,6 +14,7 @@ import json
 import PIL.Image
 import pytest
 from autogen_core import CancellationToken, FunctionCall, Image
+from autogen_core.model_context import TokenLimitedChatCompletionContext
 from autogen_core.models import (
     AssistantMessage,
     ChatCompletionClient,
@@ -297,6 +298,15 @@ async def test_a_tool_call_turn_passes_through_with_the_tools_and_comes_back_unt
     assert call["messages"][0].content == persona_prompt(client)
     assert call["messages"][1:] == messages
     assert all(a is b for a, b in zip(call["messages"][1:], messages, strict=True))
+    turn = client.last_result
+    assert turn is not None, "a tool-call turn is described like any other"
+    assert turn.persona.name == "pirate_captain"
+    assert turn.system_prompt == persona_prompt(client)
+    assert turn.model_calls == 1 and turn.usage.output_tokens == 3
+    assert turn.candidates[0].metadata["tool_calls"] == [
+        {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+    ]
+    assert turn.candidates[0].finish_reason == "function_calls"
 
 
 async def test_function_call_history_reaches_the_model_as_the_very_same_objects():
@@ -654,6 +664,43 @@ async def test_token_counts_model_info_and_close_delegate_to_the_inner_client():
 
     await client.close()
     assert inner.closed is True
+
+
+async def test_token_counts_include_the_persona_so_a_token_limited_context_leaves_room(
+    embedded_model,
+):
+    inner = ChatModelCompletionClient(embedded_model)
+    client = PersonaChatCompletionClient(inner, persona="pirate_captain")
+    history = [
+        UserMessage(content="Tell me about the sea. " * 20, source="user"),
+        AssistantMessage(content="The sea is wide and deep. " * 20, source="captain"),
+        UserMessage(content="And the treasure? " * 20, source="user"),
+    ]
+    as_sent = [SystemMessage(content=persona_prompt(client)), *history]
+
+    assert client.count_tokens(history) == inner.count_tokens(as_sent)
+    assert client.count_tokens(history) > inner.count_tokens(history)
+    assert client.remaining_tokens(history) == inner.remaining_tokens(as_sent)
+
+    limit = inner.count_tokens(history)  # room for the history alone, not for the persona too
+    context = TokenLimitedChatCompletionContext(client, token_limit=limit)
+    for message in history:
+        await context.add_message(message)
+    kept = await context.get_messages()
+
+    assert len(kept) < len(history)
+    assert client.count_tokens(kept) <= limit
+
+
+async def test_token_counts_follow_the_persona_text_the_latest_turn_wrote():
+    inner = RecordingClient(token_cost=10)
+    client = PersonaChatCompletionClient(inner, persona="pirate_captain")
+
+    assert client.count_tokens(conversation()) == 30, "persona, agent system message, question"
+    await client.create(conversation())
+    assert client.last_result.system_prompt == persona_prompt(client)
+    assert client.count_tokens(conversation()) == 30
+    assert PersonaChatCompletionClient(inner).count_tokens(conversation()) == 20
 
 
 def test_a_fresh_client_reports_zero_usage():

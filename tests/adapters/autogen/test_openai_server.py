@@ -39,6 +39,7 @@ class RecordingOpenAIClient(OpenAIChatCompletionClient):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.received: list[list[LLMMessage]] = []
+        self.stream_options: list[dict[str, Any]] = []
 
     async def create(self, messages: Sequence[LLMMessage], **kwargs: Any) -> CreateResult:
         self.received.append(list(messages))
@@ -46,6 +47,7 @@ class RecordingOpenAIClient(OpenAIChatCompletionClient):
 
     def create_stream(self, messages: Sequence[LLMMessage], **kwargs: Any):  # type: ignore[override]
         self.received.append(list(messages))
+        self.stream_options.append(kwargs)
         return super().create_stream(messages, **kwargs)
 
 
@@ -141,3 +143,25 @@ async def test_an_unreachable_server_raises_the_openai_error_autogen_users_alrea
 
     with pytest.raises(openai.APIConnectionError):
         await client.create([UserMessage(content="Hello?", source="user")])
+
+
+@pytest.mark.server
+async def test_create_stream_passes_the_openai_clients_own_keywords_on(llama_server):
+    inner = openai_client(llama_server)
+    client = PersonaChatCompletionClient(inner, persona="pirate_captain")
+    messages = [UserMessage(content="Name one sea creature.", source="user")]
+
+    chunks = [c async for c in client.create_stream(messages, include_usage=True)]
+
+    result = chunks[-1]
+    assert isinstance(result, CreateResult)
+    assert isinstance(result.content, str) and result.content.strip()
+    assert "".join(c for c in chunks[:-1] if isinstance(c, str)) == result.content
+    [options] = inner.stream_options
+    assert options["include_usage"] is True, "the keyword reached the OpenAI client"
+    assert client.last_result is not None and client.last_result.text == result.content
+    [call] = inner.received
+    assert call[0].content == prompt_of(client)
+
+    with pytest.raises(TypeError, match="not_a_keyword"):
+        [c async for c in client.create_stream(messages, not_a_keyword=True)]
