@@ -1,7 +1,7 @@
 """Guardrail detectors: throughput over 10,000 responses, and the abstention precision/recall.
 
-Throughput: each built-in detector, then all four through the ``check_response`` hook
-(``PersonaPipeline.check``, as the ``check`` command and the team handler run them), on 10,000
+Throughput: each built-in detector, then all four through the guard stage
+(``PersonaPipeline.check``, as the ``check`` command runs them), on 10,000
 responses cycled from the persona_bias file (ChatGPT-3.5 answers, 200-2,500 characters), this
 project's labelled answers and refusals, and a few stereotyping and toxic sentences. One core,
 offline, no model.
