@@ -141,6 +141,9 @@ async def _isolated(jobs: list[tuple[str, Callable[[], Any]]]) -> list[tuple[str
         try:
             started.append((name, job()))
         except PASS_THROUGH:
+            for _, value in started:  # the turn ends here: never leave a coroutine unawaited
+                if inspect.iscoroutine(value):
+                    value.close()
             raise
         except Exception as exc:
             started.append((name, exc))
@@ -195,16 +198,18 @@ async def run_detectors(
             for impl in each_implementation(turn.pm, "check_response")
         ]
         found: list[Finding] = []
+        failing: list[str] = []
         for name, result in await _isolated(jobs):
             if isinstance(result, BaseException):
                 record_failure(turn.errors, span, stage, result, plugin=name)
-                failed.append(name)
+                failing.append(name)
             else:
                 found.extend(result)
         for finding in found:
             span.event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, finding_event(finding))
         span.set(semconv.PP_FINDINGS_COUNT, len(found))
-        span.set(semconv.PP_FAILED_DETECTORS, list(failed) or None)
+        span.set(semconv.PP_FAILED_DETECTORS, failing or None)
+        failed.extend(failing)
         return found
 
     findings: list[Finding] = await turn.stage(stage, check) or []
