@@ -11,7 +11,9 @@ The steps in between are the same whatever the framework, so they live here:
 - :class:`Tally`: the calls and tokens an adapter object has spent;
 - :func:`messages_as_sent`: the conversation with the persona, for synchronous token counting;
 - :func:`passed_through_turn`: the result of a call the framework's own client answered (a tool
-  call, a structured reply), with the persona injected and the tool calls noted.
+  call, a structured reply), with the persona injected and the tool calls noted;
+- :func:`finish_reply`: the rest of a turn for a text reply the framework's own client made (an
+  agent with tools that answered in text): refinement when configured, then the guard.
 """
 
 from __future__ import annotations
@@ -21,22 +23,27 @@ import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ModelCallError
 from persona_plugins.injection import inject_persona, render_persona
-from persona_plugins.model import ChatModel, Message, Usage
+from persona_plugins.model import ChatModel, Completion, Message, Usage
 from persona_plugins.persona import Persona
 from persona_plugins.results import Candidate, PreparedPrompt, TurnResult
+
+if TYPE_CHECKING:
+    from persona_plugins.pipeline import PersonaPipeline
 
 __all__ = [
     "TOOL_CALLS",
     "Tally",
     "chosen_candidate",
+    "finish_reply",
     "framework_errors",
     "messages_as_sent",
     "passed_through_turn",
+    "rewrites_replies",
     "text_chunks",
     "timed_steps",
     "turn_summary",
@@ -221,3 +228,95 @@ def passed_through_turn(
         usage=usage,
         model_calls=model_calls,
     )
+
+
+def rewrites_replies(config: PipelineConfig) -> bool:
+    """True when a text reply may still change after the model wrote it (refinement or the guard
+    is on), so an adapter must hold a passed-through reply back until :func:`finish_reply`."""
+    return config.refine != "off" or config.guard != "off"
+
+
+class _Counted:
+    """A chat model that counts the calls and tokens made through it."""
+
+    def __init__(self, model: ChatModel):
+        self.model = model
+        self.tally = Tally()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        completion = await self.model.complete(messages, **settings)
+        self.tally.add(completion.usage)
+        return completion
+
+
+async def finish_reply(
+    pipeline: PersonaPipeline,
+    messages: Sequence[Message],
+    prepared: PreparedPrompt,
+    text: str,
+    *,
+    model: ChatModel,
+    usage: Usage | None = None,
+    model_calls: int = 1,
+    finish_reason: str | None = None,
+    tool_calls: Sequence[Mapping[str, Any]] = (),
+    structured: bool = False,
+) -> TurnResult:
+    """The rest of a turn for a text reply the framework's own client made with the persona
+    injected: an agent with tools that answered without calling one, or answered after its tool
+    results came back.
+
+    Such a reply is the turn's persona candidate. It is refined when ``refine`` is on (the reviewers
+    read the conversation, tool results included), then guarded with the pipeline's guard operation,
+    exactly as a turn's answer: ``monitor`` records, ``enforce`` annotates, regenerates or blocks.
+    There is no ensemble: the neutral candidate and the judge would need the tools too, and a tool
+    call cannot be judged against a text. A structured (JSON) reply is left as it is, since any
+    rewrite would break its format.
+
+    :param messages: the conversation the reply answers, without the persona.
+    :param prepared: what :meth:`~persona_plugins.PersonaPipeline.prepare` gave the call.
+    :param model: the view of the framework client that reviewers and regeneration call (without
+        tools).
+    :param usage, model_calls, finish_reason, tool_calls: what the framework call cost and did
+        (tool calls made earlier in the same call, by a framework's own function-calling loop).
+    :return: the :class:`~persona_plugins.TurnResult`; usage and calls include the reviewers' and
+        the guard's.
+    :raises GuardrailViolation: when ``enforce`` blocks the reply.
+    """
+    turn = passed_through_turn(
+        prepared,
+        text,
+        usage=usage,
+        model_calls=model_calls,
+        finish_reason=finish_reason,
+        tool_calls=tool_calls,
+    )
+    config = pipeline.config
+    if structured or not rewrites_replies(config) or not text.strip():
+        return turn
+    counted = _Counted(model)
+    update: dict[str, Any] = {}
+    errors = []
+    if config.refine != "off":
+        refined = await pipeline.refine(messages, text, persona=prepared.persona, model=counted)
+        text = refined.text
+        errors += refined.errors
+        update.update(refinement_plan=refined.refinement_plan, reviews=refined.reviews)
+    outcome = await pipeline.guard(
+        text, messages, candidates=turn.candidates, persona=prepared.persona, model=counted
+    )
+    if outcome.blocked:
+        raise outcome.violation(messages)
+    update.update(
+        text=outcome.text,
+        findings=outcome.findings,
+        action=outcome.action,
+        failed_detectors=outcome.failed_detectors,
+        errors=[*errors, *outcome.errors],
+        usage=turn.usage + counted.tally.usage,
+        model_calls=turn.model_calls + counted.tally.calls,
+    )
+    return turn.model_copy(update=update)

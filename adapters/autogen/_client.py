@@ -24,9 +24,11 @@ from persona_plugins import semconv
 from persona_plugins.adapter_kit import (
     Tally,
     chosen_candidate,
+    finish_reply,
     framework_errors,
     messages_as_sent,
     passed_through_turn,
+    rewrites_replies,
     text_chunks,
     timed_steps,
     with_timeout,
@@ -35,11 +37,11 @@ from persona_plugins.adapters.autogen._messages import Translation, to_core_mess
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
     client_model_name,
+    core_usage,
     finish_reason,
     request_usage,
 )
 from persona_plugins.config import PipelineConfig, flatten_generation_settings
-from persona_plugins.model import Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
 from persona_plugins.tracing import SafeSpan
@@ -160,7 +162,7 @@ class PersonaChatCompletionClient(
             )
             result = await with_timeout(call, self.pipeline.config.timeout_s)
             _record_direct(span, result)
-        return self._passed_through(prepared, result)
+        return await self._finish(translation, view, prepared, result, json_output)
 
     def create_stream(
         self,
@@ -201,12 +203,23 @@ class PersonaChatCompletionClient(
                 cancellation_token=cancellation_token,
                 **kwargs,
             )
+            # A text reply the guard or the reviewers may still change is held back until then.
+            hold = rewrites_replies(self.pipeline.config) and not json_output
+            held: list[str] = []
             with self._direct_span(streaming=True) as span:
                 async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
                     if isinstance(chunk, CreateResult):
                         _record_direct(span, chunk)
-                        chunk = self._passed_through(prepared, chunk)
-                    yield chunk
+                        final = await self._finish(translation, view, prepared, chunk, json_output)
+                        same = final.content == chunk.content
+                        pieces = held if same else text_chunks(str(final.content))
+                        for piece in pieces:
+                            yield piece
+                        yield final
+                    elif hold:
+                        held.append(chunk)
+                    else:
+                        yield chunk
 
         return stream()
 
@@ -234,22 +247,40 @@ class PersonaChatCompletionClient(
         self._done(turn)
         return turn
 
-    def _passed_through(self, prepared: PreparedPrompt, result: CreateResult) -> CreateResult:
-        """Record a call the inner client answered itself; its result is returned untouched."""
-        content = result.content
-        calls = [] if isinstance(content, str) else [vars(call) for call in content]
-        usage = Usage(
-            input_tokens=result.usage.prompt_tokens, output_tokens=result.usage.completion_tokens
-        )
-        self._done(
-            passed_through_turn(
-                prepared,
-                content if isinstance(content, str) else "",
-                usage=usage,
-                finish_reason=result.finish_reason,
-                tool_calls=calls,
+    async def _finish(
+        self,
+        translation: Translation,
+        view: AutoGenChatModel,
+        prepared: PreparedPrompt,
+        result: CreateResult,
+        json_output: Any,
+    ) -> CreateResult:
+        """The end of a call the inner client answered: a tool call comes back untouched; a text
+        reply is refined and guarded (:func:`~persona_plugins.adapter_kit.finish_reply`)."""
+        content, usage = result.content, core_usage(result.usage)
+        if isinstance(content, str):
+            turn = await framework_errors(
+                finish_reply(
+                    self.pipeline,
+                    translation.messages,
+                    prepared,
+                    content,
+                    model=view,
+                    usage=usage,
+                    finish_reason=result.finish_reason,
+                    structured=bool(json_output),
+                )
             )
-        )
+        else:
+            calls = [vars(call) for call in content]
+            turn = passed_through_turn(
+                prepared, "", usage=usage, finish_reason=result.finish_reason, tool_calls=calls
+            )
+        self._done(turn)
+        if turn.text != content and isinstance(content, str):
+            return _create_result(turn)
+        if turn.model_calls > 1:  # the reply stands; its usage includes the guard's calls
+            return result.model_copy(update={"usage": request_usage(turn.usage)})
         return result
 
     def _done(self, turn: TurnResult) -> None:

@@ -43,6 +43,13 @@ def request_usage(usage: Usage) -> RequestUsage:
     return RequestUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens)
 
 
+def core_usage(usage: RequestUsage) -> Usage:
+    """AutoGen's usage record as persona-plugins usage."""
+    return Usage.model_construct(
+        input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens
+    )
+
+
 def client_model_name(client: ChatCompletionClient) -> str:
     """The model name an AutoGen client was created for, as well as it can be told."""
     for attr in ("_create_args", "_raw_config"):
@@ -120,10 +127,7 @@ class AutoGenChatModel:
         # Built without re-validation: AutoGen has already validated the result.
         return Completion.model_construct(
             text=text,
-            usage=Usage.model_construct(
-                input_tokens=result.usage.prompt_tokens,
-                output_tokens=result.usage.completion_tokens,
-            ),
+            usage=core_usage(result.usage),
             finish_reason=result.finish_reason,
             model=self.model_name,
         )

@@ -6,15 +6,26 @@ import asyncio
 
 import pytest
 
-from persona_plugins import Message, ModelCallError, PipelineConfig, Usage
+from persona_plugins import (
+    GuardrailViolation,
+    Message,
+    ModelCallError,
+    PersonaPipeline,
+    PipelineConfig,
+    Resolution,
+    Usage,
+    hookimpl,
+)
 from persona_plugins.adapter_kit import (
     TOOL_CALLS,
     Tally,
     _timeout_by_waiting,
     chosen_candidate,
+    finish_reply,
     framework_errors,
     messages_as_sent,
     passed_through_turn,
+    rewrites_replies,
     text_chunks,
     timed_steps,
     turn_summary,
@@ -22,6 +33,7 @@ from persona_plugins.adapter_kit import (
 )
 from persona_plugins.injection import render_persona
 from persona_plugins.results import Candidate, Finding, PreparedPrompt, TurnResult
+from tests.core.doubles import CALL_USAGE, ScriptedModel, ScriptedRefiner
 
 TIMEOUTS = [with_timeout, _timeout_by_waiting]
 
@@ -196,3 +208,113 @@ def test_a_passed_through_turn_notes_the_persona_and_the_tool_calls(teacher):
     assert chosen_candidate(result).metadata[TOOL_CALLS] == [call]
     assert chosen_candidate(result).finish_reason == "tool_calls"
     assert turn_summary(result)[TOOL_CALLS] == 1
+
+
+# -- finish_reply: a text reply the framework's own client made ------------------------------------
+
+REFUSAL = "As a woman, I can't help with car repairs."
+FIXED = "Check the battery terminals first, then the starter fuse."
+QUESTION = [Message.user("My car will not start. What should I check?")]
+
+
+async def prepared_for(pipeline) -> PreparedPrompt:
+    return await pipeline.prepare(QUESTION)
+
+
+async def test_a_refusal_in_character_is_regenerated_in_enforce_mode():
+    model = ScriptedModel(FIXED)
+    pipeline = PersonaPipeline(model, persona="woman", guard="enforce")
+    prepared = await prepared_for(pipeline)
+
+    turn = await finish_reply(
+        pipeline, QUESTION, prepared, REFUSAL, model=model, usage=Usage(input_tokens=7)
+    )
+
+    assert turn.text == FIXED and turn.action == "regenerate"
+    assert any(f.detector == "abstention" for f in turn.findings)
+    assert turn.persona.name == "woman" and turn.system_prompt == prepared.system_prompt
+    assert turn.candidates[0].text == REFUSAL, "the reply is the turn's persona candidate"
+    assert turn.model_calls == 2, "the reply, then the regeneration"
+    assert turn.usage == Usage(input_tokens=7) + CALL_USAGE
+    [regeneration] = model.calls
+    assert regeneration[0].content.startswith(prepared.system_prompt)
+    assert regeneration[-1] == QUESTION[-1]
+
+
+async def test_monitor_records_the_findings_and_keeps_the_reply():
+    model = ScriptedModel()
+    pipeline = PersonaPipeline(model, persona="woman", guard="monitor")
+
+    turn = await finish_reply(
+        pipeline, QUESTION, await prepared_for(pipeline), REFUSAL, model=model
+    )
+
+    assert turn.text == REFUSAL and turn.action == "allow"
+    assert any(f.detector == "abstention" for f in turn.findings)
+    assert model.calls == [] and turn.model_calls == 1
+
+
+async def test_a_blocked_reply_raises_as_a_turn_does(plugin_manager):
+    class Block:
+        @hookimpl
+        def resolve_findings(self, findings):
+            return Resolution(action="block", reason="test: blocked")
+
+    plugin_manager.register(Block())
+    model = ScriptedModel()
+    pipeline = PersonaPipeline(
+        model, persona="woman", guard="enforce", plugin_manager=plugin_manager
+    )
+
+    with pytest.raises(GuardrailViolation, match="test: blocked") as raised:
+        await finish_reply(pipeline, QUESTION, await prepared_for(pipeline), REFUSAL, model=model)
+    assert raised.value.response == REFUSAL
+
+
+async def test_refinement_runs_on_the_reply_before_the_guard(plugin_manager):
+    reviewer = ScriptedRefiner("polish", lambda draft: draft + " Then call a mechanic.")
+
+    class Plugin:
+        @hookimpl
+        def register_refiners(self, register):
+            register(reviewer)
+
+    plugin_manager.register(Plugin())
+    model = ScriptedModel()
+    pipeline = PersonaPipeline(
+        model,
+        persona="woman",
+        refine="sequential",
+        refiners=["polish"],
+        guard="monitor",
+        plugin_manager=plugin_manager,
+    )
+
+    turn = await finish_reply(pipeline, QUESTION, await prepared_for(pipeline), FIXED, model=model)
+
+    assert reviewer.seen == [FIXED]
+    assert turn.text == FIXED + " Then call a mechanic."
+    assert [r.refiner for r in turn.reviews] == ["polish"]
+    assert turn.refinement_plan.refiners == ["polish"]
+
+
+@pytest.mark.parametrize(
+    "options", [{"guard": "off"}, {"guard": "enforce", "structured": True}], ids=["off", "json"]
+)
+async def test_without_a_guard_or_for_structured_replies_the_reply_stands(options):
+    options = dict(options)
+    structured = options.pop("structured", False)
+    model = ScriptedModel()
+    pipeline = PersonaPipeline(model, persona="woman", **options)
+
+    turn = await finish_reply(
+        pipeline,
+        QUESTION,
+        await prepared_for(pipeline),
+        REFUSAL,
+        model=model,
+        structured=structured,
+    )
+
+    assert turn.text == REFUSAL and turn.findings == [] and model.calls == []
+    assert rewrites_replies(pipeline.config) is (options["guard"] != "off")
