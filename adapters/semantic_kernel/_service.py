@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import re
-from collections.abc import AsyncGenerator, Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from typing import Any
 
 import pluggy
 from opentelemetry.trace import TracerProvider
@@ -15,9 +13,22 @@ from semantic_kernel.connectors.ai.chat_completion_client_base import ChatComple
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents.chat_history import ChatHistory
 from semantic_kernel.contents.chat_message_content import ChatMessageContent
+from semantic_kernel.contents.function_call_content import FunctionCallContent
 from semantic_kernel.contents.streaming_chat_message_content import StreamingChatMessageContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
+from persona_plugins.adapter_kit import (
+    Tally,
+    chosen_candidate,
+    finish_reply,
+    framework_errors,
+    passed_through_turn,
+    rewrites_replies,
+    text_chunks,
+    timed_steps,
+    turn_summary,
+    with_timeout,
+)
 from persona_plugins.adapters.semantic_kernel._messages import (
     Translation,
     finish_reason,
@@ -30,14 +41,12 @@ from persona_plugins.adapters.semantic_kernel._model import (
     with_generation,
 )
 from persona_plugins.config import PipelineConfig
-from persona_plugins.errors import ModelCallError
 from persona_plugins.model import Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
 
-T = TypeVar("T")
-_CHUNK = re.compile(r"\S+\s*|\s+")
 METADATA_KEY = "persona_plugins"
+_NO_PERSONA = PreparedPrompt(persona=None, persona_source="none", prompt=[])
 
 
 def function_calling_in_effect(
@@ -66,16 +75,20 @@ class PersonaChatCompletion(ChatCompletionClientBase):
     ``ChatCompletionAgent`` and the orchestrations call their chat service directly, so kernel
     filters never see their prompts: give them this service instead.
 
-    - With ensemble, refinement or guardrails on, a text turn runs the whole pipeline
-      (``last_result`` has everything) and its answer comes back with the turn's usage in
-      ``metadata["usage"]`` and a summary in ``metadata["persona_plugins"]``.
-    - With persona injection only, the answer is the model's own: each call is the inner
-      service's call with the persona's system message (``last_prepared``), its message or
-      stream passed through unchanged.
+    - With ensemble, refinement or guardrails on, a text turn runs the whole pipeline and its
+      answer comes back with the turn's usage in ``metadata["usage"]`` and a summary in
+      ``metadata["persona_plugins"]``.
+    - With persona injection only, each call is the inner service's call with the persona's
+      system message, its message or stream passed through unchanged.
     - Calls where the model may call kernel functions, and histories with images, function calls
-      or results, get the persona's system message only and otherwise reach the inner service
-      untouched, so function calling (SK's auto-invocation loop) works as before; the calls and
-      results it adds reach the caller's history.
+      or results, get the persona's system message and otherwise reach the inner service as they
+      are, so SK's function-calling loop works as before (the calls and results it adds reach the
+      caller's history). The text reply such a call ends with is then refined, when ``refine`` is
+      on, and guarded like any other (held back until then when streamed); there is no ensemble on
+      such calls (see the README).
+
+    ``last_result`` describes every call, function calls included (in its persona candidate's
+    ``metadata["tool_calls"]``).
 
     Example::
 
@@ -90,13 +103,9 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             service = PersonaChatCompletion(embedded_chat_completion(), persona="pirate_captain")
             agent = ChatCompletionAgent(service=service, name="captain")
             response = await agent.get_response("Where is the treasure?")
-            print(response.message.content, service.last_prepared.persona.name)
+            print(response.message.content, service.last_result.persona.name)
 
         asyncio.run(main())
-
-    Streaming (``invoke_stream``, which the orchestrations use): with persona injection only, the
-    inner service's own stream passes straight through; otherwise the turn runs first and its text
-    is streamed in word-sized chunks, the last one carrying the metadata.
 
     Args:
         inner: the SK chat service that does the real model calls.
@@ -105,14 +114,12 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         tracer_provider: OpenTelemetry tracer provider (default: the global one).
         service_id: the kernel service id (default: the inner service's, so this service takes
             its place in a kernel).
-        **overrides: config fields on top of ``config`` (``persona="historian"``,
-            ``ensemble="jekyll_hyde"``).
+        **overrides: config fields on top of ``config`` (``persona="historian"``).
 
     Attributes:
         inner: the wrapped service; ``pipeline``: the :class:`~persona_plugins.PersonaPipeline`.
-        last_result: the :class:`~persona_plugins.TurnResult` of the latest pipeline turn.
-        last_prepared: the :class:`~persona_plugins.results.PreparedPrompt` (persona and
-            prompt) of the latest call passed through.
+        last_result: the :class:`~persona_plugins.TurnResult` of the latest call.
+        last_prepared: the persona and prompt of the latest call passed to the inner service.
         model_calls, usage: model calls made through this service so far, and their tokens.
     """
 
@@ -120,8 +127,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
     pipeline: SkipValidation[PersonaPipeline] = Field(exclude=True)
     _last_result: TurnResult | None = PrivateAttr(default=None)
     _last_prepared: PreparedPrompt | None = PrivateAttr(default=None)
-    # calls, input tokens, output tokens: one list, updated in place (no pydantic __setattr__)
-    _tally: list[int] = PrivateAttr(default_factory=lambda: [0, 0, 0])
+    _tally: Tally = PrivateAttr(default_factory=Tally)
 
     def __init__(
         self,
@@ -164,11 +170,11 @@ class PersonaChatCompletion(ChatCompletionClientBase):
 
     @property
     def model_calls(self) -> int:
-        return self._tally[0]
+        return self._tally.calls
 
     @property
     def usage(self) -> Usage:
-        return Usage(input_tokens=self._tally[1], output_tokens=self._tally[2])
+        return self._tally.usage
 
     # -- the two calls SK makes ------------------------------------------------------------------
 
@@ -179,31 +185,34 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         **kwargs: Any,
     ) -> list[ChatMessageContent]:
         translation = to_core_messages(chat_history.messages)
-        if self._direct(translation, settings, kwargs):
-            injected = await self._injected(translation)
-            sent = len(injected)
-            results = await self._timed(
-                self.inner.get_chat_message_contents(
-                    injected, self._direct_settings(settings), **kwargs
-                )
-            )
-            # One usage per model call: the function-calling loop's calls, then the answer.
-            calls = [m for m in injected.messages[sent:] if m.role == AuthorRole.ASSISTANT]
-            self._record_direct([usage_of(m) for m in [*calls, *results[:1]]], len(calls) + 1)
-            # The inner service's function-calling loop appended its calls and results to the
-            # history it was given; the caller (ChatCompletionAgent) reads them from its own.
-            _copy_new_messages(injected, sent, chat_history)
-            return results
-        view = SemanticKernelChatModel(
-            self.inner, settings, originals=translation.originals, model_name=self.ai_model_id
+        if not self._direct(translation, settings, kwargs):
+            view = self._view(translation, settings)
+            turn = await self._run(translation, view)
+            # A turn that is one model call answered unchanged returns the service's own message.
+            if turn.model_calls == 1 and view.responses and view.responses[-1].content == turn.text:
+                message = view.responses[-1]
+                message.metadata = {**message.metadata, METADATA_KEY: turn_summary(turn)}
+                return [message]
+            return [_turn_message(turn, self.ai_model_id)]
+        prepared, injected = await self._injected(translation)
+        sent = len(injected)
+        results = await with_timeout(
+            self.inner.get_chat_message_contents(
+                injected, self._direct_settings(settings), **kwargs
+            ),
+            self.pipeline.config.timeout_s,
         )
-        turn = await self._run(translation, view)
-        # A turn that is one model call answered unchanged returns the service's own message.
-        if turn.model_calls == 1 and view.responses and view.responses[-1].content == turn.text:
-            message = view.responses[-1]
-            message.metadata = {**message.metadata, METADATA_KEY: _summary(turn)}
-            return [message]
-        return [_turn_message(turn, self.ai_model_id)]
+        # The function-calling loop appended its calls and results to the history it was given;
+        # the caller (ChatCompletionAgent) reads them from its own.
+        added = injected.messages[sent:]
+        for message in added:
+            chat_history.add_message(message)
+        made = [m for m in [*added, *results[:1]] if m.role == AuthorRole.ASSISTANT]
+        reply = results[0] if results else None
+        turn = await self._finish(prepared, chat_history, settings, made, reply)
+        if reply is not None and turn.text != reply.content:
+            return [_turn_message(turn, self.ai_model_id), *results[1:]]
+        return results
 
     async def get_streaming_chat_message_contents(
         self,
@@ -212,49 +221,52 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         **kwargs: Any,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         translation = to_core_messages(chat_history.messages)
-        if self._direct(translation, settings, kwargs):
-            injected = await self._injected(translation)
-            copied = len(injected)
-            chunks = self.inner.get_streaming_chat_message_contents(
-                injected, self._direct_settings(settings), **kwargs
-            )
-            usages: list[Usage] = []
-            attempts: set[int | None] = set()  # one model call per function-calling attempt
-            try:
-                while True:
-                    try:
-                        batch = await self._timed(chunks.__anext__())
-                    except StopAsyncIteration:
-                        break
-                    for message in batch:
-                        if message is not None and message.role == AuthorRole.ASSISTANT:
-                            attempts.add(message.function_invoke_attempt)
-                            if message.metadata.get("usage") is not None:
-                                usages.append(usage_of(message))
-                    # Function calls and results the inner loop appended, before the caller
-                    # (ChatCompletionAgent.invoke_stream) looks for them after this batch.
-                    copied = _copy_new_messages(injected, copied, chat_history)
-                    yield batch
-            finally:
-                self._record_direct(usages, len(attempts))
-                with contextlib.suppress(Exception):
-                    await chunks.aclose()
+        if not self._direct(translation, settings, kwargs):
+            turn = await self._run(translation, self._view(translation, settings))
+            for batch in _turn_stream(turn, self.ai_model_id):
+                yield batch
             return
-        view = SemanticKernelChatModel(
-            self.inner, settings, originals=translation.originals, model_name=self.ai_model_id
+        prepared, injected = await self._injected(translation)
+        copied = sent = len(injected)
+        chunks = self.inner.get_streaming_chat_message_contents(
+            injected, self._direct_settings(settings), **kwargs
         )
-        turn = await self._run(translation, view)
-        pieces = _CHUNK.findall(turn.text) or [""]
-        for piece in pieces[:-1]:
-            yield [
-                StreamingChatMessageContent(
-                    role=AuthorRole.ASSISTANT,
-                    content=piece,
-                    choice_index=0,
-                    ai_model_id=self.ai_model_id,
-                )
-            ]
-        yield [_turn_message(turn, self.ai_model_id, pieces[-1])]
+        # A text reply the guard or the reviewers may still change is held back until then;
+        # function calls, their results and the text before them pass as they come.
+        hold = rewrites_replies(self.pipeline.config)
+        held: list[list[StreamingChatMessageContent]] = []
+        attempt: list[StreamingChatMessageContent] = []  # the assistant chunks of the last call
+        usages: list[Usage] = []
+        calls = 0
+        try:
+            async for batch in timed_steps(chunks, self.pipeline.config.timeout_s):
+                replies = [m for m in batch if m is not None and m.role == AuthorRole.ASSISTANT]
+                if any(m.function_invoke_attempt != _attempt_of(attempt) for m in replies):
+                    attempt, calls = [], calls + 1
+                usages += [usage_of(m) for m in replies if m.metadata.get("usage") is not None]
+                attempt += replies
+                copied = _copy_new(injected, copied, chat_history)
+                if hold and not _calls_in(attempt) and len(replies) == len(batch):
+                    held.append(batch)
+                    continue
+                for earlier in held:
+                    yield earlier
+                held = []
+                yield batch
+        except BaseException:
+            self._tally.add(sum(usages, Usage()), max(1, calls))
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await chunks.aclose()
+        reply = _merged(attempt)
+        made = [m for m in injected.messages[sent:] if m.role == AuthorRole.ASSISTANT]
+        turn = await self._finish(
+            prepared, chat_history, settings, made, reply, usage=sum(usages, Usage()), calls=calls
+        )
+        rewritten = reply is not None and turn.text != reply.content
+        for batch in _turn_stream(turn, self.ai_model_id) if rewritten else held:
+            yield batch
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -264,10 +276,10 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         kwargs: Mapping[str, Any],
     ) -> bool:
-        """True when the call goes to the inner service with the persona injected, and no more:
-        a turn whose answer is the model's own output (persona injection only), a conversation
-        with non-text content, or a call where the model may call kernel functions. (An empty
-        conversation, which the pipeline rejects, is the inner service's to answer.)"""
+        """True when the call goes to the inner service with the persona injected: a turn whose
+        answer is the model's own output (persona injection only), a conversation with non-text
+        content, or a call where the model may call kernel functions. (An empty conversation,
+        which the pipeline rejects, is the inner service's to answer.)"""
         return (
             self.pipeline.can_stream
             or not translation.messages
@@ -275,17 +287,21 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             or function_calling_in_effect(self.inner, settings, kwargs)
         )
 
-    async def _injected(self, translation: Translation) -> ChatHistory:
+    def _view(
+        self, translation: Translation, settings: PromptExecutionSettings | None = None
+    ) -> SemanticKernelChatModel:
+        return SemanticKernelChatModel(
+            self.inner, settings, originals=translation.originals, model_name=self.ai_model_id
+        )
+
+    async def _injected(self, translation: Translation) -> tuple[PreparedPrompt, ChatHistory]:
         """The history with the persona's system message, for a call passed to the inner service."""
         if not translation.messages:
-            return ChatHistory()
-        view = SemanticKernelChatModel(
-            self.inner, originals=translation.originals, model_name=self.ai_model_id
-        )
-        prepared = await self.pipeline.prepare(translation.messages, model=view)
+            return _NO_PERSONA, ChatHistory()
+        prepared = await self.pipeline.prepare(translation.messages, model=self._view(translation))
         self._last_prepared = prepared
         messages = translation.back(prepared.prompt, instruction_role=self.inner.instruction_role)
-        return ChatHistory(messages=messages)
+        return prepared, ChatHistory(messages=messages)
 
     def _direct_settings(self, settings: PromptExecutionSettings) -> PromptExecutionSettings:
         # The same precedence as pipeline turns: the config's model_settings over the caller's.
@@ -294,32 +310,68 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         )
 
     async def _run(self, translation: Translation, view: SemanticKernelChatModel) -> TurnResult:
-        try:
-            turn = await self.pipeline.run(translation.messages, model=view)
-        except ModelCallError as exc:
-            # The inner service's own exception, unchanged, is what SK users catch and retry.
-            if exc.__cause__ is not None and not isinstance(exc.__cause__, asyncio.CancelledError):
-                raise exc.__cause__ from None
-            raise
-        self._last_result = turn
-        self._add(turn.usage.input_tokens, turn.usage.output_tokens, calls=turn.model_calls)
+        turn = await framework_errors(self.pipeline.run(translation.messages, model=view))
+        self._done(turn)
         return turn
 
-    async def _timed(self, call: Awaitable[T]) -> T:
-        timeout = self.pipeline.config.timeout_s
-        return await (asyncio.wait_for(call, timeout) if timeout else call)
+    async def _finish(
+        self,
+        prepared: PreparedPrompt,
+        history: ChatHistory,
+        settings: PromptExecutionSettings,
+        made: Sequence[ChatMessageContent],
+        reply: ChatMessageContent | None,
+        *,
+        usage: Usage | None = None,
+        calls: int | None = None,
+    ) -> TurnResult:
+        """The end of a call the inner service answered: a function call comes back untouched; a
+        text reply is refined and guarded (:func:`~persona_plugins.adapter_kit.finish_reply`)."""
+        if usage is None:
+            usage = sum((usage_of(m) for m in made), Usage())
+        noted = {
+            item.id or str(index): {"id": item.id, "name": item.name, "arguments": item.arguments}
+            for index, item in enumerate(
+                i for m in [*made, *([reply] if reply else [])] for i in m.items
+            )
+            if isinstance(item, FunctionCallContent)
+        }
+        tool_calls = list(noted.values())
+        calls = max(1, calls if calls is not None else len(made))
+        text = reply.content if reply is not None else ""
+        reason = reply.finish_reason.value if reply is not None and reply.finish_reason else None
+        # A reply that is not the model's text (a function call handed back to the caller, or
+        # the results of functions that ended the loop) passes through untouched.
+        if reply is None or reply.role != AuthorRole.ASSISTANT or _calls_in([reply]):
+            turn = passed_through_turn(
+                prepared,
+                text,
+                usage=usage,
+                model_calls=calls,
+                finish_reason=reason,
+                tool_calls=tool_calls,
+            )
+        else:
+            after = to_core_messages(history.messages)
+            turn = await framework_errors(
+                finish_reply(
+                    self.pipeline,
+                    after.messages,
+                    prepared,
+                    text,
+                    model=self._view(after, settings),
+                    usage=usage,
+                    model_calls=calls,
+                    finish_reason=reason,
+                    tool_calls=tool_calls,
+                )
+            )
+        self._done(turn)
+        return turn
 
-    def _record_direct(self, usages: list[Usage], calls: int) -> None:
-        # No span of our own: SK's model diagnostics trace the inner service's calls.
-        tokens_in = sum(u.input_tokens for u in usages)
-        tokens_out = sum(u.output_tokens for u in usages)
-        self._add(tokens_in, tokens_out, calls=max(1, calls))
-
-    def _add(self, tokens_in: int, tokens_out: int, *, calls: int) -> None:
-        tally = self._tally
-        tally[0] += calls
-        tally[1] += tokens_in
-        tally[2] += tokens_out
+    def _done(self, turn: TurnResult) -> None:
+        self._last_result = turn
+        self._tally.add(turn.usage, turn.model_calls)
 
     # -- everything else delegates ---------------------------------------------------------------
 
@@ -333,34 +385,50 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         return self.inner.service_url()
 
 
-def _copy_new_messages(source: ChatHistory, start: int, target: ChatHistory) -> int:
+def _copy_new(source: ChatHistory, start: int, target: ChatHistory) -> int:
     """Append ``source.messages[start:]`` to ``target``; return the new length of ``source``."""
     for message in source.messages[start:]:
         target.add_message(message)
     return len(source.messages)
 
 
+def _attempt_of(chunks: Sequence[StreamingChatMessageContent]) -> int | None:
+    return chunks[-1].function_invoke_attempt if chunks else None
+
+
+def _calls_in(chunks: Sequence[ChatMessageContent]) -> bool:
+    return any(isinstance(item, FunctionCallContent) for m in chunks for item in m.items)
+
+
+def _merged(chunks: Sequence[StreamingChatMessageContent]) -> StreamingChatMessageContent | None:
+    """The chunks of one streamed answer (first choice) as one message."""
+    first = [m for m in chunks if m.choice_index == 0]
+    return sum(first[1:], first[0]) if first else None
+
+
 def _turn_message(turn: TurnResult, ai_model_id: str, text: str | None = None) -> Any:
     """The answer of a pipeline turn as an SK message (a streaming chunk when ``text`` is given),
     with the turn's usage in ``metadata["usage"]``."""
-    chosen = next((c for c in turn.candidates if c.name == turn.chosen), None)
+    chosen = chosen_candidate(turn)
     options: dict[str, Any] = {
         "role": AuthorRole.ASSISTANT,
         "content": turn.text if text is None else text,
         "ai_model_id": ai_model_id,
         "finish_reason": finish_reason(chosen.finish_reason if chosen else None),
-        "metadata": {"usage": sk_usage(turn.usage), METADATA_KEY: _summary(turn)},
+        "metadata": {"usage": sk_usage(turn.usage), METADATA_KEY: turn_summary(turn)},
     }
     if text is None:
         return ChatMessageContent(**options)
     return StreamingChatMessageContent(choice_index=0, **options)
 
 
-def _summary(turn: TurnResult) -> dict[str, Any]:
-    return {
-        "persona": turn.persona.name if turn.persona else None,
-        "chosen": turn.chosen,
-        "model_calls": turn.model_calls,
-        "action": turn.action,
-        "findings": len(turn.findings),
-    }
+def _turn_stream(turn: TurnResult, ai_model_id: str) -> Iterator[list[StreamingChatMessageContent]]:
+    """A finished turn's text in word-sized chunks, the last one carrying the metadata."""
+    pieces = text_chunks(turn.text) or [""]
+    for piece in pieces[:-1]:
+        yield [
+            StreamingChatMessageContent(
+                role=AuthorRole.ASSISTANT, content=piece, choice_index=0, ai_model_id=ai_model_id
+            )
+        ]
+    yield [_turn_message(turn, ai_model_id, pieces[-1])]

@@ -23,7 +23,7 @@ from semantic_kernel.contents import (
 from semantic_kernel.contents.utils.author_role import AuthorRole
 from semantic_kernel.contents.utils.finish_reason import FinishReason
 
-from persona_plugins import ChatModel, Completion, Finding, Message, Resolution, hookimpl
+from persona_plugins import ChatModel, Completion, Finding, Message, Resolution, Usage, hookimpl
 from persona_plugins.adapters.semantic_kernel import ChatModelChatCompletion, to_core_messages
 
 
@@ -225,3 +225,26 @@ class FixedResolution:
 def texts(messages: Sequence[ChatMessageContent]) -> list[tuple[str, str]]:
     """``(role, text)`` of each SK message."""
     return [(m.role.value, m.content) for m in messages]
+
+
+class ScriptedReplyChatCompletion(FunctionCallingChatCompletion):
+    """:class:`FunctionCallingChatCompletion` whose text replies come from ``replies`` first (one
+    per call, in order; then the real model), to force a reply SmolLM2 would not write, such as a
+    refusal in character. With ``call_first=False`` it never asks for a function call."""
+
+    replies: list[str] = Field(default_factory=list)
+    call_first: bool = True
+
+    def _asks_for_call(self, chat_history: ChatHistory, settings: PromptExecutionSettings) -> bool:
+        return self.call_first and super()._asks_for_call(chat_history, settings)
+
+    async def _complete(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings
+    ) -> Completion:
+        if self.replies:
+            return Completion(
+                text=self.replies.pop(0),
+                usage=Usage(input_tokens=10, output_tokens=5),
+                finish_reason="stop",
+            )
+        return await super()._complete(chat_history, settings)

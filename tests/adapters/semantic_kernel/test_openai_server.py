@@ -135,7 +135,9 @@ async def test_an_agent_with_functions_sends_its_tools_through(llama_server):
     response = await agent.get_response("What is the weather in Paris?")
 
     assert response.message.content.strip()
-    assert service.last_result is None, "no pipeline turn: the function-calling call passed through"
+    turn = service.last_result  # no pipeline turn: the function-calling call passed through
+    assert turn.text == response.message.content and turn.persona.name == "pirate_captain"
+    assert [c.name for c in turn.candidates] == ["persona"], "no ensemble with functions"
     assert len(inner.received) >= 1
     assert inner.received[0]["settings"].function_choice_behavior is not None
     assert texts(inner.received[0]["messages"])[0] == ("system", persona_prompt(service.pipeline))

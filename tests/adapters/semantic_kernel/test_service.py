@@ -106,7 +106,10 @@ async def test_an_agent_answers_with_the_persona_ahead_of_its_instructions(servi
     assert isinstance(usage, CompletionUsage) and usage.completion_tokens > 0
     assert wrapped.model_calls == 1 and wrapped.usage.output_tokens == usage.completion_tokens
     assert wrapped.last_prepared.persona.name == "historian"
-    assert wrapped.last_result is None, "persona injection only: the inner call passes through"
+    turn = wrapped.last_result  # persona injection only: the inner call passed through
+    assert turn.text == response.message.content and turn.persona.name == "historian"
+    assert turn.system_prompt == persona_prompt(wrapped) and turn.model_calls == 1
+    assert "persona_plugins" not in response.message.metadata, "the message is the service's own"
 
 
 async def test_the_conversation_reaches_the_inner_service_as_the_same_objects(service):
@@ -239,7 +242,15 @@ async def test_a_function_calling_turn_reaches_the_inner_service_with_the_person
     ]
 
     assert weather.cities == ["Paris"], "SK's auto-invocation loop called the function"
-    assert wrapped.last_result is None, "no pipeline turn: the call passed through"
+    turn = wrapped.last_result  # no pipeline turn: the call passed through, and is described
+    assert turn.persona.name == "pirate_captain" and turn.model_calls == 2
+    assert turn.candidates[0].metadata["tool_calls"] == [
+        {"id": "call_1", "name": "weather-forecast", "arguments": {"city": "Paris"}}
+    ]
+    assert turn.text == items[-1].message.content
+    assert [c.name for c in turn.candidates] == ["persona"], (
+        "no ensemble on a function-calling turn"
+    )
     assert len(inner.received) == 2
     for call in inner.received:
         assert texts(call["messages"])[0] == ("system", persona_prompt(wrapped))
@@ -288,6 +299,9 @@ async def test_a_streamed_function_calling_turn_hands_its_messages_to_the_agent(
     assert kinds == ["FunctionCallContent", "FunctionResultContent"]
     assert "".join(c.content for c in chunks).strip()
     assert wrapped.model_calls == 2
+    turn = wrapped.last_result
+    assert turn.model_calls == 2 and turn.text == "".join(c.content for c in chunks)
+    assert [c["name"] for c in turn.candidates[0].metadata["tool_calls"]] == ["weather-forecast"]
 
 
 async def test_without_kernel_functions_an_agent_turn_runs_the_pipeline(recording_model):
@@ -319,7 +333,7 @@ async def test_a_history_with_an_image_passes_through_with_the_persona(service, 
 
     sent = service.received[0]["messages"]
     assert texts(sent)[0] == ("system", persona_prompt(wrapped)) and sent[1] is history.messages[0]
-    assert wrapped.last_result is None
+    assert wrapped.last_result is None, "the call failed: there is no turn to describe"
 
 
 async def test_function_choice_settings_reach_the_inner_service(recording_model):
