@@ -13,31 +13,49 @@ The steps in between are the same whatever the framework, so they live here:
 - :func:`passed_through_turn`: the result of a call the framework's own client answered (a tool
   call, a structured reply), with the persona injected and the tool calls noted;
 - :func:`finish_reply`: the rest of a turn for a text reply the framework's own client made (an
-  agent with tools that answered in text): refinement when configured, then the guard.
+  agent with tools that answered in text): refinement when configured, then the guard;
+- :class:`TeamGuard`: the guardrails of a team conversation (each member's messages, and the team
+  checks), for a framework's team hook to call with each message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pluggy
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
-from persona_plugins.errors import ModelCallError
+from persona_plugins.errors import ConfigError, ModelCallError
+from persona_plugins.guardrails import NoModel, guard_pipeline
+from persona_plugins.guardrails.team import TeamMonitor
 from persona_plugins.injection import inject_persona, render_persona
+from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import ChatModel, Completion, Message, Usage
-from persona_plugins.persona import Persona
-from persona_plugins.results import Candidate, PreparedPrompt, TurnResult
+from persona_plugins.persona import Persona, resolve_persona
+from persona_plugins.personas import collect_personas
+from persona_plugins.plugins import get_plugin_manager
+from persona_plugins.results import Candidate, Finding, GuardOutcome, PreparedPrompt, TurnResult
+from persona_plugins.tracing import Telemetry, finding_event
 
 if TYPE_CHECKING:
     from persona_plugins.pipeline import PersonaPipeline
 
 __all__ = [
+    "TEAM_NOTE_TEMPLATE",
     "TOOL_CALLS",
+    "WITHHELD_TEMPLATE",
     "Tally",
+    "TeamGuard",
     "chosen_candidate",
     "finish_reply",
     "framework_errors",
@@ -320,3 +338,150 @@ async def finish_reply(
         model_calls=turn.model_calls + counted.tally.calls,
     )
     return turn.model_copy(update=update)
+
+
+# -- teams ----------------------------------------------------------------------------------------
+
+#: What a blocked team message is rewritten to (a message is never dropped: that can hang a team).
+WITHHELD_TEMPLATE = "[persona-plugins withheld this message from {speaker}: {reason}]"
+#: The note a team finding adds to the message that brought it, for the next speakers to read.
+TEAM_NOTE_TEMPLATE = "\n\n[persona-plugins team guard: {message}]"
+
+_TEAM_SETTINGS = frozenset(inspect.signature(TeamMonitor).parameters) - {"task"}
+
+
+class TeamGuard:
+    """The guardrails of a team conversation, framework-free: a framework's team hook (AutoGen's
+    :class:`~persona_plugins.adapters.autogen.TeamGuardHandler`) calls :meth:`review` with each
+    member's message and writes back the text it returns.
+
+    Each message goes through the pipeline's guard operation with the speaker's persona
+    (:meth:`~persona_plugins.PersonaPipeline.guard`: every detector, then in ``enforce`` mode the
+    ``resolve_findings`` decision) and through the team checks of
+    :class:`~persona_plugins.guardrails.team.TeamMonitor` (monopolization, drift from the task,
+    discussion length). In ``enforce`` mode the message is *rewritten*, never dropped: the guard's
+    text replaces it (a blocked one becomes a one-line notice) and team findings add a note for the
+    next speakers. ``monitor`` only records; ``off`` checks nothing.
+
+    Args:
+        task: the team's task (default: set later with :meth:`set_task`).
+        guard: ``enforce``, ``monitor`` or ``off``.
+        detectors: detectors to run on each message (default: the config default); ``[]`` runs
+            the team checks only.
+        personas: speaker name -> persona (object, catalog name or file).
+        model: a chat model for the optional model checks and for regeneration (default: none;
+            regeneration then annotates instead).
+        plugin_manager, tracer_provider, meter_provider: as for the pipeline.
+        **team_settings: the team checks' settings, exactly the keyword arguments of
+            :class:`~persona_plugins.guardrails.team.TeamMonitor` (``max_share``, ``max_turns``,
+            ...), which also holds their defaults; an unknown name is a
+            :class:`~persona_plugins.ConfigError`.
+
+    Attributes:
+        findings: every finding so far, each with ``metadata["speaker"]`` and ``["turn"]``.
+        monitor: the :class:`~persona_plugins.guardrails.team.TeamMonitor` (its ``transcript``).
+        rewrites: how many messages were rewritten.
+    """
+
+    def __init__(
+        self,
+        task: str | None = None,
+        *,
+        guard: str = "enforce",
+        detectors: list[str] | None = None,
+        personas: Mapping[str, Persona | str] | None = None,
+        model: ChatModel | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        **team_settings: Any,
+    ):
+        unknown = sorted(set(team_settings) - _TEAM_SETTINGS)
+        if unknown:
+            raise ConfigError(
+                f"unknown team guard setting(s) {unknown}; the team checks take "
+                f"{sorted(_TEAM_SETTINGS)}"
+            )
+        overrides: dict[str, Any] = {"guard": guard}
+        if detectors is not None:
+            overrides["detectors"] = list(detectors)
+        self.config = PipelineConfig.build(None, **overrides)
+        self.pm = plugin_manager or get_plugin_manager()
+        catalog = collect_personas(self.pm) if personas else {}
+        self.personas: dict[str, Persona] = {
+            name: p if isinstance(p, Persona) else resolve_persona(p, catalog)  # type: ignore[misc]
+            for name, p in (personas or {}).items()
+        }
+        self.model: ChatModel = model if model is not None else NoModel()
+        self.monitor = TeamMonitor(task, **team_settings)
+        self.telemetry = Telemetry(tracer_provider)
+        self.metrics = PipelineMetrics(meter_provider)
+        self._providers = (tracer_provider, meter_provider)
+        self._pipelines: dict[str, PersonaPipeline] = {}
+        self.findings: list[Finding] = []
+        self.rewrites = 0
+
+    def set_task(self, task: str) -> None:
+        """The team's task, for the drift check (the first one set stays)."""
+        self.monitor.set_task(task)
+
+    async def review(self, speaker: str, text: str) -> str:
+        """Guard one member's message; return the text the team should see (``text`` itself
+        when nothing is to change)."""
+        if self.config.guard == "off":
+            return text
+        started = time.perf_counter()
+        attributes = {
+            semconv.GEN_AI_OPERATION_NAME: "guard",
+            semconv.GEN_AI_AGENT_NAME: speaker,
+            semconv.PP_GUARD: self.config.guard,
+        }
+        with self.telemetry.span("persona_plugins team_guard", attributes) as span:
+            outcome: GuardOutcome | None = None
+            if self.config.detectors:
+                task = [Message.user(self.monitor.task)] if self.monitor.task else None
+                outcome = await self._pipeline(speaker).guard(text, task)
+            team_findings = self.monitor.add(speaker, text)
+            for finding in team_findings:
+                self.metrics.finding(finding.detector, finding.severity)
+                span.event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, finding_event(finding))
+            turn = len(self.monitor.transcript)
+            stamped = [
+                f.model_copy(update={"metadata": {**f.metadata, "speaker": speaker, "turn": turn}})
+                for f in [*(outcome.findings if outcome else []), *team_findings]
+            ]
+            self.findings.extend(stamped)
+            span.set(semconv.PP_FINDINGS_COUNT, len(stamped))
+            acted = outcome is not None and outcome.action != "allow"
+            if self.config.guard != "enforce" or not (stamped or acted):
+                return text
+            new, action = text, "allow"
+            if outcome is not None and outcome.blocked:
+                reason = outcome.resolution.reason if outcome.resolution else ""
+                new = WITHHELD_TEMPLATE.format(
+                    speaker=speaker, reason=reason or "blocked by the guardrails"
+                )
+                action = "block"
+            elif outcome is not None:
+                new, action = outcome.text, outcome.action
+            for finding in team_findings:
+                new += TEAM_NOTE_TEMPLATE.format(message=finding.message)
+                action = "annotate" if action == "allow" else action
+            self.rewrites += new != text
+            span.set(semconv.PP_ACTION, action)
+            self.metrics.stage("team_guard", time.perf_counter() - started)
+            return new
+
+    def _pipeline(self, speaker: str) -> PersonaPipeline:
+        """The guard pipeline of one speaker (with that speaker's persona), made on first use."""
+        if speaker not in self._pipelines:
+            tracer_provider, meter_provider = self._providers
+            self._pipelines[speaker] = guard_pipeline(
+                persona=self.personas.get(speaker),
+                config=self.config,
+                model=self.model,
+                plugin_manager=self.pm,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+            )
+        return self._pipelines[speaker]

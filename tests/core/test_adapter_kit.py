@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from persona_plugins import (
+    ConfigError,
     GuardrailViolation,
     Message,
     ModelCallError,
@@ -19,6 +20,7 @@ from persona_plugins import (
 from persona_plugins.adapter_kit import (
     TOOL_CALLS,
     Tally,
+    TeamGuard,
     _timeout_by_waiting,
     chosen_candidate,
     finish_reply,
@@ -31,6 +33,7 @@ from persona_plugins.adapter_kit import (
     turn_summary,
     with_timeout,
 )
+from persona_plugins.guardrails.team import TeamMonitor
 from persona_plugins.injection import render_persona
 from persona_plugins.results import Candidate, Finding, PreparedPrompt, TurnResult
 from tests.core.doubles import CALL_USAGE, ScriptedModel, ScriptedRefiner
@@ -318,3 +321,37 @@ async def test_without_a_guard_or_for_structured_replies_the_reply_stands(option
 
     assert turn.text == REFUSAL and turn.findings == [] and model.calls == []
     assert rewrites_replies(pipeline.config) is (options["guard"] != "off")
+
+
+# -- TeamGuard: a team conversation's guardrails ---------------------------------------------------
+
+
+def test_team_settings_are_the_team_monitors_own_and_unknown_ones_are_refused():
+    guard = TeamGuard(max_share=0.5, max_turns=3)
+
+    assert guard.monitor.max_share == 0.5 and guard.monitor.max_turns == 3
+    assert guard.monitor.min_turns == TeamMonitor().min_turns, "defaults come from TeamMonitor"
+    with pytest.raises(ConfigError, match="max_shar"):
+        TeamGuard(max_shar=0.5)
+
+
+async def test_a_blocked_member_message_is_rewritten_to_a_notice_never_dropped():
+    guard = TeamGuard("Plan a picnic.", guard="enforce")
+
+    text = await guard.review("member_0", "I will kill you all if this picnic fails.")
+
+    assert text.startswith("[persona-plugins withheld this message from member_0")
+    assert guard.rewrites == 1
+    assert any(f.detector == "toxicity" for f in guard.findings)
+    assert guard.findings[0].metadata == {**guard.findings[0].metadata, "speaker": "member_0"}
+
+
+async def test_team_findings_add_a_note_in_enforce_mode_and_nothing_in_monitor_mode():
+    for mode, rewritten in (("enforce", True), ("monitor", False)):
+        guard = TeamGuard("Plan a picnic.", guard=mode, detectors=[], max_turns=1)
+        await guard.review("a", "Sandwiches and fruit.")
+        text = await guard.review("b", "Lemonade too.")
+
+        assert ("[persona-plugins team guard:" in text) is rewritten
+        assert [f.detector for f in guard.findings] == ["discussion_length"]
+        assert guard.rewrites == int(rewritten)
