@@ -1,21 +1,26 @@
 """What every built-in detector shares: reading its entry in ``config.detectors``
-(:func:`detector_options`, owned by the guard stage), a ``detect`` that never raises, and a
-stand-in for a missing model."""
+(:func:`detector_options`, owned by the guard stage), a ``detect`` that never raises, the
+``check`` the guard stage runs and the ``register_detectors`` hooks (:class:`BuiltinDetector`,
+:func:`register_builtin`), and a stand-in for a missing model."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from persona_plugins.guard import detector_options
-from persona_plugins.model import Completion, Message
-from persona_plugins.results import Finding
+from persona_plugins.hookspecs import hookimpl
+from persona_plugins.model import ChatModel, Completion, Message
+from persona_plugins.persona import Persona
+from persona_plugins.results import Finding, RegisterDetector
 
 __all__ = [
+    "BuiltinDetector",
     "NoModel",
     "detector_options",
     "guarded",
+    "register_builtin",
 ]
 
 _log = logging.getLogger("persona_plugins.guardrails")
@@ -34,6 +39,76 @@ def guarded(name: str, detect: Callable[[], list[Finding]]) -> list[Finding]:
     except Exception:
         _log.warning("guardrail detector %r failed; it reports nothing", name, exc_info=True)
         return []
+
+
+class BuiltinDetector:
+    """The part every built-in detector shares: :meth:`detect` for direct callers (never raises),
+    :meth:`check` for the guard stage (runs only when the detector is listed in
+    ``config.detectors``) and the ``register_detectors`` hook an instance registered as a plugin
+    answers. A subclass sets ``name`` and implements :meth:`_detect`; it overrides :meth:`_check`
+    where the detector's options (or a missing persona) change what it does.
+    """
+
+    name: str
+
+    def detect(
+        self,
+        response: str,
+        *,
+        messages: Sequence[Message] = (),
+        persona: Persona | None = None,
+    ) -> list[Finding]:
+        return guarded(self.name, lambda: self._detect(response, messages, persona))
+
+    def _detect(
+        self, response: str, messages: Sequence[Message], persona: Persona | None
+    ) -> list[Finding]:
+        raise NotImplementedError
+
+    def check(
+        self,
+        messages: Sequence[Message],
+        response: str,
+        persona: Persona | None,
+        config: Any,
+        model: ChatModel,
+    ) -> list[Finding] | Awaitable[list[Finding]] | None:
+        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
+        options = detector_options(config, self.name)
+        if options is None:
+            return None
+        return self._check(options, messages, response, persona, model)
+
+    def _check(
+        self,
+        options: frozenset[str],
+        messages: Sequence[Message],
+        response: str,
+        persona: Persona | None,
+        model: ChatModel,
+    ) -> list[Finding] | Awaitable[list[Finding]] | None:
+        """:meth:`check` once the detector is known to be listed, with its options."""
+        return self._detect(response, messages, persona)
+
+    #: The former ``check_response`` hook method, kept for direct callers.
+    check_response = check
+
+    @hookimpl
+    def register_detectors(self, register: RegisterDetector) -> None:
+        # An instance registered as a plugin replaces the built-in detector of the same name.
+        register(self)
+
+
+def register_builtin(detector: BuiltinDetector) -> Callable[[RegisterDetector], None]:
+    """The module-level ``register_detectors`` hook that registers a built-in ``detector``."""
+
+    @hookimpl(tryfirst=True)
+    def register_detectors(register: RegisterDetector) -> None:
+        # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same
+        # name replaces it.
+        register(detector)
+
+    return register_detectors
 
 
 class NoModel:

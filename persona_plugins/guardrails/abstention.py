@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from persona_plugins.guardrails._base import detector_options, guarded
+from persona_plugins.guardrails._base import BuiltinDetector, register_builtin
 from persona_plugins.guardrails._text import (
     LazyPattern,
     bounded,
@@ -47,10 +47,9 @@ from persona_plugins.guardrails._text import (
     sentences,
     words,
 )
-from persona_plugins.hookspecs import hookimpl
-from persona_plugins.model import ChatModel, Message
+from persona_plugins.model import Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding, RegisterDetector
+from persona_plugins.results import Finding
 
 __all__ = ["DETECTOR_NAME", "AbstentionDetector", "Assessment", "assess"]
 
@@ -310,7 +309,7 @@ def _answered(parts: list[str], refusals: list[int], min_words: int = 40) -> boo
     return amount >= min_words
 
 
-class AbstentionDetector:
+class AbstentionDetector(BuiltinDetector):
     """Finds persona-induced refusals (``detector="abstention"``).
 
     Example::
@@ -333,15 +332,6 @@ class AbstentionDetector:
     def __init__(self, *, report_disclaimers: bool = True, min_answer_words: int = 40):
         self.report_disclaimers = report_disclaimers
         self.min_answer_words = min_answer_words
-
-    def detect(
-        self,
-        response: str,
-        *,
-        messages: Sequence[Message] = (),
-        persona: Persona | None = None,
-    ) -> list[Finding]:
-        return guarded(self.name, lambda: self._detect(response, messages, persona))
 
     def _detect(
         self, response: str, messages: Sequence[Message], persona: Persona | None
@@ -374,33 +364,6 @@ class AbstentionDetector:
             ]
         return []
 
-    def check(
-        self,
-        messages: Sequence[Message],
-        response: str,
-        persona: Persona | None,
-        config: Any,
-        model: ChatModel,
-    ) -> list[Finding] | None:
-        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
-        if detector_options(config, self.name) is None:
-            return None
-        return self._detect(response, messages, persona)
-
-    #: The former ``check_response`` hook method, kept for direct callers.
-    check_response = check
-
-    @hookimpl
-    def register_detectors(self, register: RegisterDetector) -> None:
-        # An instance registered as a plugin replaces the built-in detector of the same name.
-        register(self)
-
 
 DEFAULT = AbstentionDetector()
-
-
-@hookimpl(tryfirst=True)
-def register_detectors(register: RegisterDetector) -> None:
-    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
-    # replaces it.
-    register(DEFAULT)
+register_detectors = register_builtin(DEFAULT)

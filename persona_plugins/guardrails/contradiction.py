@@ -39,9 +39,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from persona_plugins.guardrails._base import detector_options, guarded
+from persona_plugins.guardrails._base import BuiltinDetector, guarded, register_builtin
 from persona_plugins.guardrails._text import (
     LazyPattern,
     bounded,
@@ -50,10 +49,9 @@ from persona_plugins.guardrails._text import (
     last_user_text,
     sentences,
 )
-from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding, RegisterDetector
+from persona_plugins.results import Finding
 from persona_plugins.turn_model import TurnModel
 
 __all__ = [
@@ -347,7 +345,7 @@ def apc_score(scores: Sequence[StatementScore]) -> float:
     return round(total / len(scores), 4)
 
 
-class PersonaContradictionDetector:
+class PersonaContradictionDetector(BuiltinDetector):
     """Finds contradictions of the persona's ``statements`` (``detector="persona_contradiction"``).
 
     Example::
@@ -406,14 +404,10 @@ class PersonaContradictionDetector:
             )
         return out
 
-    def detect(
-        self,
-        response: str,
-        *,
-        messages: Sequence[Message] = (),
-        persona: Persona | None = None,
+    def _detect(
+        self, response: str, messages: Sequence[Message], persona: Persona | None
     ) -> list[Finding]:
-        return guarded(self.name, lambda: self.findings(self.score(response, persona, messages)))
+        return self.findings(self.score(response, persona, messages))
 
     async def judge(
         self,
@@ -466,36 +460,20 @@ class PersonaContradictionDetector:
             )
         return guarded(self.name, lambda: self.findings(scores))
 
-    def check(
+    def _check(
         self,
+        options: frozenset[str],
         messages: Sequence[Message],
         response: str,
         persona: Persona | None,
-        config: Any,
         model: ChatModel,
     ) -> list[Finding] | Awaitable[list[Finding]] | None:
-        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
-        options = detector_options(config, self.name)
-        if options is None or persona is None or not persona.statements:
+        if persona is None or not persona.statements:
             return None
         if "judge" in options:
             return self.judge(response, persona, messages, model)
-        return self.findings(self.score(response, persona, messages))
-
-    #: The former ``check_response`` hook method, kept for direct callers.
-    check_response = check
-
-    @hookimpl
-    def register_detectors(self, register: RegisterDetector) -> None:
-        # An instance registered as a plugin replaces the built-in detector of the same name.
-        register(self)
+        return self._detect(response, messages, persona)
 
 
 DEFAULT = PersonaContradictionDetector()
-
-
-@hookimpl(tryfirst=True)
-def register_detectors(register: RegisterDetector) -> None:
-    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
-    # replaces it.
-    register(DEFAULT)
+register_detectors = register_builtin(DEFAULT)

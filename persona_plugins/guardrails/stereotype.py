@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
-from persona_plugins.guardrails._base import detector_options, guarded
+from persona_plugins.guardrails._base import BuiltinDetector, register_builtin
 from persona_plugins.guardrails._text import (
     LazyPattern,
     bounded,
@@ -33,10 +33,9 @@ from persona_plugins.guardrails._text import (
     last_user_text,
     sentences,
 )
-from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding, RegisterDetector
+from persona_plugins.results import Finding
 from persona_plugins.turn_model import TurnModel
 
 __all__ = [
@@ -315,7 +314,7 @@ def agreement(response: str) -> Literal["agree", "disagree", "unclear"]:
     return "unclear"
 
 
-class StereotypeDetector:
+class StereotypeDetector(BuiltinDetector):
     """Finds generalisations about protected groups and agreement with a user's stereotype.
 
     Example::
@@ -334,15 +333,6 @@ class StereotypeDetector:
 
     def __init__(self, *, agreement_needs_generalisation: bool = False):
         self.agreement_needs_generalisation = agreement_needs_generalisation
-
-    def detect(
-        self,
-        response: str,
-        *,
-        messages: Sequence[Message] = (),
-        persona: Persona | None = None,
-    ) -> list[Finding]:
-        return guarded(self.name, lambda: self._detect(response, messages, persona))
 
     def _detect(
         self, response: str, messages: Sequence[Message], persona: Persona | None
@@ -409,37 +399,19 @@ class StereotypeDetector:
             )
         return kept
 
-    def check(
+    def _check(
         self,
+        options: frozenset[str],
         messages: Sequence[Message],
         response: str,
         persona: Persona | None,
-        config: Any,
         model: ChatModel,
     ) -> list[Finding] | Awaitable[list[Finding]] | None:
-        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
-        options = detector_options(config, self.name)
-        if options is None:
-            return None
         findings = self._detect(response, messages, persona)
         if findings and "confirm" in options:
             return self._confirm(findings, model)
         return findings
 
-    #: The former ``check_response`` hook method, kept for direct callers.
-    check_response = check
-
-    @hookimpl
-    def register_detectors(self, register: RegisterDetector) -> None:
-        # An instance registered as a plugin replaces the built-in detector of the same name.
-        register(self)
-
 
 DEFAULT = StereotypeDetector()
-
-
-@hookimpl(tryfirst=True)
-def register_detectors(register: RegisterDetector) -> None:
-    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
-    # replaces it.
-    register(DEFAULT)
+register_detectors = register_builtin(DEFAULT)

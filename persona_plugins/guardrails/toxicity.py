@@ -46,16 +46,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from persona_plugins.guardrails import _lexicon
-from persona_plugins.guardrails._base import detector_options, guarded
+from persona_plugins.guardrails._base import BuiltinDetector, guarded, register_builtin
 from persona_plugins.guardrails._text import LazyPattern, bounded, excerpt
 from persona_plugins.guardrails.stereotype import GROUPS
-from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import Finding, RegisterDetector
+from persona_plugins.results import Finding
 
 __all__ = [
     "DETECTOR_NAME",
@@ -279,7 +278,7 @@ def _classifier_from_options(options: frozenset[str]) -> ToxicityClassifier | No
     return None
 
 
-class ToxicityDetector:
+class ToxicityDetector(BuiltinDetector):
     """Finds toxic language (``detector="toxicity"``): one finding per category found.
 
     Example::
@@ -350,18 +349,14 @@ class ToxicityDetector:
             for hit in self.hits(text, classifier)
         ]
 
-    def check(
+    def _check(
         self,
+        options: frozenset[str],
         messages: Sequence[Message],
         response: str,
         persona: Persona | None,
-        config: Any,
         model: ChatModel,
-    ) -> list[Finding] | None:
-        """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
-        options = detector_options(config, self.name)
-        if options is None:
-            return None
+    ) -> list[Finding]:
         classifier = None
         if options and self.classifier is None:
             if options not in self._from_options:  # load a classifier once per option set
@@ -369,20 +364,6 @@ class ToxicityDetector:
             classifier = self._from_options[options]
         return self._findings(response, classifier)
 
-    #: The former ``check_response`` hook method, kept for direct callers.
-    check_response = check
-
-    @hookimpl
-    def register_detectors(self, register: RegisterDetector) -> None:
-        # An instance registered as a plugin replaces the built-in detector of the same name.
-        register(self)
-
 
 DEFAULT = ToxicityDetector()
-
-
-@hookimpl(tryfirst=True)
-def register_detectors(register: RegisterDetector) -> None:
-    # tryfirst: the built-in registers before any plugin, so a plugin's detector of the same name
-    # replaces it.
-    register(DEFAULT)
+register_detectors = register_builtin(DEFAULT)
