@@ -9,7 +9,13 @@ The steps in between are the same whatever the framework, so they live here:
   cancellation;
 - :func:`chosen_candidate`, :func:`turn_summary`: reading a :class:`~persona_plugins.TurnResult`;
 - :class:`Tally`: the calls and tokens an adapter object has spent;
-- :func:`messages_as_sent`: the conversation with the persona, for synchronous token counting;
+- :func:`messages_as_sent`, :func:`estimate_tokens`: the conversation with the persona, for
+  synchronous token counting;
+- :func:`call_span`, :func:`record_call`: the ``chat`` span of a call passed to the framework's
+  client; :func:`usage_from`: token counts from whatever record a framework keeps;
+- :func:`model_config`, :func:`model_from_config`, :func:`close_model`: the chat models that back
+  framework clients, serialized and closed;
+- :func:`findings_report`: findings as JSON, for a framework function that checks text;
 - :func:`passed_through_turn`: the result of a call the framework's own client answered (a tool
   call, a structured reply), with the persona injected and the tool calls noted;
 - :func:`finish_reply`: the rest of a turn for a text reply the framework's own client made (an
@@ -22,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,26 +53,35 @@ from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.personas import collect_personas
 from persona_plugins.plugins import get_plugin_manager
 from persona_plugins.results import Candidate, Finding, GuardOutcome, PreparedPrompt, TurnResult
-from persona_plugins.tracing import Telemetry, finding_event
+from persona_plugins.tracing import SafeSpan, Telemetry, finding_event
 
 if TYPE_CHECKING:
     from persona_plugins.pipeline import PersonaPipeline
 
 __all__ = [
+    "MODEL_KINDS",
     "TEAM_NOTE_TEMPLATE",
     "TOOL_CALLS",
     "WITHHELD_TEMPLATE",
     "Tally",
     "TeamGuard",
+    "call_span",
     "chosen_candidate",
+    "close_model",
+    "estimate_tokens",
+    "findings_report",
     "finish_reply",
     "framework_errors",
     "messages_as_sent",
+    "model_config",
+    "model_from_config",
     "passed_through_turn",
+    "record_call",
     "rewrites_replies",
     "text_chunks",
     "timed_steps",
     "turn_summary",
+    "usage_from",
     "with_timeout",
 ]
 
@@ -179,6 +196,125 @@ class Tally:
         self.usage = self.usage + usage
 
 
+def findings_report(findings: Sequence[Finding]) -> str:
+    """Findings as the JSON a framework function returns: ``{"clean": ..., "findings": [...]}``."""
+    return json.dumps(
+        {
+            "clean": not findings,
+            "findings": [f.model_dump(mode="json", exclude_none=True) for f in findings],
+        },
+        ensure_ascii=False,
+    )
+
+
+# -- calls passed to the framework's client -------------------------------------------------------
+
+
+def call_span(
+    telemetry: Telemetry, model_name: str, provider: str, *, streaming: bool
+) -> AbstractContextManager[SafeSpan]:
+    """The ``chat`` span of a call passed straight to the framework's client."""
+    return telemetry.span(
+        f"chat {model_name}",
+        {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+            semconv.GEN_AI_REQUEST_MODEL: model_name,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+            "persona_plugins.direct": True,
+            "persona_plugins.streaming": streaming,
+        },
+    )
+
+
+def record_call(span: SafeSpan, usage: Usage, finish_reason: str | None) -> None:
+    """What a passed-through call cost and how it ended, on its span."""
+    span.set_many(
+        {
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [finish_reason] if finish_reason else None,
+        }
+    )
+
+
+def usage_from(record: Any) -> Usage:
+    """Token counts from a framework's usage record: a mapping or an object with
+    ``prompt_tokens`` / ``completion_tokens`` (or ``input_tokens`` / ``output_tokens``); zero for
+    None."""
+    if record is None:
+        return Usage()
+
+    def read(*names: str) -> int:
+        for name in names:
+            value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+            if value is not None:
+                return int(value)
+        return 0
+
+    return Usage.model_construct(
+        input_tokens=read("prompt_tokens", "input_tokens"),
+        output_tokens=read("completion_tokens", "output_tokens"),
+    )
+
+
+def estimate_tokens(texts: Iterable[str]) -> int:
+    """About four characters a token: a count for a model whose tokenizer is not at hand."""
+    characters = sum(len(text) for text in texts)
+    return max(1, characters // 4) if characters else 0
+
+
+# -- the chat models behind framework clients ---------------------------------------------------
+
+#: The chat models that have a config form (``kind`` -> class), for serializable framework clients.
+MODEL_KINDS = {
+    "llama_cpp": "persona_plugins.integrations.llama_cpp:LlamaCppChatModel",
+    "openai_compatible": "persona_plugins.integrations.openai_compatible:OpenAICompatibleChatModel",
+}
+
+
+def model_config(model: ChatModel) -> tuple[str, dict[str, Any]]:
+    """``(kind, options)`` that :func:`model_from_config` builds the same model from.
+
+    Only the built-in models have a config form; an API key is never written (it is read from the
+    environment on load). Any other model is a :class:`TypeError`.
+    """
+    from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
+
+    if type(model).__name__ == "LlamaCppChatModel":  # no import: it would load llama.cpp
+        llama: Any = model
+        options = {"model_path": str(llama.model_path), "n_ctx": llama.n_ctx}
+        return "llama_cpp", {**options, "generation": llama.generation}
+    if isinstance(model, OpenAICompatibleChatModel):
+        return "openai_compatible", {
+            "base_url": model.base_url,
+            "model": model.model_name,
+            "timeout_s": model.timeout_s,
+            "generation": model.generation,
+        }
+    raise TypeError(
+        f"cannot serialize a client around {type(model).__name__}: only LlamaCppChatModel and "
+        "OpenAICompatibleChatModel have a config form"
+    )
+
+
+def model_from_config(kind: str, options: Mapping[str, Any]) -> ChatModel:
+    """The chat model a :func:`model_config` pair describes."""
+    import importlib
+
+    module, _, name = MODEL_KINDS[kind].partition(":")
+    model: ChatModel = getattr(importlib.import_module(module), name)(**options)
+    return model
+
+
+async def close_model(model: object) -> None:
+    """Call the model's ``close()`` if it has one (sync or async)."""
+    closer = getattr(model, "close", None)
+    if callable(closer):
+        outcome = closer()
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
 # -- turns the framework's own client answered ----------------------------------------------------
 
 
@@ -282,6 +418,7 @@ async def finish_reply(
     finish_reason: str | None = None,
     tool_calls: Sequence[Mapping[str, Any]] = (),
     structured: bool = False,
+    final: bool = True,
 ) -> TurnResult:
     """The rest of a turn for a text reply the framework's own client made with the persona
     injected: an agent with tools that answered without calling one, or answered after its tool
@@ -292,14 +429,15 @@ async def finish_reply(
     exactly as a turn's answer: ``monitor`` records, ``enforce`` annotates, regenerates or blocks.
     There is no ensemble: the neutral candidate and the judge would need the tools too, and a tool
     call cannot be judged against a text. A structured (JSON) reply is left as it is, since any
-    rewrite would break its format.
+    rewrite would break its format, and so is a reply that hands tool calls back to the framework
+    (``final=False``): it is not the agent's answer yet.
 
     :param messages: the conversation the reply answers, without the persona.
     :param prepared: what :meth:`~persona_plugins.PersonaPipeline.prepare` gave the call.
     :param model: the view of the framework client that reviewers and regeneration call (without
         tools).
     :param usage, model_calls, finish_reason, tool_calls: what the framework call cost and did
-        (tool calls made earlier in the same call, by a framework's own function-calling loop).
+        (the tool calls it asked for, or made in its own function-calling loop).
     :return: the :class:`~persona_plugins.TurnResult`; usage and calls include the reviewers' and
         the guard's.
     :raises GuardrailViolation: when ``enforce`` blocks the reply.
@@ -313,7 +451,7 @@ async def finish_reply(
         tool_calls=tool_calls,
     )
     config = pipeline.config
-    if structured or not rewrites_replies(config) or not text.strip():
+    if structured or not final or not rewrites_replies(config) or not text.strip():
         return turn
     counted = _Counted(model)
     update: dict[str, Any] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import pluggy
@@ -20,14 +21,14 @@ from opentelemetry.trace import TracerProvider
 from pydantic import BaseModel, Field
 from typing_extensions import Self
 
-from persona_plugins import semconv
 from persona_plugins.adapter_kit import (
     Tally,
+    call_span,
     chosen_candidate,
     finish_reply,
     framework_errors,
     messages_as_sent,
-    passed_through_turn,
+    record_call,
     rewrites_replies,
     text_chunks,
     timed_steps,
@@ -64,29 +65,15 @@ class PersonaChatCompletionClient(
     Text turns go through the whole pipeline (persona, ensemble, refinement, guardrails). Turns
     with tools, JSON output, images or function-call messages get the persona's system message
     and reach the inner client with their tools; a tool call comes back untouched. A text reply
-    made on such a turn (an agent with tools that answers without calling one) is then refined,
-    when ``refine`` is on, and guarded like any other; there is no ensemble on such turns (see the
-    README). ``last_result`` describes every call, tool calls included.
+    made on such a turn (an agent with tools answering without calling one, or after its tool
+    results) is then refined, when ``refine`` is on, and guarded like any other; there is no
+    ensemble on such turns. ``last_result`` describes every call, tool calls included. The
+    client is a serializable component (``dump_component`` / ``load_component``).
 
     Example::
 
-        import asyncio
-        from autogen_agentchat.agents import AssistantAgent
-        from persona_plugins.adapters.autogen import (
-            PersonaChatCompletionClient,
-            embedded_model_client,
-        )
-
-        async def main() -> None:
-            client = PersonaChatCompletionClient(embedded_model_client(), persona="pirate_captain")
-            agent = AssistantAgent("captain", model_client=client)
-            result = await agent.run(task="Where is the treasure?")
-            print(result.messages[-1].content, client.last_result.persona.name)
-
-        asyncio.run(main())
-
-    It is a serializable component (``client.dump_component()``,
-    ``ChatCompletionClient.load_component(config)``).
+        client = PersonaChatCompletionClient(embedded_model_client(), persona="pirate_captain")
+        agent = AssistantAgent("captain", model_client=client)
 
     Args:
         inner: the AutoGen client that does the real model calls.
@@ -151,7 +138,7 @@ class PersonaChatCompletionClient(
         if not tools and not json_output and translation.text_only:
             return _create_result(await self._run(translation, view))
         prepared = await self.pipeline.prepare(translation.messages, model=view)
-        with self._direct_span(streaming=False) as span:
+        with self._span(streaming=False) as span:
             call = self.inner.create(
                 translation.back(prepared.prompt),
                 tools=tools,
@@ -161,7 +148,7 @@ class PersonaChatCompletionClient(
                 cancellation_token=cancellation_token,
             )
             result = await with_timeout(call, self.pipeline.config.timeout_s)
-            _record_direct(span, result)
+            _record(span, result)
         return await self._finish(translation, view, prepared, result, json_output)
 
     def create_stream(
@@ -177,17 +164,17 @@ class PersonaChatCompletionClient(
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Stream text chunks, then exactly one ``CreateResult``.
 
-        With persona injection only (no ensemble, refinement or guardrails) and for tool turns,
-        the inner client's own stream passes straight through; otherwise the turn runs first and
-        its final text is streamed in word-sized chunks. Keyword arguments the inner client's
-        ``create_stream`` takes beyond the base ones (``include_usage=True`` for AutoGen's OpenAI
-        client) are passed on to it.
+        With persona injection only, and for tool calls, the inner client's own stream passes
+        straight through; a text reply the guard or the reviewers may still change is held back
+        until they are done; a pipeline turn runs first and its final text is streamed in
+        word-sized chunks. Keyword arguments beyond the base ones (``include_usage=True`` for
+        AutoGen's OpenAI client) go to the inner client's ``create_stream``.
         """
 
         async def stream() -> AsyncGenerator[str | CreateResult, None]:
             translation, view = self._translate(messages, cancellation_token, extra_create_args)
-            turn = not tools and not json_output and translation.text_only
-            if turn and not self.pipeline.can_stream:
+            text_turn = not tools and not json_output and translation.text_only
+            if text_turn and not self.pipeline.can_stream:
                 result = _create_result(await self._run(translation, view))
                 for piece in text_chunks(str(result.content)):
                     yield piece
@@ -203,17 +190,15 @@ class PersonaChatCompletionClient(
                 cancellation_token=cancellation_token,
                 **kwargs,
             )
-            # A text reply the guard or the reviewers may still change is held back until then.
             hold = rewrites_replies(self.pipeline.config) and not json_output
             held: list[str] = []
-            with self._direct_span(streaming=True) as span:
+            with self._span(streaming=True) as span:
                 async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
                     if isinstance(chunk, CreateResult):
-                        _record_direct(span, chunk)
+                        _record(span, chunk)
                         final = await self._finish(translation, view, prepared, chunk, json_output)
                         same = final.content == chunk.content
-                        pieces = held if same else text_chunks(str(final.content))
-                        for piece in pieces:
+                        for piece in held if same else text_chunks(str(final.content)):
                             yield piece
                         yield final
                     elif hold:
@@ -257,27 +242,24 @@ class PersonaChatCompletionClient(
     ) -> CreateResult:
         """The end of a call the inner client answered: a tool call comes back untouched; a text
         reply is refined and guarded (:func:`~persona_plugins.adapter_kit.finish_reply`)."""
-        content, usage = result.content, core_usage(result.usage)
-        if isinstance(content, str):
-            turn = await framework_errors(
-                finish_reply(
-                    self.pipeline,
-                    translation.messages,
-                    prepared,
-                    content,
-                    model=view,
-                    usage=usage,
-                    finish_reason=result.finish_reason,
-                    structured=bool(json_output),
-                )
+        content = result.content
+        text = content if isinstance(content, str) else ""
+        turn = await framework_errors(
+            finish_reply(
+                self.pipeline,
+                translation.messages,
+                prepared,
+                text,
+                model=view,
+                usage=core_usage(result.usage),
+                finish_reason=result.finish_reason,
+                tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
+                structured=bool(json_output),
+                final=isinstance(content, str),
             )
-        else:
-            calls = [vars(call) for call in content]
-            turn = passed_through_turn(
-                prepared, "", usage=usage, finish_reason=result.finish_reason, tool_calls=calls
-            )
+        )
         self._done(turn)
-        if turn.text != content and isinstance(content, str):
+        if turn.text != text:
             return _create_result(turn)
         if turn.model_calls > 1:  # the reply stands; its usage includes the guard's calls
             return result.model_copy(update={"usage": request_usage(turn.usage)})
@@ -290,24 +272,12 @@ class PersonaChatCompletionClient(
 
     def _direct_args(self, extra_create_args: Mapping[str, Any]) -> dict[str, Any]:
         # The same precedence as pipeline turns: the config's model_settings over the caller's.
-        return {
-            **extra_create_args,
-            **flatten_generation_settings(self.pipeline.config.model_settings),
-        }
+        settings = flatten_generation_settings(self.pipeline.config.model_settings)
+        return {**extra_create_args, **settings}
 
-    def _direct_span(self, *, streaming: bool) -> Any:
-        """A ``chat`` span for a call passed straight to the inner client."""
-        name = self._model_name
-        return self.pipeline.telemetry.span(
-            f"chat {name}",
-            {
-                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-                semconv.GEN_AI_REQUEST_MODEL: name,
-                semconv.GEN_AI_PROVIDER_NAME: "autogen",
-                "persona_plugins.direct": True,
-                "persona_plugins.streaming": streaming,
-            },
-        )
+    def _span(self, *, streaming: bool) -> AbstractContextManager[SafeSpan]:
+        telemetry, provider = self.pipeline.telemetry, AutoGenChatModel.provider_name
+        return call_span(telemetry, self._model_name, provider, streaming=streaming)
 
     # -- everything else delegates ---------------------------------------------------------------
 
@@ -335,12 +305,8 @@ class PersonaChatCompletionClient(
     def _as_sent(self, messages: Sequence[LLMMessage]) -> list[LLMMessage]:
         translation = to_core_messages(messages)
         view = AutoGenChatModel(self.inner, model_name=self._model_name)
-        sent = messages_as_sent(
-            self.pipeline.config,
-            translation.messages,
-            system_prompt=self._system_prompt,
-            model=view,
-        )
+        config, prompt = self.pipeline.config, self._system_prompt
+        sent = messages_as_sent(config, translation.messages, system_prompt=prompt, model=view)
         return translation.back(sent)
 
     @property
@@ -375,11 +341,5 @@ def _create_result(turn: TurnResult) -> CreateResult:
     )
 
 
-def _record_direct(span: SafeSpan, result: CreateResult) -> None:
-    span.set_many(
-        {
-            semconv.GEN_AI_USAGE_INPUT_TOKENS: result.usage.prompt_tokens,
-            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.usage.completion_tokens,
-            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [result.finish_reason],
-        }
-    )
+def _record(span: SafeSpan, result: CreateResult) -> None:
+    record_call(span, core_usage(result.usage), result.finish_reason)

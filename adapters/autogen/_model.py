@@ -19,7 +19,13 @@ from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 from typing_extensions import Self
 
-from persona_plugins.adapter_kit import Tally
+from persona_plugins.adapter_kit import (
+    Tally,
+    close_model,
+    estimate_tokens,
+    model_config,
+    model_from_config,
+)
 from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
 from persona_plugins.config import flatten_generation_settings, nest_generation_settings
 from persona_plugins.model import ChatModel, Completion, Message, Usage
@@ -261,11 +267,7 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         return stream()
 
     async def close(self) -> None:
-        closer = getattr(self.model, "close", None)
-        if callable(closer):
-            outcome = closer()
-            if asyncio.iscoroutine(outcome):
-                await outcome
+        await close_model(self.model)
 
     def actual_usage(self) -> RequestUsage:
         return request_usage(self._tally.usage)  # nothing is cached: actual equals total
@@ -276,9 +278,8 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
     ) -> int:
-        # An estimate (about four characters a token): exact counts need the model's tokenizer.
-        text = "".join(m.content for m in to_core_messages(messages).messages)
-        return max(1, len(text) // 4) if text else 0
+        # An estimate: exact counts need the model's tokenizer.
+        return estimate_tokens(m.content for m in to_core_messages(messages).messages)
 
     def remaining_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
@@ -298,49 +299,17 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         return self._model_info
 
     def _to_config(self) -> ChatModelCompletionClientConfig:
-        from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
-
-        model = self.model
-        if type(model).__name__ == "LlamaCppChatModel":
-            return ChatModelCompletionClientConfig(
-                kind="llama_cpp",
-                options={
-                    "model_path": str(model.model_path),  # type: ignore[attr-defined]
-                    "n_ctx": model.n_ctx,  # type: ignore[attr-defined]
-                    "generation": model.generation,  # type: ignore[attr-defined]
-                },
-                model_info=dict(self._model_info),
-            )
-        if isinstance(model, OpenAICompatibleChatModel):
-            return ChatModelCompletionClientConfig(
-                kind="openai_compatible",
-                # The API key is never serialized: it is read from the environment on load.
-                options={
-                    "base_url": model.base_url,
-                    "model": model.model_name,
-                    "timeout_s": model.timeout_s,
-                    "generation": model.generation,
-                },
-                model_info=dict(self._model_info),
-            )
-        raise TypeError(
-            f"cannot serialize a ChatModelCompletionClient around {type(model).__name__}: only "
-            "LlamaCppChatModel and OpenAICompatibleChatModel have a config form"
+        kind, options = model_config(self.model)
+        return ChatModelCompletionClientConfig(
+            kind=kind,  # type: ignore[arg-type]
+            options=options,
+            model_info=dict(self._model_info),
         )
 
     @classmethod
     def _from_config(cls, config: ChatModelCompletionClientConfig) -> Self:
-        model: ChatModel
-        if config.kind == "llama_cpp":
-            from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
-
-            model = LlamaCppChatModel(**config.options)
-        else:
-            from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
-
-            model = OpenAICompatibleChatModel(**config.options)
         info = ModelInfo(**config.model_info) if config.model_info else None  # type: ignore[typeddict-item]
-        return cls(model, model_info=info)
+        return cls(model_from_config(config.kind, config.options), model_info=info)
 
 
 def embedded_model_client(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -16,26 +17,37 @@ from persona_plugins import (
     Resolution,
     Usage,
     hookimpl,
+    semconv,
 )
 from persona_plugins.adapter_kit import (
     TOOL_CALLS,
     Tally,
     TeamGuard,
     _timeout_by_waiting,
+    call_span,
     chosen_candidate,
+    close_model,
+    estimate_tokens,
+    findings_report,
     finish_reply,
     framework_errors,
     messages_as_sent,
+    model_config,
+    model_from_config,
     passed_through_turn,
+    record_call,
     rewrites_replies,
     text_chunks,
     timed_steps,
     turn_summary,
+    usage_from,
     with_timeout,
 )
 from persona_plugins.guardrails.team import TeamMonitor
 from persona_plugins.injection import render_persona
+from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
 from persona_plugins.results import Candidate, Finding, PreparedPrompt, TurnResult
+from persona_plugins.tracing import Telemetry
 from tests.core.doubles import CALL_USAGE, ScriptedModel, ScriptedRefiner
 
 TIMEOUTS = [with_timeout, _timeout_by_waiting]
@@ -355,3 +367,80 @@ async def test_team_findings_add_a_note_in_enforce_mode_and_nothing_in_monitor_m
         assert ("[persona-plugins team guard:" in text) is rewritten
         assert [f.detector for f in guard.findings] == ["discussion_length"]
         assert guard.rewrites == int(rewritten)
+
+
+# -- small translations every adapter needs --------------------------------------------------
+
+
+def test_usage_is_read_from_any_usage_record():
+    class Record:
+        prompt_tokens, completion_tokens = 7, 3
+
+    assert usage_from(Record()) == Usage(input_tokens=7, output_tokens=3)
+    assert usage_from({"input_tokens": 2, "output_tokens": 1}) == Usage(
+        input_tokens=2, output_tokens=1
+    )
+    assert usage_from(None) == Usage()
+
+
+def test_token_estimates_are_about_four_characters_a_token():
+    assert estimate_tokens(["abcd" * 10, "efgh"]) == 11
+    assert estimate_tokens(["ab"]) == 1
+    assert estimate_tokens([]) == 0
+
+
+def test_a_findings_report_is_json_with_a_clean_flag():
+    finding = Finding(detector="toxicity", message="a threat", severity="high")
+
+    assert json.loads(findings_report([])) == {"clean": True, "findings": []}
+    report = json.loads(findings_report([finding]))
+    assert report["clean"] is False and report["findings"][0]["detector"] == "toxicity"
+
+
+def test_built_in_models_round_trip_through_their_config_form():
+    model = OpenAICompatibleChatModel(
+        "http://127.0.0.1:9/v1", model="smollm2", generation={"max_tokens": 12}
+    )
+
+    kind, options = model_config(model)
+    again = model_from_config(kind, json.loads(json.dumps(options)))
+
+    assert kind == "openai_compatible" and "api_key" not in options
+    assert isinstance(again, OpenAICompatibleChatModel)
+    assert (again.base_url, again.model_name, again.generation) == (
+        model.base_url,
+        "smollm2",
+        {"max_tokens": 12},
+    )
+    with pytest.raises(TypeError, match="ScriptedModel"):
+        model_config(ScriptedModel())
+
+
+async def test_close_model_closes_sync_and_async_models_and_skips_the_others():
+    closed: list[str] = []
+
+    class Sync:
+        def close(self) -> None:
+            closed.append("sync")
+
+    class Async:
+        async def close(self) -> None:
+            closed.append("async")
+
+    for model in (Sync(), Async(), ScriptedModel()):
+        await close_model(model)
+    assert closed == ["sync", "async"]
+
+
+def test_a_passed_through_call_is_one_chat_span_with_its_usage(memory_tracing):
+    provider, exporter = memory_tracing
+    telemetry = Telemetry(provider)
+
+    with call_span(telemetry, "smollm2", "autogen", streaming=True) as span:
+        record_call(span, Usage(input_tokens=7, output_tokens=3), "stop")
+
+    [chat] = exporter.get_finished_spans()
+    assert chat.name == "chat smollm2"
+    assert chat.attributes[semconv.GEN_AI_PROVIDER_NAME] == "autogen"
+    assert chat.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert chat.attributes["persona_plugins.streaming"] is True
