@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from persona_plugins.guard import detector_options
 from persona_plugins.hookspecs import hookimpl
@@ -17,6 +17,8 @@ from persona_plugins.results import Finding, RegisterDetector
 
 __all__ = [
     "BuiltinDetector",
+    "CheckCall",
+    "CheckResult",
     "NoModel",
     "detector_options",
     "guarded",
@@ -39,6 +41,20 @@ def guarded(name: str, detect: Callable[[], list[Finding]]) -> list[Finding]:
     except Exception:
         _log.warning("guardrail detector %r failed; it reports nothing", name, exc_info=True)
         return []
+
+
+#: What a detector's ``check`` returns: the findings, or an awaitable of them, or None when the
+#: detector does not run.
+CheckResult = list[Finding] | Awaitable[list[Finding]] | None
+
+
+class CheckCall(NamedTuple):
+    """The arguments of a :meth:`BuiltinDetector.check` call, less the configuration."""
+
+    messages: Sequence[Message]
+    response: str
+    persona: Persona | None
+    model: ChatModel
 
 
 class BuiltinDetector:
@@ -72,23 +88,16 @@ class BuiltinDetector:
         persona: Persona | None,
         config: Any,
         model: ChatModel,
-    ) -> list[Finding] | Awaitable[list[Finding]] | None:
+    ) -> CheckResult:
         """The detector as the guard stage runs it (see :class:`~persona_plugins.Detector`)."""
         options = detector_options(config, self.name)
         if options is None:
             return None
-        return self._check(options, messages, response, persona, model)
+        return self._check(options, CheckCall(messages, response, persona, model))
 
-    def _check(
-        self,
-        options: frozenset[str],
-        messages: Sequence[Message],
-        response: str,
-        persona: Persona | None,
-        model: ChatModel,
-    ) -> list[Finding] | Awaitable[list[Finding]] | None:
+    def _check(self, options: frozenset[str], call: CheckCall) -> CheckResult:
         """:meth:`check` once the detector is known to be listed, with its options."""
-        return self._detect(response, messages, persona)
+        return self._detect(call.response, call.messages, call.persona)
 
     #: The former ``check_response`` hook method, kept for direct callers.
     check_response = check

@@ -37,10 +37,16 @@ where a capable model is available.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from persona_plugins.guardrails._base import BuiltinDetector, guarded, register_builtin
+from persona_plugins.guardrails._base import (
+    BuiltinDetector,
+    CheckCall,
+    CheckResult,
+    guarded,
+    register_builtin,
+)
 from persona_plugins.guardrails._text import (
     LazyPattern,
     bounded,
@@ -460,19 +466,12 @@ class PersonaContradictionDetector(BuiltinDetector):
             )
         return guarded(self.name, lambda: self.findings(scores))
 
-    def _check(
-        self,
-        options: frozenset[str],
-        messages: Sequence[Message],
-        response: str,
-        persona: Persona | None,
-        model: ChatModel,
-    ) -> list[Finding] | Awaitable[list[Finding]] | None:
-        if persona is None or not persona.statements:
+    def _check(self, options: frozenset[str], call: CheckCall) -> CheckResult:
+        if call.persona is None or not call.persona.statements:
             return None
         if "judge" in options:
-            return self.judge(response, persona, messages, model)
-        return self._detect(response, messages, persona)
+            return self.judge(call.response, call.persona, call.messages, call.model)
+        return self._detect(call.response, call.messages, call.persona)
 
 
 DEFAULT = PersonaContradictionDetector()

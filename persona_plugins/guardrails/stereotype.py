@@ -22,10 +22,15 @@ answer is kept with ``metadata["confirmed"] = None``.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from persona_plugins.guardrails._base import BuiltinDetector, register_builtin
+from persona_plugins.guardrails._base import (
+    BuiltinDetector,
+    CheckCall,
+    CheckResult,
+    register_builtin,
+)
 from persona_plugins.guardrails._text import (
     LazyPattern,
     bounded,
@@ -399,17 +404,10 @@ class StereotypeDetector(BuiltinDetector):
             )
         return kept
 
-    def _check(
-        self,
-        options: frozenset[str],
-        messages: Sequence[Message],
-        response: str,
-        persona: Persona | None,
-        model: ChatModel,
-    ) -> list[Finding] | Awaitable[list[Finding]] | None:
-        findings = self._detect(response, messages, persona)
+    def _check(self, options: frozenset[str], call: CheckCall) -> CheckResult:
+        findings = self._detect(call.response, call.messages, call.persona)
         if findings and "confirm" in options:
-            return self._confirm(findings, model)
+            return self._confirm(findings, call.model)
         return findings
 
 

@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from persona_plugins.guardrails import _lexicon
-from persona_plugins.guardrails._base import BuiltinDetector, guarded, register_builtin
+from persona_plugins.guardrails._base import BuiltinDetector, CheckCall, guarded, register_builtin
 from persona_plugins.guardrails._text import LazyPattern, bounded, excerpt
 from persona_plugins.guardrails.stereotype import GROUPS
-from persona_plugins.model import ChatModel, Message
+from persona_plugins.model import Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
 
@@ -349,20 +349,13 @@ class ToxicityDetector(BuiltinDetector):
             for hit in self.hits(text, classifier)
         ]
 
-    def _check(
-        self,
-        options: frozenset[str],
-        messages: Sequence[Message],
-        response: str,
-        persona: Persona | None,
-        model: ChatModel,
-    ) -> list[Finding]:
+    def _check(self, options: frozenset[str], call: CheckCall) -> list[Finding]:
         classifier = None
         if options and self.classifier is None:
             if options not in self._from_options:  # load a classifier once per option set
                 self._from_options[options] = _classifier_from_options(options)
             classifier = self._from_options[options]
-        return self._findings(response, classifier)
+        return self._findings(call.response, classifier)
 
 
 DEFAULT = ToxicityDetector()
