@@ -456,13 +456,17 @@ async def finish_reply(
     counted = _Counted(model)
     update: dict[str, Any] = {}
     errors = []
-    if config.refine != "off":
+    if config.refine != "off" and messages:
         refined = await pipeline.refine(messages, text, persona=prepared.persona, model=counted)
         text = refined.text
         errors += refined.errors
         update.update(refinement_plan=refined.refinement_plan, reviews=refined.reviews)
     outcome = await pipeline.guard(
-        text, messages, candidates=turn.candidates, persona=prepared.persona, model=counted
+        text,
+        list(messages) or None,
+        candidates=turn.candidates,
+        persona=prepared.persona,
+        model=counted,
     )
     if outcome.blocked:
         raise outcome.violation(messages)

@@ -14,6 +14,7 @@ from semantic_kernel.contents.chat_message_content import ChatMessageContent
 from semantic_kernel.contents.streaming_chat_message_content import StreamingChatMessageContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
+from persona_plugins.adapter_kit import usage_from
 from persona_plugins.adapters.semantic_kernel._messages import (
     finish_reason,
     from_core_messages,
@@ -28,15 +29,7 @@ PROVIDER_NAME = "semantic_kernel"
 
 def usage_of(message: ChatMessageContent) -> Usage:
     """The token usage an SK message carries in ``metadata["usage"]`` (zero when absent)."""
-    usage = message.metadata.get("usage") if message.metadata else None
-    if usage is None:
-        return Usage()
-    if isinstance(usage, Mapping):
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    else:
-        prompt = getattr(usage, "prompt_tokens", None)
-        completion = getattr(usage, "completion_tokens", None)
-    return Usage.model_construct(input_tokens=int(prompt or 0), output_tokens=int(completion or 0))
+    return usage_from(message.metadata.get("usage") if message.metadata else None)
 
 
 def sk_usage(usage: Usage) -> CompletionUsage:

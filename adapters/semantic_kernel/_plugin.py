@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from semantic_kernel.functions.kernel_function import KernelFunction
 from semantic_kernel.functions.kernel_function_decorator import kernel_function
 from semantic_kernel.kernel import Kernel
 
+from persona_plugins.adapter_kit import findings_report
 from persona_plugins.adapters.semantic_kernel._filters import (
     PersonaFunctionInvocationFilter,
     PersonaPromptRenderingFilter,
@@ -219,13 +219,7 @@ class PersonaPlugin:
             text, question or None, model=self._model(kernel, arguments)
         )
         self.last_findings = findings
-        return json.dumps(
-            {
-                "clean": not findings,
-                "findings": [f.model_dump(mode="json", exclude_none=True) for f in findings],
-            },
-            ensure_ascii=False,
-        )
+        return findings_report(findings)
 
     def _model(self, kernel: Kernel, arguments: KernelArguments | None) -> SemanticKernelChatModel:
         """A view of the chat service SK would choose for this call (its own inner service

@@ -22,7 +22,6 @@ from persona_plugins.adapter_kit import (
     chosen_candidate,
     finish_reply,
     framework_errors,
-    passed_through_turn,
     rewrites_replies,
     text_chunks,
     timed_steps,
@@ -332,40 +331,30 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         noted = {
             item.id or str(index): {"id": item.id, "name": item.name, "arguments": item.arguments}
             for index, item in enumerate(
-                i for m in [*made, *([reply] if reply else [])] for i in m.items
+                i for m in [*made, *([reply] if reply is not None else [])] for i in m.items
             )
             if isinstance(item, FunctionCallContent)
         }
-        tool_calls = list(noted.values())
         calls = max(1, calls if calls is not None else len(made))
-        text = reply.content if reply is not None else ""
-        reason = reply.finish_reason.value if reply is not None and reply.finish_reason else None
-        # A reply that is not the model's text (a function call handed back to the caller, or
-        # the results of functions that ended the loop) passes through untouched.
-        if reply is None or reply.role != AuthorRole.ASSISTANT or _calls_in([reply]):
-            turn = passed_through_turn(
+        after = to_core_messages(history.messages)
+        turn = await framework_errors(
+            finish_reply(
+                self.pipeline,
+                after.messages,
                 prepared,
-                text,
+                reply.content if reply is not None else "",
+                model=self._view(after, settings),
                 usage=usage,
                 model_calls=calls,
-                finish_reason=reason,
-                tool_calls=tool_calls,
+                finish_reason=_reason(reply),
+                tool_calls=list(noted.values()),
+                # Not the model's text (a function call handed back to the caller, or results
+                # of functions that ended the loop): it passes through untouched.
+                final=reply is not None
+                and reply.role == AuthorRole.ASSISTANT
+                and not _calls_in([reply]),
             )
-        else:
-            after = to_core_messages(history.messages)
-            turn = await framework_errors(
-                finish_reply(
-                    self.pipeline,
-                    after.messages,
-                    prepared,
-                    text,
-                    model=self._view(after, settings),
-                    usage=usage,
-                    model_calls=calls,
-                    finish_reason=reason,
-                    tool_calls=tool_calls,
-                )
-            )
+        )
         self._done(turn)
         return turn
 
@@ -390,6 +379,10 @@ def _copy_new(source: ChatHistory, start: int, target: ChatHistory) -> int:
     for message in source.messages[start:]:
         target.add_message(message)
     return len(source.messages)
+
+
+def _reason(reply: ChatMessageContent | None) -> str | None:
+    return reply.finish_reason.value if reply is not None and reply.finish_reason else None
 
 
 def _attempt_of(chunks: Sequence[StreamingChatMessageContent]) -> int | None:

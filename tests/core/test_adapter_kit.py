@@ -444,3 +444,13 @@ def test_a_passed_through_call_is_one_chat_span_with_its_usage(memory_tracing):
     assert chat.attributes[semconv.GEN_AI_PROVIDER_NAME] == "autogen"
     assert chat.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
     assert chat.attributes["persona_plugins.streaming"] is True
+
+
+async def test_a_reply_to_no_conversation_is_still_guarded():
+    model = ScriptedModel(FIXED)
+    pipeline = PersonaPipeline(model, persona="woman", guard="monitor", refine="sequential")
+    prepared = PreparedPrompt(persona=None, persona_source="none", prompt=[])
+
+    turn = await finish_reply(pipeline, [], prepared, REFUSAL, model=model)
+
+    assert turn.text == REFUSAL and any(f.detector == "abstention" for f in turn.findings)
