@@ -122,6 +122,15 @@ def annotate(text: str, findings: Sequence[Finding]) -> str:
     return f"{text.rstrip()}\n\n{ANNOTATION_PREFIX}{summary}{more}]"
 
 
+def _annotated(response: str, findings: Sequence[Finding], reason: str) -> Resolution:
+    return Resolution(action="annotate", text=annotate(response, findings), reason=reason)
+
+
+def _named(findings: Sequence[Finding]) -> str:
+    """The detectors of the findings that ask for an action, for a resolution's reason."""
+    return ", ".join(sorted({f.detector for f in findings if f.severity != "info"}))
+
+
 def builtin_findings(
     response: str,
     *,
@@ -190,13 +199,11 @@ class GuardActions:
         regenerate: Regenerate | None = None,
     ) -> Resolution | Awaitable[Resolution]:
         action = self.policy.decide(findings)
-        named = ", ".join(sorted({f.detector for f in findings if f.severity != "info"}))
+        named = _named(findings)
         if action == "allow":
             return Resolution(action="allow", reason="only informational findings")
         if action == "annotate":
-            return Resolution(
-                action="annotate", text=annotate(response, findings), reason=f"annotated: {named}"
-            )
+            return _annotated(response, findings, f"annotated: {named}")
         if action == "block":
             return Resolution(action="block", reason=f"blocked by the guardrails: {named}")
         return self._fallback_or_regenerate(
@@ -213,7 +220,7 @@ class GuardActions:
         recheck: Recheck | None,
         regenerate: Regenerate | None,
     ) -> Resolution:
-        named = ", ".join(sorted({f.detector for f in findings if f.severity != "info"}))
+        named = _named(findings)
         for candidate in candidates:
             if (
                 candidate.ok
@@ -227,10 +234,8 @@ class GuardActions:
                     reason=f"{named}: fell back to the clean neutral answer {candidate.name!r}",
                 )
         if regenerate is None:
-            return Resolution(
-                action="annotate",
-                text=annotate(response, findings),
-                reason=f"{named}: no way to regenerate outside a pipeline; annotated",
+            return _annotated(
+                response, findings, f"{named}: no way to regenerate outside a pipeline; annotated"
             )
         settings: dict[str, Any] = {}
         if self.regenerate_max_tokens is not None:
@@ -238,16 +243,14 @@ class GuardActions:
         try:
             text = await regenerate(DEBIAS_INSTRUCTION, **settings)
         except Exception as exc:
-            return Resolution(
-                action="annotate",
-                text=annotate(response, findings),
-                reason=f"{named}: regeneration failed ({type(exc).__name__}); annotated",
+            return _annotated(
+                response,
+                findings,
+                f"{named}: regeneration failed ({type(exc).__name__}); annotated",
             )
         if not isinstance(text, str) or not text.strip():
-            return Resolution(
-                action="annotate",
-                text=annotate(response, findings),
-                reason=f"{named}: the regenerated answer was empty; annotated",
+            return _annotated(
+                response, findings, f"{named}: the regenerated answer was empty; annotated"
             )
         return self._judge_regenerated(
             text, named, await self._remaining(text, messages, persona, recheck)
