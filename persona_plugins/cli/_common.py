@@ -1,5 +1,6 @@
 """What every command shares: the model and tracing options, building the model, the one model
-label, the persona catalog, errors and exit codes, and reaching a framework adapter's CLI part.
+label, the persona catalog, errors and exit codes, reaching a framework adapter's CLI part, and
+running an evaluation harness (:func:`run_harness`, :func:`print_summary`).
 
 Commands call :func:`build_model` through this module (``_common.build_model(args)``), so a test
 or a script that replaces the model replaces it for every command in one place.
@@ -10,9 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, Protocol, cast
 
 from persona_plugins.config import PipelineConfig
@@ -73,6 +76,16 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", help="the model name to ask the server for (with --base-url)")
     group.add_argument("--api-key", help="bearer token for the server (default $OPENAI_API_KEY)")
     group.add_argument("--max-tokens", type=int, help="cap on tokens per model call")
+
+
+def add_harness_options(parser: argparse.ArgumentParser, *, out: str) -> None:
+    """The options every evaluation harness takes: where the data sets and the results are, the
+    summary as JSON, the model and tracing."""
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
+    parser.add_argument("--out", default=out, help="output folder (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_model_options(parser)
+    add_trace_options(parser)
 
 
 def add_trace_options(parser: argparse.ArgumentParser) -> None:
@@ -232,7 +245,45 @@ def framework_cli(framework: str, command: str) -> FrameworkCli:
         raise  # a broken adapter, not a missing framework: the traceback says where
 
 
-# -- interrupted runs ----------------------------------------------------------------------------
+# -- evaluation harnesses and interrupted runs ---------------------------------------------------
+
+
+#: An evaluation harness given everything but the model and what :func:`run_harness` supplies
+#: (``out_dir``, ``model_label``, ``progress``), e.g. ``functools.partial(run_refine_eval, items)``.
+Harness = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_harness(args: argparse.Namespace, harness: Harness) -> dict[str, Any]:
+    """Run an evaluation harness on the model the options name, writing to ``--out`` (with
+    ``--trace``'s provider, shut down after), and return its summary. Ctrl-C cancels it at once
+    (a model call still running in a worker thread is not waited for) and the KeyboardInterrupt
+    says how much was saved."""
+    from persona_plugins.evaluation.progress import Progress, run_interruptible
+
+    provider = tracer_provider(args)
+    model = build_model(args)
+    progress = Progress()
+    try:
+        summary: dict[str, Any] = run_interruptible(
+            harness(model, out_dir=Path(args.out), model_label=model_label(args), progress=progress)
+        )
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(progress.interrupted_note()) from None
+    finally:
+        shutdown(provider)
+    return summary
+
+
+def print_summary(
+    args: argparse.Namespace, summary: dict[str, Any], stem: str, note: str = ""
+) -> int:
+    """Print a harness's summary (``--json``: as JSON) and where its files were written."""
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
+    else:
+        print(summary["markdown"])
+        print(f"\nwritten to {args.out}/{stem}.{{jsonl,json,md}}{note}")
+    return 0
 
 
 def exit_now_if_calls_still_run(code: int) -> None:

@@ -4,23 +4,19 @@ CrowS-Pairs stereotype agreement per persona against baselines), with a chart.""
 from __future__ import annotations
 
 import argparse
-import json
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from persona_plugins.cli import _common
 from persona_plugins.cli._common import (
-    DATA_DIR_HELP,
     UsageError,
-    add_model_options,
-    add_trace_options,
+    add_harness_options,
     catalog,
     model_label,
+    print_summary,
     require,
-    shutdown,
-    tracer_provider,
+    run_harness,
 )
-from persona_plugins.cli.evaluate import run_harness
 from persona_plugins.persona import Persona, resolve_persona
 
 if TYPE_CHECKING:
@@ -49,17 +45,12 @@ def add_parser(sub: Any) -> None:
         "--crows", type=int, default=20, help="CrowS-Pairs stereotypes per persona (0: skip)"
     )
     audit.add_argument("--seed", type=int, default=0, help="CrowS-Pairs sampling seed")
-    audit.add_argument("--data-dir", help=DATA_DIR_HELP)
-    audit.add_argument("--out", default="audit-results", help="output folder (default %(default)s)")
-    audit.add_argument("--json", action="store_true", help="print the summary as JSON")
-    add_model_options(audit)
-    add_trace_options(audit)
+    add_harness_options(audit, out="audit-results")
     audit.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from persona_plugins.evaluation.audit import load_crows_pairs, run_audit
-    from persona_plugins.evaluation.progress import Progress
 
     if bool(args.dataset) == bool(args.questions):
         raise UsageError("give either --dataset NAME or --questions FILE")
@@ -71,35 +62,18 @@ def run(args: argparse.Namespace) -> int:
     questions, source = _questions(args)
     personas, n_baselines = _personas(args)
     crows = load_crows_pairs(args.data_dir, limit=args.crows, seed=args.seed) if args.crows else []
-    provider = tracer_provider(args)
-    model = _common.build_model(args)
-    label = model_label(args)
-    progress = Progress()
-    try:
-        summary = run_harness(
-            run_audit(
-                questions,
-                model,
-                personas,
-                out_dir=Path(args.out),
-                baselines=[p.name for p in personas[:n_baselines]],
-                crows=crows,
-                title=f"{source}, {len(questions)} questions, {label}",
-                dataset=source,
-                model_label=label,
-                progress=progress,
-            ),
-            progress,
-        )
-    finally:
-        shutdown(provider)
-    if args.json:
-        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
-    else:
-        print(summary["markdown"])
-        chart = summary.get("chart") or "(no chart: pip install 'persona-plugins[audit]')"
-        print(f"\nwritten to {args.out}/audit.{{jsonl,json,md}}; chart: {chart}")
-    return 0
+    harness = partial(
+        run_audit,
+        questions,
+        personas=personas,
+        baselines=[p.name for p in personas[:n_baselines]],
+        crows=crows,
+        title=f"{source}, {len(questions)} questions, {model_label(args)}",
+        dataset=source,
+    )
+    summary = run_harness(args, harness)
+    chart = summary.get("chart") or "(no chart: pip install 'persona-plugins[audit]')"
+    return print_summary(args, summary, "audit", f"; chart: {chart}")
 
 
 def _questions(args: argparse.Namespace) -> tuple[list[Question], str]:
