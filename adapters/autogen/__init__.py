@@ -1,22 +1,10 @@
-"""AutoGen AgentChat adapter.
-
-Install with ``pip install "persona-plugins[autogen]"``.
+"""AutoGen AgentChat adapter (``pip install "persona-plugins[autogen]"``).
 
 - :class:`PersonaChatCompletionClient` wraps any AutoGen ``ChatCompletionClient`` and runs the
-  persona-plugins pipeline around every text turn.
-- :class:`ChatModelCompletionClient` is an AutoGen client backed by any persona-plugins
-  :class:`~persona_plugins.ChatModel` (so ``AssistantAgent`` runs on the embedded model), and
-  :class:`AutoGenChatModel` is the reverse.
-- :class:`TeamGuardHandler` is a runtime intervention handler that runs the guardrails on a whole
-  team (each member's messages, monopolization, drift from the task, discussion length).
-
-Example::
-
-    from autogen_agentchat.agents import AssistantAgent
-    from persona_plugins.adapters.autogen import PersonaChatCompletionClient, embedded_model_client
-
-    client = PersonaChatCompletionClient(embedded_model_client(), persona="pirate_captain")
-    agent = AssistantAgent("captain", model_client=client)
+  persona-plugins pipeline around every call.
+- :class:`ChatModelCompletionClient`: an AutoGen client backed by any persona-plugins chat model (so
+  ``AssistantAgent`` runs on the embedded model); :class:`AutoGenChatModel` is the reverse.
+- :class:`TeamGuardHandler`: a runtime intervention handler that guards a whole team.
 """
 
 from __future__ import annotations

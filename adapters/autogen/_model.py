@@ -72,16 +72,8 @@ def client_model_name(client: ChatCompletionClient) -> str:
 
 
 class AutoGenChatModel:
-    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an AutoGen client.
-
-    Example::
-
-        from autogen_ext.models.openai import OpenAIChatCompletionClient
-        from persona_plugins import PersonaPipeline
-        from persona_plugins.adapters.autogen import AutoGenChatModel
-
-        model = AutoGenChatModel(OpenAIChatCompletionClient(model="gpt-4o-mini"))
-        result = await PersonaPipeline(model, persona="historian").run("Who was Erasmus?")
+    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an AutoGen client:
+    ``PersonaPipeline(AutoGenChatModel(OpenAIChatCompletionClient(...)), persona="historian")``.
 
     Args:
         client: any AutoGen ``ChatCompletionClient``.
@@ -162,16 +154,9 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
     """An AutoGen ``ChatCompletionClient`` backed by any persona-plugins chat model.
 
     It lets ``AssistantAgent`` and teams run on the embedded SmolLM2 model or any other
-    :class:`~persona_plugins.ChatModel`. Text only: the model info says no tools and no vision.
-
-    Example::
-
-        from autogen_agentchat.agents import AssistantAgent
-        from persona_plugins.adapters.autogen import ChatModelCompletionClient
-        from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
-
-        client = ChatModelCompletionClient(LlamaCppChatModel())
-        agent = AssistantAgent("helper", model_client=client)
+    :class:`~persona_plugins.ChatModel`
+    (``AssistantAgent("helper", model_client=ChatModelCompletionClient(LlamaCppChatModel()))``).
+    Text only: the model info says no tools and no vision.
 
     Args:
         model: the chat model.

@@ -38,32 +38,9 @@ class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
     (dropping an agent response makes the team wait forever): a blocked message becomes a one-line
     notice, and team findings add a note for the next speaker. ``guard="monitor"`` only records.
 
-    Example::
-
-        import asyncio
-        from autogen_agentchat.agents import AssistantAgent
-        from autogen_agentchat.conditions import MaxMessageTermination
-        from autogen_agentchat.teams import RoundRobinGroupChat
-        from autogen_core import SingleThreadedAgentRuntime
-        from persona_plugins.adapters.autogen import TeamGuardHandler, embedded_model_client
-
-        async def main() -> None:
-            guard = TeamGuardHandler(guard="enforce", max_share=0.6, max_turns=4)
-            runtime = SingleThreadedAgentRuntime(intervention_handlers=[guard])
-            runtime.start()
-            client = embedded_model_client(generation={"max_tokens": 60})
-            team = RoundRobinGroupChat(
-                [AssistantAgent("planner", client), AssistantAgent("critic", client)],
-                # the task counts as a message: 6 messages are 5 replies, one past max_turns
-                termination_condition=MaxMessageTermination(6),
-                runtime=runtime,
-            )
-            await team.run(task="Plan a picnic for six people; spend under 50 euros.")
-            await runtime.stop_when_idle()
-            for item in guard.findings:
-                print(item.metadata["speaker"], item.detector, item.message)
-
-        asyncio.run(main())
+    ``runtime = SingleThreadedAgentRuntime(intervention_handlers=[TeamGuardHandler(max_turns=8)])``,
+    then ``RoundRobinGroupChat(agents, ..., runtime=runtime)``: the README's *Bias guardrails*
+    section has the whole script.
 
     Args:
         task: the team's task (default: read from the first ``user`` message of the run).
@@ -76,8 +53,8 @@ class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
         plugin_manager, tracer_provider, meter_provider: as for the pipeline.
         **team_settings: the team checks' settings (``max_share``, ``min_turns``,
             ``drift_window``, ``drift_threshold``, ``max_turns``, ``max_words``,
-            ``repeat_every``), as :class:`~persona_plugins.guardrails.team.TeamMonitor` takes and
-            validates them.
+            ``repeat_every``): :class:`~persona_plugins.guardrails.team.TeamMonitor`'s, checked by
+            the core (an unknown name is a :class:`~persona_plugins.ConfigError`).
 
     Attributes:
         findings: every finding so far, each with ``metadata["speaker"]`` and ``["turn"]``.

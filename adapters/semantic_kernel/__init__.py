@@ -1,28 +1,12 @@
-"""Semantic Kernel adapter.
+"""Semantic Kernel adapter (``pip install "persona-plugins[semantic-kernel]"``).
 
-Install with ``pip install "persona-plugins[semantic-kernel]"``.
-
-- :class:`PersonaPlugin` is added with ``kernel.add_plugin(PersonaPlugin(...), "persona")``: kernel
-  functions (answer as the persona, ensemble, refine, check for bias) and the kernel filters it
-  installs (:class:`PersonaPromptRenderingFilter` injects the persona into prompt functions,
-  :class:`PersonaFunctionInvocationFilter` runs the guardrails on their results).
-- :class:`PersonaChatCompletion` wraps any SK chat service and runs the pipeline around every
-  call, streaming included: ``ChatCompletionAgent`` and the orchestrations call their service
-  directly, bypassing kernel filters, so they need it.
-- :class:`ChatModelChatCompletion` is an SK chat service backed by any persona-plugins
-  :class:`~persona_plugins.ChatModel` (so SK runs on the embedded model), and
+- :class:`PersonaPlugin` (``kernel.add_plugin(PersonaPlugin(...), "persona")``): kernel functions
+  (answer as the persona, ensemble, refine, check for bias) and the kernel filters it installs
+  (:class:`PersonaPromptRenderingFilter`, :class:`PersonaFunctionInvocationFilter`).
+- :class:`PersonaChatCompletion` wraps any SK chat service, streaming included, for
+  ``ChatCompletionAgent`` and the orchestrations, which bypass kernel filters.
+- :class:`ChatModelChatCompletion`: an SK chat service backed by any persona-plugins chat model;
   :class:`SemanticKernelChatModel` is the reverse.
-
-Example::
-
-    import asyncio
-    from semantic_kernel import Kernel
-    from persona_plugins.adapters.semantic_kernel import PersonaPlugin, embedded_chat_completion
-
-    kernel = Kernel()
-    kernel.add_service(embedded_chat_completion())
-    kernel.add_plugin(PersonaPlugin(persona="pirate_captain"), "persona")
-    print(asyncio.run(kernel.invoke_prompt("Where is the treasure?")))
 
 Importing this module imports Semantic Kernel (about 1.5 s); ``import persona_plugins`` never does.
 """

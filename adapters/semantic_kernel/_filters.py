@@ -68,38 +68,14 @@ def is_prompt_function(function: KernelFunction) -> bool:
 class PersonaPromptRenderingFilter:
     """A prompt-rendering filter that writes the persona into every rendered chat prompt.
 
-    Install with ``pip install "persona-plugins[semantic-kernel]"``. :class:`PersonaPlugin`
-    adds it when the plugin is added to a kernel; add it alone like this::
+    :class:`PersonaPlugin` adds it to a kernel; alone:
+    ``kernel.add_filter(FilterTypes.PROMPT_RENDERING, PersonaPromptRenderingFilter(pipeline))``.
 
-        import asyncio
-        from semantic_kernel import Kernel
-        from semantic_kernel.filters import FilterTypes
-        from persona_plugins import PersonaPipeline
-        from persona_plugins.adapters.semantic_kernel import (
-            PersonaPromptRenderingFilter,
-            SemanticKernelChatModel,
-            embedded_chat_completion,
-        )
-
-        service = embedded_chat_completion()
-        kernel = Kernel()
-        kernel.add_service(service)
-        pipeline = PersonaPipeline(SemanticKernelChatModel(service), persona="historian")
-        kernel.add_filter(FilterTypes.PROMPT_RENDERING, PersonaPromptRenderingFilter(pipeline))
-        print(asyncio.run(kernel.invoke_prompt("Why did people build castles?")))
-
-    After the template renders, the rendered prompt is read as SK reads it
-    (``ChatHistory.from_rendered_prompt``), the pipeline's ``prepare`` stage injects the persona,
-    and the messages are written back in SK's ``<message role="...">`` format with every text
-    escaped: a persona containing ``</message><message role="user">`` stays inside its system
-    message. Prompts for a non-chat service, and for a :class:`PersonaChatCompletion` (which
-    injects the persona itself), are left as they are.
-
-    Args:
-        pipeline: the pipeline whose ``prepare`` stage chooses and places the persona.
-
-    Attributes:
-        last_prepared: the :class:`~persona_plugins.results.PreparedPrompt` of the latest prompt.
+    The rendered prompt is read as SK reads it (``ChatHistory.from_rendered_prompt``), the
+    pipeline's ``prepare`` stage injects the persona, and the messages are written back in SK's
+    ``<message role="...">`` format with every text escaped (:func:`render_prompt`). Prompts for a
+    non-chat service, or for a :class:`PersonaChatCompletion` (which injects the persona itself),
+    are left as they are. ``last_prepared`` is the persona and prompt of the latest one.
     """
 
     filter_type = FilterTypes.PROMPT_RENDERING
@@ -147,52 +123,20 @@ class PersonaPromptRenderingFilter:
 
 
 class PersonaFunctionInvocationFilter:
-    """A function-invocation filter that runs the guard stage on function results.
+    """A function-invocation filter that guards function results (prompt functions by default,
+    ``guard_function`` picks others).
 
-    Install with ``pip install "persona-plugins[semantic-kernel]"``. :class:`PersonaPlugin`
-    adds it when its config has ``guard`` on; add it alone like this::
+    :class:`PersonaPlugin` adds it when ``guard`` is on; alone, add it with
+    ``kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, guard_filter)``.
 
-        import asyncio
-        from semantic_kernel import Kernel
-        from semantic_kernel.filters import FilterTypes
-        from persona_plugins import PersonaPipeline
-        from persona_plugins.adapters.semantic_kernel import (
-            FINDINGS_KEY,
-            PersonaFunctionInvocationFilter,
-            SemanticKernelChatModel,
-            embedded_chat_completion,
-        )
-
-        service = embedded_chat_completion()
-        kernel = Kernel()
-        kernel.add_service(service)
-        pipeline = PersonaPipeline(SemanticKernelChatModel(service), guard="monitor")
-        guard = PersonaFunctionInvocationFilter(pipeline)
-        kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, guard)
-        result = asyncio.run(kernel.invoke_prompt("Describe a typical nurse."))
-        print(result.metadata[FINDINGS_KEY])
-
-    Each guarded result's text goes through the pipeline's guard operation
-    (``PersonaPipeline.guard``, exactly as a turn's answer does): every detector reads it with
-    the conversation that produced it, and the findings go to
-    ``result.metadata["persona_plugins.findings"]`` (and the stage span). With
-    ``guard="monitor"`` that is all. With ``guard="enforce"`` the guard's decision is applied:
-    the annotated or regenerated text replaces the result's text, and ``block`` raises
-    :class:`~persona_plugins.GuardrailViolation` with the findings, the conversation and the
-    blocked text (the resolution is in ``result.metadata["persona_plugins.resolution"]``).
-    A streamed result is checked when its stream ends (``monitor``) or, buffered, before its
-    first chunk (``enforce``). ``guard="off"`` checks nothing.
-
-    Args:
-        pipeline: the pipeline whose guard stage runs, and whose ``guard`` mode applies.
-        guard_function: which functions' results to check (default: prompt functions).
-        prompt_filter: the :class:`PersonaPromptRenderingFilter` of the same kernel, if any: the
-            detectors then see the conversation as it was before the persona was injected, as
-            they do in a turn.
-
-    Attributes:
-        last_findings: the findings of the latest checked result; ``last_resolution``: the
-            latest :class:`~persona_plugins.Resolution` (``enforce``).
+    Each result's text goes through the pipeline's guard operation (``PersonaPipeline.guard``, as
+    a turn's answer does) with the conversation before the persona (``prompt_filter``'s, else the
+    rendered prompt's). The findings go to ``result.metadata["persona_plugins.findings"]``
+    (``last_findings``). ``monitor`` does no more; ``enforce`` applies the guard's decision: the
+    annotated or regenerated text replaces the result's, and ``block`` raises
+    :class:`~persona_plugins.GuardrailViolation` (the resolution is in
+    ``result.metadata["persona_plugins.resolution"]``, ``last_resolution``). A streamed result
+    is checked when it ends (``monitor``) or, buffered, before its first chunk (``enforce``).
     """
 
     filter_type = FilterTypes.FUNCTION_INVOCATION
@@ -222,19 +166,19 @@ class PersonaFunctionInvocationFilter:
         messages = self._conversation(result)
         chosen = chat_service_for(context)
         model = SemanticKernelChatModel(*chosen) if chosen is not None else None
-        if context.is_streaming and isinstance(result.value, AsyncIterable):
-            result.value = self._guarded_stream(result.value, result, messages, model)
-            return
-        if context.is_streaming and isinstance(result.value, Iterator):  # a native generator
-            chunks = list(result.value)
+        value = result.value
+        if context.is_streaming and isinstance(value, AsyncIterable):
+            result.value = self._guarded_stream(value, result, messages, model)
+        elif context.is_streaming and isinstance(value, Iterator):  # a native generator
+            chunks = list(value)
             text = "".join(_chunk_text(c) for c in chunks)
             replaced = await self._guard(result, text, messages, model)
             kept = [replaced] if replaced is not None else chunks
             result.value = (chunk for chunk in kept)  # SK streams generators only
-            return
-        replaced = await self._guard(result, str(result), messages, model)
-        if replaced is not None:
-            result.value = _with_text(result.value, replaced)
+        else:
+            replaced = await self._guard(result, str(result), messages, model)
+            if replaced is not None:
+                result.value = _with_text(value, replaced)
 
     async def _guard(
         self,

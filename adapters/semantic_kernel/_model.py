@@ -66,22 +66,9 @@ def with_generation(
 class SemanticKernelChatModel:
     """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an SK chat service.
 
-    Install with ``pip install "persona-plugins[semantic-kernel]"``.
-
     Calls are plain completions: function calling is switched off for them, and the generation
-    settings the pipeline passes are set on a copy of ``settings``.
-
-    Example::
-
-        from persona_plugins import PersonaPipeline
-        from persona_plugins.adapters.semantic_kernel import (
-            SemanticKernelChatModel,
-            embedded_chat_completion,
-        )
-
-        service = embedded_chat_completion()  # or OpenAIChatCompletion(...), any SK service
-        pipeline = PersonaPipeline(SemanticKernelChatModel(service), persona="historian")
-        print(pipeline.run_sync("Who was Erasmus?").text)
+    settings the pipeline passes are set on a copy of ``settings``. Example:
+    ``PersonaPipeline(SemanticKernelChatModel(service), persona="historian")``.
 
     Args:
         service: any SK ``ChatCompletionClientBase``.
@@ -138,17 +125,9 @@ class SemanticKernelChatModel:
 class ChatModelPromptExecutionSettings(PromptExecutionSettings):
     """Execution settings of :class:`ChatModelChatCompletion`.
 
-    Install with ``pip install "persona-plugins[semantic-kernel]"``.
-
     The typed fields, and any other key given (it lands in ``extension_data``), are passed to
-    ``ChatModel.complete`` as generation settings.
-
-    Example::
-
-        from persona_plugins.adapters.semantic_kernel import ChatModelPromptExecutionSettings
-
-        settings = ChatModelPromptExecutionSettings(max_tokens=64, repeat_penalty=1.3)
-        print(settings.generation_settings())  # {'max_tokens': 64, 'repeat_penalty': 1.3}
+    ``ChatModel.complete`` as generation settings:
+    ``ChatModelPromptExecutionSettings(max_tokens=64, repeat_penalty=1.3)``.
     """
 
     max_tokens: int | None = Field(default=None, gt=0)
@@ -174,22 +153,10 @@ class ChatModelPromptExecutionSettings(PromptExecutionSettings):
 class ChatModelChatCompletion(ChatCompletionClientBase):
     """A Semantic Kernel chat service backed by any persona-plugins chat model.
 
-    Install with ``pip install "persona-plugins[semantic-kernel]"``.
-
     It lets a kernel, a ``ChatCompletionAgent`` or an orchestration run on the embedded SmolLM2
-    model or any other :class:`~persona_plugins.ChatModel`. Text only: no function calling (SK
-    then sends no tools), no images. Streaming yields the whole answer as one chunk.
-
-    Example::
-
-        import asyncio
-        from semantic_kernel import Kernel
-        from persona_plugins.adapters.semantic_kernel import ChatModelChatCompletion
-        from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
-
-        kernel = Kernel()
-        kernel.add_service(ChatModelChatCompletion(LlamaCppChatModel()))
-        print(asyncio.run(kernel.invoke_prompt("Say hello.")))
+    model or any other :class:`~persona_plugins.ChatModel`
+    (``kernel.add_service(ChatModelChatCompletion(LlamaCppChatModel()))``). Text only: no function
+    calling (SK then sends no tools), no images. Streaming yields the whole answer as one chunk.
 
     Args:
         model: the chat model.

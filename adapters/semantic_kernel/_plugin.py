@@ -48,25 +48,9 @@ class _KernelServiceModel:
 class PersonaPlugin:
     """persona-plugins as a Semantic Kernel plugin: kernel functions and kernel filters.
 
-    Install with ``pip install "persona-plugins[semantic-kernel]"``.
-
-    Example::
-
-        import asyncio
-        from semantic_kernel import Kernel
-        from persona_plugins.adapters.semantic_kernel import PersonaPlugin, embedded_chat_completion
-
-        async def main() -> None:
-            kernel = Kernel()
-            kernel.add_service(embedded_chat_completion())
-            kernel.add_plugin(PersonaPlugin(persona="pirate_captain"), "persona")
-            # the persona answers ...
-            print(await kernel.invoke(plugin_name="persona", function_name="answer",
-                                      question="Where is the treasure?"))
-            # ... and is injected into every prompt function, by the prompt-rendering filter
-            print(await kernel.invoke_prompt("Describe the sea in one sentence."))
-
-        asyncio.run(main())
+    ``kernel.add_plugin(PersonaPlugin(persona="pirate_captain"), "persona")``, then
+    ``kernel.invoke(plugin_name="persona", function_name="answer", question=...)``, and the
+    persona is injected into every prompt function by the prompt-rendering filter.
 
     Kernel functions (each runs the pipeline on the kernel's chat service, the one SK would
     choose: settings in the arguments naming a ``service_id``, else the first registered):

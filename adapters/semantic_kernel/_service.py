@@ -89,22 +89,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
     ``last_result`` describes every call, function calls included (in its persona candidate's
     ``metadata["tool_calls"]``).
 
-    Example::
-
-        import asyncio
-        from semantic_kernel.agents import ChatCompletionAgent
-        from persona_plugins.adapters.semantic_kernel import (
-            PersonaChatCompletion,
-            embedded_chat_completion,
-        )
-
-        async def main() -> None:
-            service = PersonaChatCompletion(embedded_chat_completion(), persona="pirate_captain")
-            agent = ChatCompletionAgent(service=service, name="captain")
-            response = await agent.get_response("Where is the treasure?")
-            print(response.message.content, service.last_result.persona.name)
-
-        asyncio.run(main())
+    Example: ``ChatCompletionAgent(service=PersonaChatCompletion(inner, persona="historian"))``.
 
     Args:
         inner: the SK chat service that does the real model calls.
