@@ -38,6 +38,7 @@ from persona_plugins.evaluation.data_sources import locate
 from persona_plugins.evaluation.datasets import Question
 from persona_plugins.evaluation.jekyll_hyde import FORMAT_INSTRUCTIONS
 from persona_plugins.evaluation.progress import Progress
+from persona_plugins.evaluation.records import run_resumable
 from persona_plugins.guardrails.abstention import assess
 from persona_plugins.guardrails.stereotype import agreement
 from persona_plugins.model import ChatModel, Message
@@ -157,19 +158,6 @@ def load_crows_pairs(
 
 def _key(record: dict[str, Any]) -> str:
     return f"{record['kind']}|{record['persona']}|{record['id']}"
-
-
-def _load(path: Path) -> dict[str, dict[str, Any]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-                done[_key(record)] = record
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by an interruption is redone
-    return done
 
 
 def summarize(
@@ -361,8 +349,6 @@ async def run_audit(
     """
     from persona_plugins.pipeline import PersonaPipeline
 
-    records_path = out_dir / RECORDS
-    done = _load(records_path)
     pipelines: dict[tuple[str, str], PersonaPipeline] = {}
 
     def pipeline(persona: Persona, fmt: str) -> PersonaPipeline:
@@ -380,60 +366,52 @@ async def run_audit(
     for persona in personas:
         jobs += [("qa", persona, q) for q in questions]
         jobs += [("crows", persona, pair) for pair in crows]
-    todo = [j for j in jobs if f"{j[0]}|{j[1].name}|{j[2].id}" not in done]
-    progress = progress if progress is not None else Progress()
     each = f"{len(questions)} questions" + (
         f" and {len(crows)} CrowS-Pairs sentences" if crows else ""
     )
-    detail = f"({each} for each of {len(personas)} personas)"
-    with (
-        progress,
-        open(records_path, "a", encoding="utf-8") as sink,  # noqa: ASYNC230 - a line per answer
-    ):
-        if records_path.stat().st_size and not records_path.read_bytes().endswith(b"\n"):
-            sink.write("\n")  # close a line cut short by an interruption
-        progress.start(
-            f"audit {dataset}".rstrip(),
-            len(jobs),
-            done=len(jobs) - len(todo),
-            unit="answers",
-            detail=detail,
-            model=model_label,
-            output=records_path,
-        )
-        for kind, persona, item in todo:
-            if kind == "qa":
-                prompt = f"{item.text}\n\n{FORMAT_INSTRUCTIONS[item.answer_format]}"
-                turn = await pipeline(persona, item.answer_format).run(prompt)
-                answer = BUILTIN_EXTRACTORS[item.answer_format](turn.text)
-                refused = assess(turn.text, [Message.user(prompt)], persona).kind == "refusal"
-                record: dict[str, Any] = {
-                    "kind": "qa",
-                    "persona": persona.name,
-                    "id": item.id,
-                    "gold": item.gold,
-                    "answer": answer,
-                    "correct": answer == item.gold,
-                    "refused": refused,
-                    "text": turn.text[:2000],
-                }
-                status = f"{persona.name} {item.id} {'+' if record['correct'] else '-'}"
-            else:
-                prompt = CROWS_PROMPT.format(sentence=item.sentence)
-                turn = await pipeline(persona, "text").run(prompt)
-                record = {
-                    "kind": "crows",
-                    "persona": persona.name,
-                    "id": item.id,
-                    "bias_type": item.bias_type,
-                    "agreement": agreement(turn.text),
-                    "text": turn.text[:1000],
-                }
-                status = f"{persona.name} {item.id} {record['agreement']}"
-            sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
-            sink.flush()
-            done[_key(record)] = record
-            progress.advance(status)
+
+    async def one(job: tuple[str, Persona, Any]) -> tuple[dict[str, Any], str]:
+        kind, persona, item = job
+        if kind == "qa":
+            prompt = f"{item.text}\n\n{FORMAT_INSTRUCTIONS[item.answer_format]}"
+            turn = await pipeline(persona, item.answer_format).run(prompt)
+            answer = BUILTIN_EXTRACTORS[item.answer_format](turn.text)
+            refused = assess(turn.text, [Message.user(prompt)], persona).kind == "refusal"
+            record: dict[str, Any] = {
+                "kind": "qa",
+                "persona": persona.name,
+                "id": item.id,
+                "gold": item.gold,
+                "answer": answer,
+                "correct": answer == item.gold,
+                "refused": refused,
+                "text": turn.text[:2000],
+            }
+            return record, f"{persona.name} {item.id} {'+' if record['correct'] else '-'}"
+        prompt = CROWS_PROMPT.format(sentence=item.sentence)
+        turn = await pipeline(persona, "text").run(prompt)
+        record = {
+            "kind": "crows",
+            "persona": persona.name,
+            "id": item.id,
+            "bias_type": item.bias_type,
+            "agreement": agreement(turn.text),
+            "text": turn.text[:1000],
+        }
+        return record, f"{persona.name} {item.id} {record['agreement']}"
+
+    done = await run_resumable(
+        jobs,
+        one,
+        path=out_dir / RECORDS,
+        progress=progress,
+        name=f"audit {dataset}".rstrip(),
+        unit="answers",
+        detail=f"({each} for each of {len(personas)} personas)",
+        model_label=model_label,
+        item_key=lambda job: f"{job[0]}|{job[1].name}|{job[2].id}",
+        record_key=_key,
+    )
     wanted = {f"{k}|{p.name}|{i.id}" for k, p, i in jobs}
     records = [r for key, r in done.items() if key in wanted]
     summary = summarize(

@@ -11,7 +11,6 @@ resumes where it stopped. A markdown table and a JSON summary are written at the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from persona_plugins.answers import BUILTIN_EXTRACTORS
 from persona_plugins.evaluation.datasets import Question
 from persona_plugins.evaluation.progress import Progress
+from persona_plugins.evaluation.records import by_name, run_resumable, write_summary
 from persona_plugins.model import ChatModel
 from persona_plugins.pipeline import PersonaPipeline
 
@@ -108,10 +108,7 @@ async def _one(question: Question, pipelines: _Pipelines, systems: Sequence[str]
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy, model calls and tokens per question for each system, plus judge statistics."""
     summary: dict[str, Any] = {"questions": len(records), "systems": {}}
-    for system in SYSTEMS:
-        rows = [r["systems"][system] for r in records if system in r["systems"]]
-        if not rows:
-            continue
+    for system, rows in by_name(records, "systems", SYSTEMS):
         n = len(rows)
         entry = {
             "n": n,
@@ -180,62 +177,27 @@ async def run_jekyll_hyde_eval(
     ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
     (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
     """
-    records_path = out_dir / f"jekyll_hyde_{dataset}.jsonl"
-    done = load_records(records_path)
     pipelines = _build(model, persona, fallback_persona, settings or {})
-    todo = [q for q in questions if q.id not in done]
-    progress = progress if progress is not None else Progress()
-    with (
-        progress,
-        open(records_path, "a", encoding="utf-8") as sink,  # noqa: ASYNC230 - a line per question
-    ):
-        progress.start(
-            f"jekyll-hyde {dataset}",
-            len(questions),
-            done=len(questions) - len(todo),
-            unit="questions",
-            detail=f"(systems: {', '.join(systems)})",
-            model=model_label,
-            output=records_path,
-        )
-        for question in todo:
-            record = await _one(question, pipelines, systems)
-            sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
-            sink.flush()
-            done[question.id] = record
-            correct = {k: v["correct"] for k, v in record["systems"].items()}
-            progress.advance(" ".join(f"{k}={'+' if v else '-'}" for k, v in correct.items()))
+
+    async def one(question: Question) -> tuple[dict[str, Any], str]:
+        record = await _one(question, pipelines, systems)
+        correct = {k: v["correct"] for k, v in record["systems"].items()}
+        return record, " ".join(f"{k}={'+' if v else '-'}" for k, v in correct.items())
+
+    done = await run_resumable(
+        questions,
+        one,
+        path=out_dir / f"jekyll_hyde_{dataset}.jsonl",
+        progress=progress,
+        name=f"jekyll-hyde {dataset}",
+        unit="questions",
+        detail=f"(systems: {', '.join(systems)})",
+        model_label=model_label,
+        item_key=lambda question: question.id,
+    )
     records = [done[q.id] for q in questions if q.id in done]
     summary = summarize(records)
     summary.update(dataset=dataset, model=model_label, persona=persona)
     summary["markdown"] = markdown_table(dataset, summary, model_label)
     write_summary(out_dir / f"jekyll_hyde_{dataset}", summary)
     return summary
-
-
-def load_records(path: Path) -> dict[str, dict[str, Any]]:
-    """Results already written by an earlier (possibly interrupted) run, by question id."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return done
-    text = path.read_text(encoding="utf-8")
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by an interruption: that item is simply redone
-        if isinstance(record, dict) and "id" in record:
-            done[record["id"]] = record
-    if text and not text.endswith("\n"):
-        with path.open("a", encoding="utf-8") as sink:  # close the cut line before appending
-            sink.write("\n")
-    return done
-
-
-def write_summary(stem: Path, summary: dict[str, Any]) -> None:
-    data = {k: v for k, v in summary.items() if k != "markdown"}
-    stem.with_suffix(".json").write_text(json.dumps(data, indent=2), encoding="utf-8")
-    stem.with_suffix(".md").write_text(summary["markdown"] + "\n", encoding="utf-8")

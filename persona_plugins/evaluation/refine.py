@@ -23,8 +23,8 @@ from typing import Any
 
 from persona_plugins.errors import DataNotFoundError
 from persona_plugins.evaluation.data_sources import locate
-from persona_plugins.evaluation.jekyll_hyde import load_records
 from persona_plugins.evaluation.progress import Progress
+from persona_plugins.evaluation.records import by_name, run_resumable, write_summary
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.pipeline import PersonaPipeline
@@ -172,10 +172,7 @@ async def _one(
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"questions": len(records), "strategies": {}}
-    for strategy in STRATEGIES:
-        rows = [r["strategies"][strategy] for r in records if strategy in r["strategies"]]
-        if not rows:
-            continue
+    for strategy, rows in by_name(records, "strategies", STRATEGIES):
         entry: dict[str, Any] = {"n": len(rows)}
         for aspect in ASPECT_NAMES:
             values = [row["scores"][aspect] for row in rows if row["scores"][aspect] is not None]
@@ -254,36 +251,30 @@ async def run_refine_eval(
     ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
     (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
     """
-    records_path = out_dir / "refine.jsonl"
-    done = load_records(records_path)
-    todo = [item for item in items if item.id not in done]
-    progress = progress if progress is not None else Progress()
-    with progress, open(records_path, "a", encoding="utf-8") as sink:  # noqa: ASYNC230
-        progress.start(
-            "refine",
-            len(items),
-            done=len(items) - len(todo),
-            unit="persona questions",
-            detail=f"(strategies: {', '.join(strategies)}; max rounds {max_rounds})",
-            model=model_label,
-            output=records_path,
+
+    async def one(item: PersonaQuestion) -> tuple[dict[str, Any], str]:
+        record = await _one(item, model, strategies, max_rounds)
+        unread = sum(
+            score is None
+            for entry in record["strategies"].values()
+            for score in entry["scores"].values()
         )
-        for item in todo:
-            record = await _one(item, model, strategies, max_rounds)
-            sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
-            sink.flush()
-            done[item.id] = record
-            unread = sum(
-                score is None
-                for entry in record["strategies"].values()
-                for score in entry["scores"].values()
-            )
-            progress.advance(f"{item.task}" + (f" | {unread} scores unreadable" if unread else ""))
+        return record, f"{item.task}" + (f" | {unread} scores unreadable" if unread else "")
+
+    done = await run_resumable(
+        items,
+        one,
+        path=out_dir / "refine.jsonl",
+        progress=progress,
+        name="refine",
+        unit="persona questions",
+        detail=f"(strategies: {', '.join(strategies)}; max rounds {max_rounds})",
+        model_label=model_label,
+        item_key=lambda item: item.id,
+    )
     records = [done[i.id] for i in items if i.id in done]
     summary = summarize(records)
     summary["model"] = model_label
     summary["markdown"] = markdown_table(summary, model_label)
-    from persona_plugins.evaluation.jekyll_hyde import write_summary
-
     write_summary(out_dir / "refine", summary)
     return summary

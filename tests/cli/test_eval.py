@@ -151,7 +151,7 @@ def test_eval_refine_scores_each_strategy(capsys, tmp_path: Path, shared_data):
 
 
 def test_a_results_file_cut_short_by_an_interruption_resumes(tmp_path: Path):
-    from persona_plugins.evaluation.jekyll_hyde import load_records
+    from persona_plugins.evaluation.records import load_records
 
     path = tmp_path / "jekyll_hyde_svamp.jsonl"
     path.write_text('{"id": "a", "systems": {}}\n{"id": "b", "syst')
