@@ -192,7 +192,8 @@ def check_measured_what_was_meant(variants: list[Variant]) -> None:
         raise RuntimeError(f"tracing is on ({type(provider).__name__}); the run needs it off")
     wrapped = variants[1]
     service = wrapped.agent.service
-    if not service.pipeline.can_stream or service.last_result is not None:
+    turn = service.last_result  # a call passed through is described, one model call
+    if not service.pipeline.can_stream or turn is None or turn.model_calls != 1:
         raise RuntimeError("the wrapped service ran more than persona injection")
     sent = wrapped.inner.last_history.messages
     persona = service.pipeline.config.persona

@@ -321,7 +321,8 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             if isinstance(item, FunctionCallContent)
         }
         calls = max(1, calls if calls is not None else len(made))
-        after = to_core_messages(history.messages)
+        # The conversation as it now stands (tool results included), read only when needed.
+        after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
         turn = await framework_errors(
             finish_reply(
                 self.pipeline,
