@@ -58,6 +58,14 @@ def _tail(text: str) -> str:
     return text[matches[-1].end() :] if matches else text
 
 
+def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
+    """The first group of ``pattern``'s first match after the last final-answer marker; None
+    without a marker or a match there."""
+    tail = _tail(text)
+    match = pattern.search(tail) if tail is not text else None
+    return str(match.group(1)) if match else None
+
+
 def _format_number(raw: str) -> str | None:
     cleaned = raw.replace("$", "").replace(",", "")
     try:
@@ -89,11 +97,9 @@ def extract_choice(text: str) -> str | None:
     >>> extract_choice("Looking at each option... the answer is (C).")
     'C'
     """
-    tail = _tail(text)
-    if tail is not text:
-        match = _CHOICE_AFTER_MARKER.search(tail)
-        if match:
-            return match.group(1).upper()
+    marked = _after_marker(text, _CHOICE_AFTER_MARKER)
+    if marked is not None:
+        return marked.upper()
     matches = list(_CHOICE_ANYWHERE.finditer(text))
     if matches:
         groups = [g for g in matches[-1].groups() if g]
@@ -108,11 +114,9 @@ def extract_yes_no(text: str) -> str | None:
     >>> extract_yes_no("Frost is common in December. So the answer is yes.")
     'yes'
     """
-    tail = _tail(text)
-    if tail is not text:
-        match = _YES_NO.search(tail)
-        if match:
-            return str(match.group(1)).lower()
+    marked = _after_marker(text, _YES_NO)
+    if marked is not None:
+        return marked.lower()
     found = [str(m).lower() for m in _YES_NO.findall(text)]
     if not found:
         return None
