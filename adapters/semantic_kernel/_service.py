@@ -382,7 +382,13 @@ def _calls_in(chunks: Sequence[ChatMessageContent]) -> bool:
 def _merged(chunks: Sequence[StreamingChatMessageContent]) -> StreamingChatMessageContent | None:
     """The chunks of one streamed answer (first choice) as one message."""
     first = [m for m in chunks if m.choice_index == 0]
-    return sum(first[1:], first[0]) if first else None
+    if not first:
+        return None
+    try:
+        return sum(first[1:], first[0])
+    except Exception:  # chunks SK cannot add up (from different models): their text is enough
+        text = "".join(m.content or "" for m in first)
+        return StreamingChatMessageContent(role=AuthorRole.ASSISTANT, content=text, choice_index=0)
 
 
 def _turn_message(turn: TurnResult, ai_model_id: str, text: str | None = None) -> Any:

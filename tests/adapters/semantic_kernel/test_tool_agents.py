@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from semantic_kernel import Kernel
 from semantic_kernel.agents import ChatCompletionAgent
-from semantic_kernel.contents import FunctionCallContent
+from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
+from semantic_kernel.contents import ChatHistory, FunctionCallContent
 from semantic_kernel.functions import kernel_function
 
 from persona_plugins.adapters.semantic_kernel import PersonaChatCompletion
@@ -105,3 +106,36 @@ async def test_monitor_records_the_finding_and_keeps_the_reply(recording_model):
     assert response.message.content == REFUSAL
     assert any(f.detector == "abstention" for f in service.last_result.findings)
     assert service.last_result.action == "allow" and len(inner.received) == 1
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["call", "stream"])
+async def test_a_function_call_handed_back_passes_through_untouched(recording_model, streaming):
+    inner = ScriptedReplyChatCompletion(
+        recording_model, function="car-where", arguments={"part": "fuse box"}
+    )
+    service = PersonaChatCompletion(inner, persona="woman", guard="enforce")
+    kernel = Kernel()
+    kernel.add_plugin(Manual(), "car")
+    settings = service.instantiate_prompt_execution_settings(
+        function_choice_behavior=FunctionChoiceBehavior.Auto(auto_invoke=False)
+    )
+    history = ChatHistory()
+    history.add_user_message(TASK)
+
+    if streaming:
+        batches = [
+            batch
+            async for batch in service.get_streaming_chat_message_contents(
+                history, settings, kernel=kernel
+            )
+        ]
+        [[message]] = batches
+    else:
+        [message] = await service.get_chat_message_contents(history, settings, kernel=kernel)
+
+    [call] = [i for i in message.items if isinstance(i, FunctionCallContent)]
+    assert call.name == "car-where" and len(inner.received) == 1, "no guard call, no rewrite"
+    turn = service.last_result
+    assert turn.action == "allow" and turn.findings == [] and turn.model_calls == 1
+    assert [c["name"] for c in turn.candidates[0].metadata["tool_calls"]] == ["car-where"]
+    assert turn.system_prompt == persona_prompt(service)
