@@ -424,20 +424,23 @@ class PersonaContradictionDetector(BuiltinDetector):
     ) -> list[Finding]:
         """Score with the model as judge (falling back to the heuristic per statement)."""
         try:
-            return await self._judge(response, persona, messages, model)
+            scores = self.score(response, persona, messages)
+            scores = await self._judged(scores, response, messages, model)
         except Exception:
             return self.detect(response, messages=messages, persona=persona)
+        return guarded(self.name, lambda: self.findings(scores))
 
-    async def _judge(
+    async def _judged(
         self,
+        scores: list[StatementScore],
         response: str,
-        persona: Persona | None,
         messages: Sequence[Message],
         model: ChatModel,
-    ) -> list[Finding]:
-        scores = self.score(response, persona, messages)
+    ) -> list[StatementScore]:
+        """``scores`` with those of the most relevant statements judged by the model (a statement
+        whose judgement cannot be read keeps its heuristic score)."""
         if not scores:
-            return []
+            return scores
         question = last_user_text(messages)
         judge = TurnModel.wrap(model).as_agent("persona_contradiction_judge")
         ranked = sorted(range(len(scores)), key=lambda i: scores[i].relevance, reverse=True)
@@ -464,7 +467,7 @@ class PersonaContradictionDetector(BuiltinDetector):
                 evidence=heuristic.evidence,
                 source="judge",
             )
-        return guarded(self.name, lambda: self.findings(scores))
+        return scores
 
     def _check(self, options: frozenset[str], call: CheckCall) -> CheckResult:
         if call.persona is None or not call.persona.statements:
