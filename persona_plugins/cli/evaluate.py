@@ -9,12 +9,7 @@ import argparse
 from functools import partial
 from typing import Any
 
-from persona_plugins.cli._common import (
-    add_harness_options,
-    catalog,
-    print_summary,
-    run_harness,
-)
+from persona_plugins.cli._common import add_harness_options, catalog, print_summary, run_harness
 from persona_plugins.persona import resolve_persona
 
 
