@@ -138,14 +138,10 @@ class PersonaChatCompletionClient(
         if not tools and not json_output and translation.text_only:
             return _create_result(await self._run(translation, view))
         prepared = await self.pipeline.prepare(translation.messages, model=view)
+        args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
         with self._span(streaming=False) as span:
             call = self.inner.create(
-                translation.back(prepared.prompt),
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=self._direct_args(extra_create_args),
-                cancellation_token=cancellation_token,
+                translation.back(prepared.prompt), cancellation_token=cancellation_token, **args
             )
             result = await with_timeout(call, self.pipeline.config.timeout_s)
             _record(span, result)
@@ -181,13 +177,11 @@ class PersonaChatCompletionClient(
                 yield result
                 return
             prepared = await self.pipeline.prepare(translation.messages, model=view)
+            args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
             chunks = self.inner.create_stream(
                 translation.back(prepared.prompt),
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=self._direct_args(extra_create_args),
                 cancellation_token=cancellation_token,
+                **args,
                 **kwargs,
             )
             hold = rewrites_replies(self.pipeline.config) and not json_output
@@ -270,10 +264,20 @@ class PersonaChatCompletionClient(
         self._system_prompt = turn.system_prompt
         self._tally.add(turn.usage, turn.model_calls)
 
-    def _direct_args(self, extra_create_args: Mapping[str, Any]) -> dict[str, Any]:
-        # The same precedence as pipeline turns: the config's model_settings over the caller's.
+    def _direct_args(
+        self,
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: Any,
+        json_output: Any,
+        extra_create_args: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The inner call's arguments; the config's model_settings over the caller's, as in a
+        pipeline turn."""
         settings = flatten_generation_settings(self.pipeline.config.model_settings)
-        return {**extra_create_args, **settings}
+        extra = {**extra_create_args, **settings}
+        return dict(
+            tools=tools, tool_choice=tool_choice, json_output=json_output, extra_create_args=extra
+        )
 
     def _span(self, *, streaming: bool) -> AbstractContextManager[SafeSpan]:
         telemetry, provider = self.pipeline.telemetry, AutoGenChatModel.provider_name

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-import pluggy
 from autogen_agentchat.messages import BaseTextChatMessage, StopMessage
 from autogen_agentchat.teams._group_chat._events import (
     GroupChatAgentResponse,
@@ -15,13 +13,10 @@ from autogen_agentchat.teams._group_chat._events import (
 )
 from autogen_core import AgentId, DefaultInterventionHandler, DropMessage, MessageContext
 from autogen_core.models import ChatCompletionClient
-from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import TracerProvider
 
 from persona_plugins.adapter_kit import TeamGuard
 from persona_plugins.adapters.autogen._model import AutoGenChatModel
 from persona_plugins.model import ChatModel
-from persona_plugins.persona import Persona
 
 _log = logging.getLogger("persona_plugins.guardrails")
 
@@ -42,7 +37,7 @@ class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
     then ``RoundRobinGroupChat(agents, ..., runtime=runtime)``: the README's *Bias guardrails*
     section has the whole script.
 
-    Args:
+    Args (those of :class:`~persona_plugins.adapter_kit.TeamGuard`):
         task: the team's task (default: read from the first ``user`` message of the run).
         guard: ``enforce`` (rewrite), ``monitor`` (record only) or ``off``.
         detectors: detectors to run on each message (default: the config default); ``[]`` runs
@@ -66,27 +61,12 @@ class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
         self,
         task: str | None = None,
         *,
-        guard: str = "enforce",
-        detectors: list[str] | None = None,
-        personas: Mapping[str, Persona | str] | None = None,
         model: ChatModel | ChatCompletionClient | None = None,
-        plugin_manager: pluggy.PluginManager | None = None,
-        tracer_provider: TracerProvider | None = None,
-        meter_provider: MeterProvider | None = None,
-        **team_settings: Any,
+        **options: Any,
     ):
-        TeamGuard.__init__(
-            self,
-            task,
-            guard=guard,
-            detectors=detectors,
-            personas=personas,
-            model=AutoGenChatModel(model) if isinstance(model, ChatCompletionClient) else model,
-            plugin_manager=plugin_manager,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-            **team_settings,
-        )
+        if isinstance(model, ChatCompletionClient):
+            model = AutoGenChatModel(model)
+        TeamGuard.__init__(self, task, model=model, **options)
         self._seen: set[str] = set()
 
     async def on_send(
