@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ModelCallError
-from persona_plugins.hookcalls import collect
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
@@ -74,8 +73,7 @@ async def produce_candidates(
     are recorded on the turn). Raises :class:`ModelCallError` when no candidate is usable."""
 
     async def generate(span: SafeSpan) -> list[Candidate]:
-        produced = await collect(
-            turn.pm,
+        produced = await turn.hooks.collect(
             "generate_candidates",
             messages=turn.messages,
             prompt=prompt,

@@ -34,7 +34,7 @@ import pluggy
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ConfigError
-from persona_plugins.hookcalls import decide, each_implementation, flatten, register_all
+from persona_plugins.hookcalls import each_implementation, flatten, register_all
 from persona_plugins.injection import write_persona
 from persona_plugins.persona import Persona
 from persona_plugins.results import (
@@ -260,8 +260,7 @@ async def resolve_stage(
     the resolver raised, recorded); re-checks add the detectors that failed to ``failed``."""
 
     async def resolve(span: SafeSpan) -> Resolution | None:
-        resolution: Resolution | None = await decide(
-            turn.pm,
+        resolution: Resolution | None = await turn.hooks.decide(
             "resolve_findings",
             messages=turn.messages,
             response=text,

@@ -6,7 +6,8 @@ change what the model thinks the user said). When the model accepts a single sys
 the persona is merged into the existing leading one.
 
 :func:`write_persona` runs the stage: ``persona_system_prompt`` writes the text, ``inject_persona``
-places it.
+places it. While the built-in ``persona_system_prompt`` is the only implementation, a persona's text
+is rendered once per pipeline (a persona is immutable), not on every turn.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
-from persona_plugins.hookcalls import decide
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import Message
 from persona_plugins.persona import Persona
@@ -86,19 +86,14 @@ async def write_persona(
     """
 
     async def inject(span: SafeSpan) -> tuple[str, list[Message]] | None:
-        text: str | None = None
-        if persona is not None:
-            text = await decide(
-                turn.pm, "persona_system_prompt", persona=persona, config=turn.config
-            )
+        text = await _system_prompt(turn, persona) if persona is not None else None
         if instruction:
             text = f"{text}\n\n{instruction}" if text else instruction
         if not text:
             return None
         shown = text
         span.set_content(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, lambda: genai_instructions(shown))
-        injected = await decide(
-            turn.pm,
+        injected = await turn.hooks.decide(
             "inject_persona",
             messages=turn.messages,
             system_prompt=text,
@@ -109,6 +104,19 @@ async def write_persona(
 
     written = await turn.stage("inject_persona", inject)
     return written if written is not None else (None, turn.messages)
+
+
+async def _system_prompt(turn: TurnContext, persona: Persona) -> str | None:
+    template = turn.config.persona_template
+    if turn.hooks.is_only("persona_system_prompt", persona_system_prompt):
+        # the built-in's text depends on the persona and the template only: render it once
+        return turn.once.get(
+            "persona_system_prompt", (persona, template), lambda: render_persona(persona, template)
+        )
+    text: str | None = await turn.hooks.decide(
+        "persona_system_prompt", persona=persona, config=turn.config
+    )
+    return text
 
 
 @hookimpl(trylast=True)

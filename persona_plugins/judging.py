@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 from persona_plugins import semconv
 from persona_plugins.answers import Extractor, extract_answers
 from persona_plugins.config import PipelineConfig
-from persona_plugins.hookcalls import decide
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.messages import last_user_text
 from persona_plugins.model import ChatModel, Message
@@ -149,8 +148,7 @@ async def choose_candidate(
     extract_answers(extractors, turn.config.answer_format, question, usable)
 
     async def judge(span: SafeSpan) -> Judgement | None:
-        verdict: Judgement | None = await decide(
-            turn.pm,
+        verdict: Judgement | None = await turn.hooks.decide(
             "judge_candidates",
             messages=turn.messages,
             candidates=usable,

@@ -36,6 +36,8 @@ def normalize_messages(messages: MessagesInput) -> list[Message]:
         if not messages.strip():
             raise MessageError("the message is empty; pass the user's question as text")
         return [Message.user(messages)]
+    if type(messages) is list and all(type(item) is Message for item in messages) and messages:
+        return list(messages)  # already the core's type: nothing to check or convert
     if not isinstance(messages, Iterable) or isinstance(messages, (bytes, Mapping)):
         raise MessageError(
             f"messages must be a string or a list of messages, not {type(messages).__name__}"

@@ -13,7 +13,9 @@ Instruments (no-ops until the application installs an SDK meter provider, for ex
 - ``persona_plugins.refine.rounds`` (histogram): rounds per refined turn, by strategy;
 - ``persona_plugins.refine.reviews`` (counter): by ``refiner`` and ``verdict``.
 
-Recording never raises into user code.
+Recording never raises into user code, and costs nothing when it would go nowhere: with no meter
+provider given and none set globally (OpenTelemetry's proxy stands in), or with the no-op one,
+nothing is recorded (measurements start as soon as the application sets a provider).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 
 from persona_plugins import semconv
 
@@ -82,6 +84,21 @@ _by_provider: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.W
 _global: list[_Instruments] = []
 _lock = threading.Lock()
 
+_Proxy: type | None = None
+try:  # the provider OpenTelemetry hands out while none is set (not exported by the API)
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    _Proxy = _ProxyMeterProvider
+except ImportError:  # pragma: no cover - another layout of opentelemetry-api
+    pass
+
+
+def _unset(provider: object) -> bool:
+    """True for OpenTelemetry's stand-in provider, the one used while none is set."""
+    if _Proxy is not None:
+        return isinstance(provider, _Proxy)
+    return type(provider).__name__ == "_ProxyMeterProvider"  # pragma: no cover
+
 
 def _instruments_for(meter_provider: MeterProvider | None) -> _Instruments:
     with _lock:
@@ -102,15 +119,26 @@ class PipelineMetrics:
     """The pipeline's instruments on one meter provider (the global one by default).
 
     Instruments are created once per meter provider and shared by every pipeline on it.
+    :attr:`enabled` says whether a measurement would go anywhere; when it would not, nothing is
+    recorded.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None):
         self._instruments = _instruments_for(meter_provider)
-        self.enabled = self._instruments.enabled
+        self._provider = meter_provider
+
+    @property
+    def enabled(self) -> bool:
+        """True when measurements go somewhere: the instruments exist and the meter provider
+        (the given one, else the global one) is not OpenTelemetry's no-op or unset proxy."""
+        if not self._instruments.enabled:
+            return False
+        provider = self._provider
+        if provider is None or _unset(provider):
+            provider = metrics.get_meter_provider()
+        return not (_unset(provider) or isinstance(provider, NoOpMeterProvider))
 
     def _record(self, instrument: str, value: float, attributes: Mapping[str, Any]) -> None:
-        if not self.enabled:
-            return
         try:
             target = getattr(self._instruments, instrument)
             clean = {k: v for k, v in attributes.items() if v is not None}
@@ -131,6 +159,8 @@ class PipelineMetrics:
         output_tokens: int,
         error: str | None = None,
     ) -> None:
+        if not self.enabled:
+            return
         base = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_REQUEST_MODEL: model}
         self._record("operation_duration", seconds, {**base, semconv.ERROR_TYPE: error})
         self._record("model_calls", 1, {**base, semconv.GEN_AI_AGENT_NAME: agent})
@@ -141,9 +171,13 @@ class PipelineMetrics:
             )
 
     def stage(self, name: str, seconds: float) -> None:
+        if not self.enabled:
+            return
         self._record("stage_duration", seconds, {semconv.PP_STAGE: name})
 
     def judge(self, *, consistent: bool, fallback: bool, judged: bool) -> None:
+        if not self.enabled:
+            return
         self._record(
             "judge_decisions",
             1,
@@ -151,9 +185,13 @@ class PipelineMetrics:
         )
 
     def finding(self, detector: str, severity: str) -> None:
+        if not self.enabled:
+            return
         self._record("guard_findings", 1, {"detector": detector, "severity": severity})
 
     def refinement(self, strategy: str, rounds: int, reviews: list[tuple[str, str]]) -> None:
+        if not self.enabled:
+            return
         self._record("refine_rounds", rounds, {semconv.PP_REFINE: strategy})
         for refiner, verdict in reviews:
             self._record("refine_reviews", 1, {"refiner": refiner, "verdict": verdict})

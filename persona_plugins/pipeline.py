@@ -29,6 +29,7 @@ from persona_plugins.candidates import produce_candidates
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ConfigError, MessageError
 from persona_plugins.guard import collect_detectors, guard_response, resolve_stage, run_detectors
+from persona_plugins.hookcalls import Hooks
 from persona_plugins.injection import write_persona
 from persona_plugins.judging import choose_candidate
 from persona_plugins.messages import MessagesInput, normalize_messages, optional_messages
@@ -48,7 +49,7 @@ from persona_plugins.results import (
     TurnResult,
 )
 from persona_plugins.selection import choose_persona, configured_persona
-from persona_plugins.stages import TurnContext
+from persona_plugins.stages import Once, TurnContext
 from persona_plugins.tracing import (
     Telemetry,
     enable_hook_tracing,
@@ -112,6 +113,8 @@ class PersonaPipeline:
         if hook_tracing_requested():
             enable_hook_tracing(self.pm, self.telemetry)
         self.metrics = PipelineMetrics(meter_provider)
+        self.hooks = Hooks(self.pm)  # which implementations each hook has, resolved once
+        self.once = Once()  # work that does not change between turns (the persona's text)
         built = PipelineConfig.build(
             dict(config) if isinstance(config, Mapping) else config, **overrides
         )
@@ -154,14 +157,25 @@ class PersonaPipeline:
         config: PipelineConfig | None = None,
     ) -> TurnContext:
         config = config or self.config
+        measured = self.metrics.enabled
         turn_model = TurnModel(
             model if model is not None else self.model,
             self.telemetry,
             settings=config.model_settings,
             timeout_s=config.timeout_s,
-            metrics=self.metrics,
+            metrics=self.metrics if measured else None,
         )
-        return TurnContext(messages, turn_model, config, self.pm, self.telemetry, self.metrics)
+        return TurnContext(
+            messages,
+            turn_model,
+            config,
+            self.pm,
+            self.telemetry,
+            self.metrics,
+            self.hooks,
+            self.once,
+            measured,
+        )
 
     # -- a whole turn --------------------------------------------------------------------------
 
@@ -181,22 +195,27 @@ class PersonaPipeline:
         """
         turn = self._context(normalize_messages(messages), model)
         started = time.perf_counter()
-        attributes = turn_attributes(self.config, turn.model.model_name)
-        with self.telemetry.span(semconv.SPAN_TURN, attributes) as span:
+        with self.telemetry.span(
+            semconv.SPAN_TURN, lambda: turn_attributes(self.config, turn.model.model_name)
+        ) as span:
             span.set_content(semconv.GEN_AI_INPUT_MESSAGES, lambda: genai_messages(turn.messages))
-            with recording_scope(span.recording):
+            with recording_scope(span.recording):  # not recorded: no stage span either
                 result = await self._turn(turn, settings)
-            result.duration_s = time.perf_counter() - started
-            span.set_many(turn_result_attributes(result))
-            span.set_content(semconv.GEN_AI_OUTPUT_MESSAGES, lambda: genai_output(result.text))
-            await observe_turn(turn, result)
+                result.duration_s = time.perf_counter() - started
+                if span.recording:
+                    span.set_many(turn_result_attributes(result))
+                    span.set_content(
+                        semconv.GEN_AI_OUTPUT_MESSAGES, lambda: genai_output(result.text)
+                    )
+                await observe_turn(turn, result)
             return result
 
     async def _turn(self, turn: TurnContext, settings: dict[str, Any]) -> TurnResult:
         """The stages of a turn, in order."""
-        prepared = await self._prepare(turn)
-        persona = prepared.persona
-        candidates = await produce_candidates(turn, prepared.prompt, persona, settings)
+        choice = await choose_persona(turn, self.personas)
+        persona = choice.persona
+        system_prompt, prompt = await write_persona(turn, persona)
+        candidates = await produce_candidates(turn, prompt, persona, settings)
         chosen, judgement = await choose_candidate(turn, candidates, persona, self.extractors)
         plan, text, reviews = await refine_draft(turn, chosen.text, persona, self.refiners)
         guarded = await guard_response(
@@ -207,10 +226,10 @@ class PersonaPipeline:
         return TurnResult(
             text=guarded.text,
             persona=persona,
-            persona_source=prepared.persona_source,
-            persona_note=prepared.persona_note,
-            system_prompt=prepared.system_prompt,
-            prompt=prepared.prompt,
+            persona_source=choice.source,
+            persona_note=choice.note,
+            system_prompt=system_prompt,
+            prompt=prompt,
             candidates=candidates,
             chosen=chosen.name,
             judgement=judgement,

@@ -37,7 +37,7 @@ import pluggy
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ConfigError
-from persona_plugins.hookcalls import decide, register_all
+from persona_plugins.hookcalls import register_all
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
@@ -409,8 +409,7 @@ async def _rounds(
     """Run the reviewers the plan names, round by round, keeping the best valid draft."""
     config = turn.config
     available = {n: r for n, r in refiners.items() if n in config.refiners}
-    plan: RefinementPlan | None = await decide(
-        turn.pm,
+    plan: RefinementPlan | None = await turn.hooks.decide(
         "plan_refinement",
         messages=turn.messages,
         draft=draft,
@@ -457,8 +456,7 @@ async def _merged(
     asking = [r for r in reviews if r.needs_change and not r.error]
     if not asking:
         return None
-    merged: str | None = await decide(
-        turn.pm,
+    merged: str | None = await turn.hooks.decide(
         "merge_reviews",
         messages=turn.messages,
         draft=draft,

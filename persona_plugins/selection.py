@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
-from persona_plugins.hookcalls import decide
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.messages import last_user_text
 from persona_plugins.model import ChatModel, Message
@@ -117,14 +116,25 @@ async def choose_persona(turn: TurnContext, personas: dict[str, Persona]) -> Per
     one."""
 
     async def select(span: SafeSpan) -> PersonaChoice | None:
-        choice: PersonaChoice | None = await decide(
-            turn.pm,
-            "select_persona",
-            messages=turn.messages,
-            config=turn.config,
-            model=turn.model,
-            personas=personas,
-        )
+        config = turn.config
+        choice: PersonaChoice | None
+        if config.persona_mode != "generated" and turn.hooks.is_only(
+            "select_persona", select_persona
+        ):
+            # the built-in's choice depends on the configuration only: make it once
+            choice = turn.once.get(
+                "select_persona",
+                (config.persona, config.persona_mode),
+                lambda: _configured_choice(config),
+            )
+        else:
+            choice = await turn.hooks.decide(
+                "select_persona",
+                messages=turn.messages,
+                config=config,
+                model=turn.model,
+                personas=personas,
+            )
         if choice is not None:
             span.set(semconv.PP_PERSONA_NAME, choice.persona.name if choice.persona else None)
             span.set(semconv.PP_PERSONA_SOURCE, choice.source)
@@ -170,10 +180,15 @@ async def _generate(
 def select_persona(
     messages: Sequence[Message], config: PipelineConfig, model: TurnModel
 ) -> PersonaChoice | Awaitable[PersonaChoice] | None:
-    if config.persona_mode == "none":
-        return PersonaChoice(persona=None, source="none")
     if config.persona_mode == "generated":
         return _generate(messages, config, model)
+    return _configured_choice(config)
+
+
+def _configured_choice(config: PipelineConfig) -> PersonaChoice:
+    """The built-in choice in every mode but ``generated``: the configuration's alone."""
+    if config.persona_mode == "none":
+        return PersonaChoice(persona=None, source="none")
     if config.persona_mode == "multi":
         return PersonaChoice(
             persona=None,

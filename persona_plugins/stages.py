@@ -5,6 +5,10 @@ the configuration, the plugin manager and the list of failures the turn recovere
 function (``selection.choose_persona``, ``candidates.produce_candidates``, ...) holds the stage's
 logic; :meth:`TurnContext.stage` runs a piece of it the way every stage is run, so that the
 pipeline itself only decides the order.
+
+When nothing would record it (no tracer provider that records, no meter provider set), a stage
+runs without its span, timing and metric, which would go nowhere; a plugin's failure is still
+recorded on :attr:`TurnContext.errors`.
 """
 
 from __future__ import annotations
@@ -12,20 +16,21 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pluggy
 
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import GuardrailViolation, ModelCallError
+from persona_plugins.hookcalls import Hooks
 from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import Message
 from persona_plugins.results import StageError
-from persona_plugins.tracing import SafeSpan, Telemetry
+from persona_plugins.tracing import NOT_RECORDING, SafeSpan, Telemetry
 from persona_plugins.turn_model import TurnModel
 
-__all__ = ["PASS_THROUGH", "TurnContext", "record_failure"]
+__all__ = ["PASS_THROUGH", "Once", "TurnContext", "record_failure"]
 
 T = TypeVar("T")
 
@@ -58,6 +63,31 @@ def record_failure(
     )
 
 
+class Once:
+    """Work that does not change between a pipeline's turns, done once and reused.
+
+    A stage keeps one value per slot, with the key it was made from (what it depends on);
+    :meth:`get` gives it back while the key is unchanged (compared with ``==``, which is an
+    identity check first) and makes a new one when it changes: a static persona's system prompt
+    is rendered once per pipeline, and again only if the persona or the template changes.
+    """
+
+    __slots__ = ("_slots",)
+
+    def __init__(self) -> None:
+        self._slots: dict[str, tuple[Any, Any]] = {}
+
+    def get(self, slot: str, key: Any, make: Callable[[], T]) -> T:
+        """The value held in ``slot`` for ``key``; made with ``make()`` when there is none."""
+        held = self._slots.get(slot)
+        if held is not None and held[0] == key:
+            value: T = held[1]
+            return value
+        value = make()
+        self._slots[slot] = (key, value)
+        return value
+
+
 @dataclass
 class TurnContext:
     """Everything a stage needs about the turn (or the single operation) it is part of.
@@ -68,6 +98,10 @@ class TurnContext:
         config: the pipeline configuration.
         pm: the plugin manager whose hooks the stages call.
         telemetry, metrics: where spans and measurements go.
+        hooks: how the stages call ``pm``'s hooks (:class:`~persona_plugins.hookcalls.Hooks`,
+            one per pipeline).
+        once: what the pipeline's turns reuse (:class:`Once`, one per pipeline).
+        measured: whether measurements are recorded this turn (a meter provider is set).
         errors: failures recovered from so far, in order.
     """
 
@@ -77,7 +111,14 @@ class TurnContext:
     pm: pluggy.PluginManager
     telemetry: Telemetry
     metrics: PipelineMetrics
+    hooks: Hooks
+    once: Once
+    measured: bool
     errors: list[StageError] = field(default_factory=list)
+
+    def observed(self) -> bool:
+        """True when a stage leaves a trace: its span records, or its duration is measured."""
+        return self.measured or self.telemetry.recording()
 
     async def stage(self, name: str, body: Callable[[SafeSpan], Awaitable[T]]) -> T | None:
         """Run ``body`` as the stage ``name``: in a span of its own, timed; an exception from a
@@ -86,6 +127,14 @@ class TurnContext:
         :class:`~persona_plugins.GuardrailViolation` and :class:`~persona_plugins.ModelCallError`
         pass through: they are the turn's outcome.
         """
+        if not self.observed():  # no span, no measurement: only the failure handling is left
+            try:
+                return await body(NOT_RECORDING)
+            except PASS_THROUGH:
+                raise
+            except Exception as exc:
+                record_failure(self.errors, NOT_RECORDING, name, exc)
+                return None
         started = time.perf_counter()
         with self.telemetry.span(
             f"{semconv.SPAN_STAGE_PREFIX}{name}", {semconv.PP_STAGE: name}

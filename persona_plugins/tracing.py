@@ -14,9 +14,10 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "NOT_RECORDING",
     "TRACE_HOOKS_ENV",
     "SafeSpan",
     "Telemetry",
@@ -274,23 +276,82 @@ class SafeSpan:
 
 
 _RECORDING: ContextVar[bool] = ContextVar("persona_plugins_recording", default=True)
-_NOT_RECORDING: AbstractContextManager[SafeSpan] = nullcontext(
-    SafeSpan(trace.INVALID_SPAN, capture_content=False, recording=False)
-)
+
+#: The span of a stage whose span would not record: every method does nothing.
+NOT_RECORDING = SafeSpan(trace.INVALID_SPAN, capture_content=False, recording=False)
+_NOT_RECORDING: AbstractContextManager[SafeSpan] = nullcontext(NOT_RECORDING)
 
 
-@contextmanager
-def recording_scope(recording: bool) -> Iterator[None]:
+class recording_scope:  # a class, not a generator: entered on every turn
     """Within this scope (and the tasks it starts), skip spans when ``recording`` is False.
 
     The pipeline enters it with its turn span's ``is_recording()``: when the turn itself is not
     recorded, nothing below it would be either, so tracing that is off costs next to nothing.
     """
-    token = _RECORDING.set(recording)
-    try:
-        yield
-    finally:
-        _RECORDING.reset(token)
+
+    __slots__ = ("_recording", "_token")
+
+    def __init__(self, recording: bool):
+        self._recording = recording
+
+    def __enter__(self) -> None:
+        self._token = _RECORDING.set(self._recording)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _RECORDING.reset(self._token)
+
+
+Attributes = Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None
+
+
+class _SpanScope:
+    """One span: started, made current, ended; exceptions recorded on it and re-raised."""
+
+    __slots__ = ("_attributes", "_kind", "_name", "_safe", "_span", "_telemetry", "_token")
+
+    def __init__(self, telemetry: Telemetry, name: str, attributes: Attributes, kind: SpanKind):
+        self._telemetry = telemetry
+        self._name = name
+        self._attributes = attributes
+        self._kind = kind
+
+    def __enter__(self) -> SafeSpan:
+        try:
+            attributes = self._attributes() if callable(self._attributes) else self._attributes
+            span: Span = self._telemetry._tracer.start_span(
+                self._name, kind=self._kind, attributes=_clean(attributes)
+            )
+            recording = span.is_recording()
+        except Exception:
+            _log.debug("could not start span %s", self._name, exc_info=True)
+            span, recording = trace.INVALID_SPAN, False
+        self._span = span
+        self._token = None
+        if recording:
+            try:
+                self._token = otel_context.attach(trace.set_span_in_context(span))
+            except Exception:
+                _log.debug("could not attach span context", exc_info=True)
+        self._safe = SafeSpan(span, self._telemetry.capture_content and recording, recording)
+        return self._safe
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self._safe.error(exc)
+        if self._token is not None:
+            try:
+                otel_context.detach(self._token)
+            except Exception:
+                _log.debug("could not detach span context", exc_info=True)
+        try:
+            self._span.end()
+        except Exception:
+            _log.debug("could not end span %s", self._name, exc_info=True)
 
 
 class Telemetry:
@@ -300,6 +361,7 @@ class Telemetry:
         from persona_plugins import __version__
 
         self.capture_content = capture_content_enabled()
+        self._provider = tracer_provider
         try:
             self._tracer = trace.get_tracer(
                 "persona_plugins", __version__, tracer_provider=tracer_provider
@@ -308,62 +370,38 @@ class Telemetry:
             _log.debug("falling back to a no-op tracer", exc_info=True)
             self._tracer = trace.NoOpTracer()
 
+    def may_record(self) -> bool:
+        """False when no span of this telemetry can record: the provider is OpenTelemetry's
+        no-op one, or the global one while no SDK provider has been set (spans then start
+        recording as soon as the application sets one)."""
+        provider = self._provider
+        if provider is None or isinstance(provider, trace.ProxyTracerProvider):
+            provider = trace.get_tracer_provider()
+        return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+    def recording(self) -> bool:
+        """True when a span opened here now would record (as far as can be told before starting
+        it: a sampler may still drop it)."""
+        return _RECORDING.get() and self.may_record()
+
     def span(
         self,
         name: str,
-        attributes: Mapping[str, Any] | None = None,
+        attributes: Attributes = None,
         kind: SpanKind = SpanKind.INTERNAL,
     ) -> AbstractContextManager[SafeSpan]:
         """Open a span, make it current, end it; record (and re-raise) exceptions unchanged.
 
+        ``attributes`` may be a zero-argument callable, called only when a span is started.
         Inside a turn whose own span does not record (no SDK installed, or sampled out), the
-        stage and model-call spans of that turn are skipped outright: see :func:`recording_scope`.
-        """
-        if not _RECORDING.get():
-            return _NOT_RECORDING
-        return self._span(name, attributes, kind)
-
-    @contextmanager
-    def _span(
-        self,
-        name: str,
-        attributes: Mapping[str, Any] | None,
-        kind: SpanKind,
-    ) -> Iterator[SafeSpan]:
-        """Open a span, make it current, end it; record (and re-raise) exceptions unchanged.
-
+        stage and model-call spans of that turn are skipped outright: see :class:`recording_scope`.
         With no SDK installed (or a sampler that drops the span) the span does not record: then
         nothing is converted or attached, so tracing that is off costs next to nothing, and a
         non-recording span never hides the caller's own current span from other instrumentation.
         """
-        try:
-            span: Span = self._tracer.start_span(name, kind=kind, attributes=_clean(attributes))
-            recording = span.is_recording()
-        except Exception:
-            _log.debug("could not start span %s", name, exc_info=True)
-            span, recording = trace.INVALID_SPAN, False
-        token = None
-        if recording:
-            try:
-                token = otel_context.attach(trace.set_span_in_context(span))
-            except Exception:
-                _log.debug("could not attach span context", exc_info=True)
-        safe = SafeSpan(span, self.capture_content and recording, recording)
-        try:
-            yield safe
-        except BaseException as exc:
-            safe.error(exc)
-            raise
-        finally:
-            if token is not None:
-                try:
-                    otel_context.detach(token)
-                except Exception:
-                    _log.debug("could not detach span context", exc_info=True)
-            try:
-                span.end()
-            except Exception:
-                _log.debug("could not end span %s", name, exc_info=True)
+        if not self.recording():
+            return _NOT_RECORDING
+        return _SpanScope(self, name, attributes, kind)
 
 
 TRACE_HOOKS_ENV = "PERSONA_PLUGINS_TRACE_HOOKS"

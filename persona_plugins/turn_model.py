@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from persona_plugins import semconv
@@ -31,10 +30,31 @@ def model_name(model: object) -> str:
     return type(model).__name__
 
 
-@dataclass
 class _Tally:
-    calls: int = 0
-    usage: Usage = field(default_factory=Usage)
+    """Calls and tokens of one turn, shared by every view of its model."""
+
+    __slots__ = ("calls", "input_tokens", "output_tokens", "summed")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.summed = False  # whether any usage was added
+
+    def add(self, usage: Usage) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.summed = True
+
+    @property
+    def usage(self) -> Usage:
+        if not self.summed:
+            return Usage()
+        tokens_in, tokens_out = self.input_tokens, self.output_tokens
+        if type(tokens_in) is int and type(tokens_out) is int:  # validating is quicker then
+            return Usage(input_tokens=tokens_in, output_tokens=tokens_out)
+        # as ``Usage.__add__`` does: the counts as the models reported them
+        return Usage.model_construct(input_tokens=tokens_in, output_tokens=tokens_out)
 
 
 class TurnModel:
@@ -63,7 +83,7 @@ class TurnModel:
         self._metrics = metrics
         self.agent_name = agent
         self._telemetry = telemetry
-        self._settings = dict(settings or {})
+        self._settings = dict(settings) if settings else {}
         self._timeout_s = timeout_s
         self._tally = tally or _Tally()
         self.model_name = model_name(inner)
@@ -76,19 +96,14 @@ class TurnModel:
             return model
         if cls._untraced is None:
             cls._untraced = Telemetry()
-        return cls(model, cls._untraced)
+        return cls(model, cls._untraced, metrics=None)
 
     def as_agent(self, name: str) -> TurnModel:
         """The same model, with its calls traced as made by the agent ``name``."""
-        return TurnModel(
-            self.inner,
-            self._telemetry,
-            settings=self._settings,
-            timeout_s=self._timeout_s,
-            agent=name,
-            tally=self._tally,
-            metrics=self._metrics,
-        )
+        view = object.__new__(TurnModel)
+        view.__dict__.update(self.__dict__)  # the same settings, tally and metrics
+        view.agent_name = name
+        return view
 
     @property
     def calls(self) -> int:
@@ -103,42 +118,49 @@ class TurnModel:
         return getattr(self.inner, name)
 
     async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
-        merged = {**self._settings, **settings}
-        attributes: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-            semconv.GEN_AI_REQUEST_MODEL: self.model_name,
-            semconv.GEN_AI_PROVIDER_NAME: getattr(self.inner, "provider_name", None),
-            semconv.GEN_AI_AGENT_NAME: self.agent_name,
-            semconv.GEN_AI_REQUEST_MAX_TOKENS: merged.get("max_tokens"),
-            semconv.GEN_AI_REQUEST_TEMPERATURE: merged.get("temperature"),
-        }
+        merged = {**self._settings, **settings} if settings else self._settings
+
+        def attributes() -> dict[str, Any]:
+            return {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                semconv.GEN_AI_REQUEST_MODEL: self.model_name,
+                semconv.GEN_AI_PROVIDER_NAME: getattr(self.inner, "provider_name", None),
+                semconv.GEN_AI_AGENT_NAME: self.agent_name,
+                semconv.GEN_AI_REQUEST_MAX_TOKENS: merged.get("max_tokens"),
+                semconv.GEN_AI_REQUEST_TEMPERATURE: merged.get("temperature"),
+            }
+
         self._tally.calls += 1
+        metrics = self._metrics
+        if metrics is None:
+            return await self._traced_call(messages, merged, attributes)
         started = time.perf_counter()
         try:
             completion = await self._traced_call(messages, merged, attributes)
         except Exception as exc:
-            if self._metrics is not None:
-                self._metrics.model_call(
-                    model=self.model_name,
-                    agent=self.agent_name,
-                    seconds=time.perf_counter() - started,
-                    input_tokens=0,
-                    output_tokens=0,
-                    error=type(exc).__qualname__,
-                )
-            raise
-        if self._metrics is not None:
-            self._metrics.model_call(
+            metrics.model_call(
                 model=self.model_name,
                 agent=self.agent_name,
                 seconds=time.perf_counter() - started,
-                input_tokens=completion.usage.input_tokens,
-                output_tokens=completion.usage.output_tokens,
+                input_tokens=0,
+                output_tokens=0,
+                error=type(exc).__qualname__,
             )
+            raise
+        metrics.model_call(
+            model=self.model_name,
+            agent=self.agent_name,
+            seconds=time.perf_counter() - started,
+            input_tokens=completion.usage.input_tokens,
+            output_tokens=completion.usage.output_tokens,
+        )
         return completion
 
     async def _traced_call(
-        self, messages: Sequence[Message], merged: dict[str, Any], attributes: dict[str, Any]
+        self,
+        messages: Sequence[Message],
+        merged: dict[str, Any],
+        attributes: Callable[[], dict[str, Any]],
     ) -> Completion:
         with self._telemetry.span(f"chat {self.model_name}", attributes) as span:
             span.set_content(
@@ -155,7 +177,7 @@ class TurnModel:
                     f"{type(self.inner).__name__}.complete returned "
                     f"{type(completion).__name__}, expected persona_plugins.Completion"
                 )
-            self._tally.usage = self._tally.usage + completion.usage
+            self._tally.add(completion.usage)
             if not span.recording:
                 return completion
             span.set_many(

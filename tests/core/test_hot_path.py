@@ -1,0 +1,308 @@
+"""The hot path of a turn: work that does not change between turns is done once per pipeline,
+nothing is measured when no meter provider would receive it, messages already in the core's type
+are used as they are, and hooks with only plain implementations are called directly (while a
+wrapper or hook-call monitoring still sees every call)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+
+import persona_plugins.injection as injection
+from persona_plugins import Finding, Message, PersonaChoice, PersonaPipeline, hookimpl
+from persona_plugins.metrics import PipelineMetrics
+from persona_plugins.selection import select_persona
+from tests.core.doubles import ScriptedModel, by_prompt, registered
+
+QUESTION = "What is 2 + 2?"
+
+#: Every instrument of persona_plugins.metrics, by its attribute name.
+INSTRUMENTS = (
+    "operation_duration",
+    "token_usage",
+    "model_calls",
+    "stage_duration",
+    "judge_decisions",
+    "guard_findings",
+    "refine_rounds",
+    "refine_reviews",
+)
+
+
+class CountingInstrument:
+    """Stands in for an OpenTelemetry counter or histogram; remembers every measurement."""
+
+    def __init__(self, name: str, calls: list[tuple[str, float]]):
+        self.name = name
+        self.calls = calls
+
+    def add(self, value: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self.calls.append((self.name, value))
+
+    def record(self, value: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self.calls.append((self.name, value))
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, metrics: PipelineMetrics) -> list[tuple[str, float]]:
+    """Replace ``metrics``' instruments with counting doubles; returns the list they fill."""
+    calls: list[tuple[str, float]] = []
+    for name in INSTRUMENTS:
+        monkeypatch.setattr(metrics._instruments, name, CountingInstrument(name, calls))
+    return calls
+
+
+class Flagging:
+    @hookimpl
+    def check_response(self) -> list[Finding]:
+        return [Finding(detector="flag", message="flagged", score=0.5)]
+
+
+def busy_pipeline(pm: Any, **kwargs: Any) -> PersonaPipeline:
+    """A pipeline whose turn measures every kind of thing when measurements are on."""
+    model = ScriptedModel(default=by_prompt(persona="Four, matey.", neutral="4"))
+    return PersonaPipeline(
+        model,
+        plugin_manager=pm,
+        persona="pirate_captain",
+        ensemble="jekyll_hyde",
+        judge={"retries": 0},
+        guard="monitor",
+        detectors=[],
+        **kwargs,
+    )
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+async def test_nothing_is_measured_when_no_meter_provider_is_set(monkeypatch, plugin_manager):
+    pipeline = busy_pipeline(plugin_manager)
+    assert not pipeline.metrics.enabled  # the tests never set a global meter provider
+    calls = counted(monkeypatch, pipeline.metrics)
+    with registered(plugin_manager, Flagging()):
+        for _ in range(3):
+            result = await pipeline.run(QUESTION)
+    assert result.model_calls == 4 and result.findings  # the turn did everything it measures
+    assert calls == []
+
+
+async def test_nothing_is_measured_on_the_no_op_meter_provider(monkeypatch, plugin_manager):
+    pipeline = busy_pipeline(plugin_manager, meter_provider=NoOpMeterProvider())
+    assert not pipeline.metrics.enabled
+    calls = counted(monkeypatch, pipeline.metrics)
+    await pipeline.run(QUESTION)
+    assert calls == []
+
+
+async def test_every_measurement_is_made_when_a_meter_provider_is_given(
+    monkeypatch, plugin_manager
+):
+    provider = MeterProvider()
+    try:
+        pipeline = busy_pipeline(plugin_manager, meter_provider=provider)
+        assert pipeline.metrics.enabled
+        calls = counted(monkeypatch, pipeline.metrics)
+        with registered(plugin_manager, Flagging()):
+            await pipeline.run(QUESTION)
+    finally:
+        provider.shutdown()
+    measured = {name for name, _ in calls}
+    assert {
+        "operation_duration",
+        "token_usage",
+        "model_calls",
+        "stage_duration",
+        "judge_decisions",
+        "guard_findings",
+    } <= measured
+    assert sum(1 for name, _ in calls if name == "model_calls") == 4
+
+
+def test_instruments_are_made_once_per_meter_provider_not_per_pipeline():
+    provider = MeterProvider()
+    try:
+        first, second = PipelineMetrics(provider), PipelineMetrics(provider)
+        assert first._instruments is second._instruments
+        assert PipelineMetrics()._instruments is PipelineMetrics()._instruments
+    finally:
+        provider.shutdown()
+
+
+# -- work done once per pipeline -----------------------------------------------------------------
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list[str]:
+    """Every persona rendered with :func:`persona_plugins.injection.render_persona`, by name."""
+    rendered: list[str] = []
+    real = injection.render_persona
+
+    def counting(persona: Any, template: str = "describe") -> str:
+        rendered.append(persona.name)
+        return real(persona, template)
+
+    monkeypatch.setattr(injection, "render_persona", counting)
+    return rendered
+
+
+async def test_a_static_personas_prompt_is_rendered_once_per_pipeline(renders, bare_manager):
+    model = ScriptedModel()
+    pipeline = PersonaPipeline(model, plugin_manager=bare_manager, persona="pirate_captain")
+    results = [await pipeline.run(QUESTION) for _ in range(5)]
+    assert renders == ["pirate_captain"]
+    assert {r.system_prompt for r in results} == {results[0].system_prompt}
+    assert all(call[0] == Message.system(results[0].system_prompt) for call in model.calls)
+    prepared = await pipeline.prepare(QUESTION)
+    assert prepared.system_prompt == results[0].system_prompt and len(renders) == 1
+    other = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="pirate_captain")
+    await other.run(QUESTION)
+    assert renders == ["pirate_captain", "pirate_captain"]  # once per pipeline
+
+
+async def test_a_changed_persona_or_template_is_rendered_again(renders, bare_manager):
+    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    first = await pipeline.run(QUESTION)
+    pipeline.config.persona_template = "roleplay"
+    second = await pipeline.run(QUESTION)
+    pipeline.config.persona = pipeline.personas["pirate_captain"]
+    third = await pipeline.run(QUESTION)
+    assert renders == ["chef", "chef", "pirate_captain"]
+    assert second.system_prompt.startswith("This conversation is a role-play")
+    assert len({first.system_prompt, second.system_prompt, third.system_prompt}) == 3
+    assert third.persona.name == "pirate_captain"
+
+
+async def test_a_plugin_writing_the_system_prompt_is_asked_on_every_turn(renders, bare_manager):
+    asked: list[str] = []
+
+    class Numbered:
+        @hookimpl
+        def persona_system_prompt(self, persona):
+            asked.append(persona.name)
+            return f"You are {persona.name}, turn {len(asked)}."
+
+    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    with registered(bare_manager, Numbered()):
+        texts = [(await pipeline.run(QUESTION)).system_prompt for _ in range(3)]
+    assert texts == ["You are chef, turn 1.", "You are chef, turn 2.", "You are chef, turn 3."]
+    assert renders == []
+    assert (await pipeline.run(QUESTION)).system_prompt.startswith("You are a")  # built-in again
+    assert renders == ["chef"]
+
+
+async def test_a_plugin_registered_after_the_pipeline_is_built_is_called_on_the_next_turn(
+    bare_manager, teacher
+):
+    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    assert (await pipeline.run(QUESTION)).persona.name == "chef"
+
+    class Chooser:
+        @hookimpl
+        def select_persona(self):
+            return PersonaChoice(persona=teacher, source="plugin")
+
+    with registered(bare_manager, Chooser()):
+        chosen = await pipeline.run(QUESTION)
+    assert (chosen.persona.name, chosen.persona_source) == ("test_teacher", "plugin")
+    assert (await pipeline.run(QUESTION)).persona.name == "chef"
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+
+async def test_message_objects_passed_in_are_used_as_they_are(monkeypatch, bare_manager):
+    history = [Message.user("Hi"), Message.assistant("Ahoy!"), Message.user(QUESTION)]
+    model = ScriptedModel()
+    pipeline = PersonaPipeline(model, plugin_manager=bare_manager, persona="pirate_captain")
+
+    def no_validation(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a Message was validated again")
+
+    monkeypatch.setattr(Message, "model_validate", no_validation)
+    result = await pipeline.run(history)
+    assert all(a is b for a, b in zip(result.prompt[1:], history, strict=True))
+    assert all(a is b for a, b in zip(model.calls[0][1:], history, strict=True))
+    assert result.prompt is not history  # the caller's list is never changed or kept
+
+
+# -- hooks called directly, and what still sees them -------------------------------------------
+
+
+async def test_a_wrapper_implementation_sees_every_hook_call_of_every_turn(bare_manager):
+    seen: list[str] = []
+
+    class Watching:
+        @hookimpl(wrapper=True)
+        def select_persona(self):
+            seen.append("select_persona")
+            return (yield)
+
+        @hookimpl(wrapper=True)
+        def persona_system_prompt(self):
+            seen.append("persona_system_prompt")
+            return (yield)
+
+    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    with registered(bare_manager, Watching()):
+        for _ in range(2):
+            result = await pipeline.run(QUESTION)
+    assert seen == ["select_persona", "persona_system_prompt"] * 2
+    assert result.persona.name == "chef" and result.system_prompt.startswith("You are a")
+
+
+async def test_hook_call_monitoring_sees_every_hook_call(bare_manager):
+    called: list[str] = []
+    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    await pipeline.run(QUESTION)
+    undo = bare_manager.add_hookcall_monitoring(
+        lambda name, impls, kwargs: called.append(name), lambda *args: None
+    )
+    try:
+        await pipeline.run(QUESTION)
+    finally:
+        undo()
+    assert called == [
+        "select_persona",
+        "persona_system_prompt",
+        "inject_persona",
+        "generate_candidates",
+        "on_turn_complete",
+    ]
+    called.clear()
+    await pipeline.run(QUESTION)
+    assert called == []
+
+
+@pytest.mark.parametrize("mode", ["static", "none", "multi"])
+async def test_the_built_in_choice_is_the_hooks_own_answer(mode, bare_manager):
+    pipeline = PersonaPipeline(
+        ScriptedModel(), plugin_manager=bare_manager, persona="chef", persona_mode=mode
+    )
+    expected = select_persona([], pipeline.config, None)
+    for _ in range(2):
+        result = await pipeline.run(QUESTION)
+        assert (result.persona, result.persona_source, result.persona_note) == (
+            expected.persona,
+            expected.source,
+            expected.note,
+        )
+
+
+async def test_a_stage_that_raises_is_recorded_with_tracing_and_metrics_off(bare_manager):
+    class Broken:
+        @hookimpl
+        def inject_persona(self, messages: Sequence[Message]) -> list[Message]:
+            raise RuntimeError("injector down")
+
+    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    assert not pipeline.telemetry.may_record() and not pipeline.metrics.enabled
+    with registered(bare_manager, Broken()):
+        result = await pipeline.run(QUESTION)
+    assert [(e.stage, e.error_type, e.error) for e in result.errors] == [
+        ("inject_persona", "RuntimeError", "injector down")
+    ]
+    assert result.text == "4" and result.system_prompt is None
