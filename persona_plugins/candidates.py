@@ -92,6 +92,8 @@ async def produce_candidates(
             await complete_candidate("direct", turn.model, prompt, dict(settings), persona=persona)
         ]
     for candidate in candidates:
+        if not candidate.notes and not candidate.error:
+            continue
         problems = [(note, "CandidateNote") for note in candidate.notes]
         if candidate.error:
             problems.append((candidate.error, "CandidateError"))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import operator
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -234,12 +235,21 @@ def unmonitored(pm: pluggy.PluginManager) -> bool:
 
 class _Direct(NamedTuple):
     function: Callable[..., Any]
-    argnames: tuple[str, ...]
+    pick: Callable[[dict[str, Any]], Sequence[Any]]  #: the call's keywords -> its arguments
 
 
-def _arguments(impl: _Direct, kwargs: dict[str, Any]) -> list[Any]:
+def _picker(argnames: Sequence[str]) -> Callable[[dict[str, Any]], Sequence[Any]]:
+    if not argnames:
+        return lambda kwargs: ()
+    get = operator.itemgetter(*argnames)
+    if len(argnames) == 1:
+        return lambda kwargs: (get(kwargs),)
+    return get
+
+
+def _arguments(impl: _Direct, kwargs: dict[str, Any]) -> Sequence[Any]:
     try:
-        return [kwargs[name] for name in impl.argnames]
+        return impl.pick(kwargs)
     except KeyError as exc:  # as pluggy reports it
         raise pluggy.HookCallError(f"hook call must provide argument {exc.args[0]!r}") from None
 
@@ -260,7 +270,7 @@ class Hooks:
         self._resolved: dict[str, tuple[list[_HookImpl], tuple[_Direct, ...] | None]] = {}
 
     def implementations(self, name: str) -> tuple[_Direct, ...] | None:
-        """The implementations of hook ``name`` in call order, each ``(function, argnames)``;
+        """The implementations of hook ``name`` in call order, each ``(function, pick)``;
         None when the hook must be called through pluggy (a wrapper, or monitoring)."""
         impls = getattr(self.pm.hook, name).get_hookimpls()
         known = self._resolved.get(name)
@@ -270,7 +280,7 @@ class Hooks:
             direct = None
             if not any(impl.wrapper or impl.hookwrapper for impl in impls):
                 direct = tuple(
-                    _Direct(impl.function, tuple(impl.argnames)) for impl in reversed(impls)
+                    _Direct(impl.function, _picker(impl.argnames)) for impl in reversed(impls)
                 )
             self._resolved[name] = (impls, direct)
         return direct if direct is not None and unmonitored(self.pm) else None

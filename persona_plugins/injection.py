@@ -128,13 +128,17 @@ def persona_system_prompt(persona: Persona, config: PipelineConfig) -> str:
 def inject_persona(
     messages: Sequence[Message], system_prompt: str, config: PipelineConfig, model: TurnModel
 ) -> list[Message]:
-    merge = config.merge_system_messages
-    if merge is None:
-        merge = not getattr(model, "supports_multiple_system_messages", True)
-    if merge and messages and messages[0].role == "system":
+    if messages and messages[0].role == "system" and _merges(config, model):
         head = messages[0]
         merged = Message(
             role="system", content=system_prompt + _MERGE_SEPARATOR + head.content, name=head.name
         )
         return [merged, *messages[1:]]
     return [Message.system(system_prompt), *messages]
+
+
+def _merges(config: PipelineConfig, model: TurnModel) -> bool:
+    """Whether the persona is merged into a leading system message (the model takes only one)."""
+    if config.merge_system_messages is not None:
+        return config.merge_system_messages
+    return not getattr(model, "supports_multiple_system_messages", True)

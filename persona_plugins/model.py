@@ -55,10 +55,11 @@ class Usage(BaseModel):
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage.model_construct(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-        )
+        tokens_in = self.input_tokens + other.input_tokens
+        tokens_out = self.output_tokens + other.output_tokens
+        if type(tokens_in) is int and type(tokens_out) is int:  # validating two ints is quicker
+            return Usage(input_tokens=tokens_in, output_tokens=tokens_out)
+        return Usage.model_construct(input_tokens=tokens_in, output_tokens=tokens_out)
 
 
 class Completion(BaseModel):

@@ -135,9 +135,13 @@ async def choose_persona(turn: TurnContext, personas: dict[str, Persona]) -> Per
                 model=turn.model,
                 personas=personas,
             )
-        if choice is not None:
-            span.set(semconv.PP_PERSONA_NAME, choice.persona.name if choice.persona else None)
-            span.set(semconv.PP_PERSONA_SOURCE, choice.source)
+        if choice is not None and span.recording:
+            span.set_many(
+                {
+                    semconv.PP_PERSONA_NAME: choice.persona.name if choice.persona else None,
+                    semconv.PP_PERSONA_SOURCE: choice.source,
+                }
+            )
         return choice
 
     choice = await turn.stage("select_persona", select)
