@@ -126,17 +126,23 @@ class PipelineMetrics:
     def __init__(self, meter_provider: MeterProvider | None = None):
         self._instruments = _instruments_for(meter_provider)
         self._provider = meter_provider
+        self._settled = False  # a provider that records has been seen (it cannot go away)
 
     @property
     def enabled(self) -> bool:
         """True when measurements go somewhere: the instruments exist and the meter provider
         (the given one, else the global one) is not OpenTelemetry's no-op or unset proxy."""
+        if self._settled:
+            return True
         if not self._instruments.enabled:
             return False
         provider = self._provider
         if provider is None or _unset(provider):
             provider = metrics.get_meter_provider()
-        return not (_unset(provider) or isinstance(provider, NoOpMeterProvider))
+        enabled = not (_unset(provider) or isinstance(provider, NoOpMeterProvider))
+        # OpenTelemetry sets the global provider once for good: a real one, once seen, stays.
+        self._settled = enabled
+        return enabled
 
     def _record(self, instrument: str, value: float, attributes: Mapping[str, Any]) -> None:
         try:

@@ -362,6 +362,7 @@ class Telemetry:
 
         self.capture_content = capture_content_enabled()
         self._provider = tracer_provider
+        self._settled = False  # a provider that records has been seen (it cannot go away)
         try:
             self._tracer = trace.get_tracer(
                 "persona_plugins", __version__, tracer_provider=tracer_provider
@@ -374,10 +375,15 @@ class Telemetry:
         """False when no span of this telemetry can record: the provider is OpenTelemetry's
         no-op one, or the global one while no SDK provider has been set (spans then start
         recording as soon as the application sets one)."""
+        if self._settled:
+            return True
         provider = self._provider
         if provider is None or isinstance(provider, trace.ProxyTracerProvider):
             provider = trace.get_tracer_provider()
-        return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+        may = not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+        # OpenTelemetry sets the global provider once for good: a real one, once seen, stays.
+        self._settled = may
+        return may
 
     def recording(self) -> bool:
         """True when a span opened here now would record (as far as can be told before starting
