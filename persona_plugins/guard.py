@@ -33,8 +33,7 @@ import pluggy
 
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
-from persona_plugins.errors import ConfigError
-from persona_plugins.hookcalls import each_implementation, flatten, register_all
+from persona_plugins.hookcalls import collect_named, each_implementation, flatten
 from persona_plugins.injection import write_persona
 from persona_plugins.persona import Persona
 from persona_plugins.results import (
@@ -66,19 +65,7 @@ _KEEP: Any = object()  # recheck(text) with the response's own persona
 def collect_detectors(pm: pluggy.PluginManager) -> dict[str, Detector]:
     """Every detector registered through ``register_detectors``, by name (a name registered twice
     keeps the later registration)."""
-    detectors: dict[str, Detector] = {}
-
-    def register(detector: Detector) -> None:
-        name = getattr(detector, "name", None)
-        if not isinstance(name, str) or not callable(getattr(detector, "check", None)):
-            raise ConfigError(
-                "register_detectors: register() takes an object with a 'name' and a "
-                f"'check' method, got {type(detector).__name__}"
-            )
-        detectors[name] = detector
-
-    register_all(pm, "register_detectors", register)
-    return detectors
+    return collect_named(pm, "register_detectors", "check")
 
 
 def detector_options(config: Any, name: str) -> frozenset[str] | None:

@@ -9,7 +9,8 @@ synchronously returning a plain value; the helpers here treat the three alike, b
 - :func:`collect`: every implementation's result (lists flattened, None dropped), awaitables awaited
   concurrently.
 - :func:`register_all`: a ``register(...)`` callback hook; an async implementation is run to
-  completion (the pipeline is built from synchronous code).
+  completion (the pipeline is built from synchronous code). :func:`collect_named` collects the
+  objects such a hook registers by their ``name`` (detectors, refiners).
 - :func:`each_implementation`: one caller per implementation, so that a stage can run each one in
   isolation (one that raises costs only its own result).
 
@@ -33,10 +34,13 @@ from typing import Any, NamedTuple, TypeVar
 
 import pluggy
 
+from persona_plugins.errors import ConfigError
+
 __all__ = [
     "Hooks",
     "Implementation",
     "collect",
+    "collect_named",
     "decide",
     "each_implementation",
     "flatten",
@@ -176,6 +180,27 @@ def register_all(pm: pluggy.PluginManager, name: str, register: Callable[..., No
     for result in getattr(pm.hook, name)(register=register):
         if inspect.isawaitable(result):
             run_to_completion(result)
+
+
+def collect_named(pm: pluggy.PluginManager, name: str, method: str) -> dict[str, Any]:
+    """Every object registered through the register hook ``name``, by its ``name`` (a name
+    registered twice keeps the later registration).
+
+    :raises ConfigError: for an object without a ``name`` or a callable ``method``.
+    """
+    found: dict[str, Any] = {}
+
+    def register(obj: Any) -> None:
+        key = getattr(obj, "name", None)
+        if not isinstance(key, str) or not callable(getattr(obj, method, None)):
+            raise ConfigError(
+                f"{name}: register() takes an object with a 'name' and a "
+                f"'{method}' method, got {type(obj).__name__}"
+            )
+        found[key] = obj
+
+    register_all(pm, name, register)
+    return found
 
 
 class Implementation(NamedTuple):

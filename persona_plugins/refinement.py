@@ -36,8 +36,7 @@ import pluggy
 
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
-from persona_plugins.errors import ConfigError
-from persona_plugins.hookcalls import register_all
+from persona_plugins.hookcalls import collect_named
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
@@ -369,19 +368,7 @@ def merge_reviews(
 
 def collect_refiners(pm: pluggy.PluginManager) -> dict[str, Refiner]:
     """Every reviewer registered through ``register_refiners``, by name."""
-    refiners: dict[str, Refiner] = {}
-
-    def register(refiner: Refiner) -> None:
-        name = getattr(refiner, "name", None)
-        if not isinstance(name, str) or not callable(getattr(refiner, "review", None)):
-            raise ConfigError(
-                "register_refiners: register() takes an object with a 'name' and a "
-                f"'review' method, got {type(refiner).__name__}"
-            )
-        refiners[name] = refiner
-
-    register_all(pm, "register_refiners", register)
-    return refiners
+    return collect_named(pm, "register_refiners", "review")
 
 
 async def refine_draft(
