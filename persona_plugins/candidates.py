@@ -75,12 +75,7 @@ async def produce_candidates(
     async def generate(span: SafeSpan) -> list[Candidate]:
         produced = await turn.hooks.collect(
             "generate_candidates",
-            messages=turn.messages,
-            prompt=prompt,
-            persona=persona,
-            config=turn.config,
-            model=turn.model,
-            settings=dict(settings),
+            **turn.hook_arguments(persona, prompt=prompt, settings=dict(settings)),
         )
         span.set(semconv.PP_CANDIDATE_COUNT, len(produced))
         return produced

@@ -249,15 +249,14 @@ async def resolve_stage(
     async def resolve(span: SafeSpan) -> Resolution | None:
         resolution: Resolution | None = await turn.hooks.decide(
             "resolve_findings",
-            messages=turn.messages,
-            response=text,
-            findings=findings,
-            candidates=list(candidates),
-            persona=persona,
-            config=turn.config,
-            model=turn.model,
-            recheck=_rechecker(turn, persona, detectors, failed),
-            regenerate=_regenerator(turn, persona),
+            **turn.hook_arguments(
+                persona,
+                response=text,
+                findings=findings,
+                candidates=list(candidates),
+                recheck=_rechecker(turn, persona, detectors, failed),
+                regenerate=_regenerator(turn, persona),
+            ),
         )
         if resolution is not None:
             span.set(semconv.PP_ACTION, resolution.action)

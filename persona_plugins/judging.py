@@ -149,12 +149,7 @@ async def choose_candidate(
 
     async def judge(span: SafeSpan) -> Judgement | None:
         verdict: Judgement | None = await turn.hooks.decide(
-            "judge_candidates",
-            messages=turn.messages,
-            candidates=usable,
-            persona=persona,
-            config=turn.config,
-            model=turn.model,
+            "judge_candidates", **turn.hook_arguments(persona, candidates=usable)
         )
         if verdict is not None:
             span.set_many(judgement_attributes(verdict))

@@ -397,13 +397,7 @@ async def _rounds(
     config = turn.config
     available = {n: r for n, r in refiners.items() if n in config.refiners}
     plan: RefinementPlan | None = await turn.hooks.decide(
-        "plan_refinement",
-        messages=turn.messages,
-        draft=draft,
-        refiners=available,
-        persona=persona,
-        config=config,
-        model=turn.model,
+        "plan_refinement", **turn.hook_arguments(persona, draft=draft, refiners=available)
     )
     reviews: list[Review] = []
     if plan is None or not plan.refiners:
@@ -444,13 +438,7 @@ async def _merged(
     if not asking:
         return None
     merged: str | None = await turn.hooks.decide(
-        "merge_reviews",
-        messages=turn.messages,
-        draft=draft,
-        reviews=asking,
-        persona=persona,
-        config=turn.config,
-        model=turn.model,
+        "merge_reviews", **turn.hook_arguments(persona, draft=draft, reviews=asking)
     )
     return merged if merged and merged.strip() else None
 

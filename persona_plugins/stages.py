@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -29,6 +29,9 @@ from persona_plugins.model import Message
 from persona_plugins.results import StageError
 from persona_plugins.tracing import NOT_RECORDING, SafeSpan, Telemetry
 from persona_plugins.turn_model import TurnModel
+
+if TYPE_CHECKING:
+    from persona_plugins.persona import Persona
 
 __all__ = ["PASS_THROUGH", "Once", "TurnContext", "record_failure"]
 
@@ -115,6 +118,17 @@ class TurnContext:
     once: Once
     measured: bool
     errors: list[StageError] = field(default_factory=list)
+
+    def hook_arguments(self, persona: Persona | None, **more: Any) -> dict[str, Any]:
+        """The arguments a turn's hooks are called with: the conversation, the persona, the
+        configuration and the model, then ``more`` (each implementation takes those it names)."""
+        return {
+            "messages": self.messages,
+            "persona": persona,
+            "config": self.config,
+            "model": self.model,
+            **more,
+        }
 
     def observed(self) -> bool:
         """True when a stage leaves a trace: its span records, or its duration is measured."""
