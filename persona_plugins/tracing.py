@@ -143,13 +143,24 @@ def turn_result_attributes(result: TurnResult) -> dict[str, Any]:
     }
 
 
+def _evaluation(name: str, label: Any, value: Any, explanation: str | None) -> dict[str, Any]:
+    """A GenAI evaluation result: its name, score label and value, and explanation (if any)."""
+    attributes = {
+        semconv.GEN_AI_EVALUATION_NAME: name,
+        semconv.GEN_AI_EVALUATION_SCORE_LABEL: label,
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: value,
+    }
+    if explanation is not None:
+        attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] = explanation
+    return attributes
+
+
 def judgement_attributes(judgement: Judgement) -> dict[str, Any]:
     """A judge's decision as a GenAI evaluation on the judge stage's span."""
     return {
-        semconv.GEN_AI_EVALUATION_NAME: "judge",
-        semconv.GEN_AI_EVALUATION_SCORE_LABEL: judgement.chosen,
-        semconv.GEN_AI_EVALUATION_SCORE_VALUE: 1.0 if judgement.consistent else 0.0,
-        semconv.GEN_AI_EVALUATION_EXPLANATION: judgement.reason,
+        **_evaluation(
+            "judge", judgement.chosen, 1.0 if judgement.consistent else 0.0, judgement.reason
+        ),
         semconv.PP_CHOSEN: judgement.chosen,
         semconv.PP_JUDGE_CONSISTENT: judgement.consistent,
         semconv.PP_JUDGE_FALLBACK: judgement.fallback,
@@ -160,9 +171,7 @@ def judgement_attributes(judgement: Judgement) -> dict[str, Any]:
 def verdict_event(verdict: Verdict) -> dict[str, Any]:
     """One judge call (one order of the candidates) as a ``gen_ai.evaluation.result`` event."""
     return {
-        semconv.GEN_AI_EVALUATION_NAME: "judge_verdict",
-        semconv.GEN_AI_EVALUATION_SCORE_LABEL: verdict.choice or "unreadable",
-        semconv.GEN_AI_EVALUATION_SCORE_VALUE: verdict.certainty,
+        **_evaluation("judge_verdict", verdict.choice or "unreadable", verdict.certainty, None),
         semconv.PP_JUDGE_ORDER: list(verdict.order),
         semconv.PP_JUDGE_ATTEMPT: verdict.attempt,
     }
@@ -170,12 +179,7 @@ def verdict_event(verdict: Verdict) -> dict[str, Any]:
 
 def finding_event(finding: Finding) -> dict[str, Any]:
     """A guardrail finding as a ``gen_ai.evaluation.result`` event."""
-    return {
-        semconv.GEN_AI_EVALUATION_NAME: finding.detector,
-        semconv.GEN_AI_EVALUATION_SCORE_VALUE: finding.score,
-        semconv.GEN_AI_EVALUATION_SCORE_LABEL: finding.severity,
-        semconv.GEN_AI_EVALUATION_EXPLANATION: finding.message,
-    }
+    return _evaluation(finding.detector, finding.severity, finding.score, finding.message)
 
 
 def refinement_plan_attributes(plan: RefinementPlan) -> dict[str, Any]:
