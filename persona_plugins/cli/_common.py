@@ -232,6 +232,13 @@ class FrameworkCli(Protocol):
         ...
 
 
+def add_framework_option(
+    parser: argparse.ArgumentParser, help: str, default: str | None = None
+) -> None:
+    """``--framework``: one of :data:`FRAMEWORKS` (``help`` says what it changes)."""
+    parser.add_argument("--framework", choices=list(FRAMEWORKS), default=default, help=help)
+
+
 def framework_cli(framework: str, command: str) -> FrameworkCli:
     """The CLI part of the adapter for ``framework``; a missing framework is a
     :class:`MissingExtraError` naming the command and the install line."""

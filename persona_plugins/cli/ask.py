@@ -11,8 +11,8 @@ from typing import Any
 
 from persona_plugins.cli import _common
 from persona_plugins.cli._common import (
-    FRAMEWORKS,
     FrameworkCli,
+    add_framework_option,
     add_model_options,
     add_trace_options,
     framework_cli,
@@ -33,10 +33,9 @@ def add_parser(sub: Any) -> None:
     ask.add_argument("--guard", choices=["off", "monitor", "enforce"])
     ask.add_argument("--config", help="a TOML file with PipelineConfig fields")
     ask.add_argument("--json", action="store_true", help="print the whole TurnResult as JSON")
-    ask.add_argument(
-        "--framework",
-        choices=list(FRAMEWORKS),
-        help="answer through an adapter: the AutoGen client wrapper, or PersonaPlugin's answer "
+    add_framework_option(
+        ask,
+        "answer through an adapter: the AutoGen client wrapper, or PersonaPlugin's answer "
         "function on a Semantic Kernel kernel (default: the pipeline alone)",
     )
     add_model_options(ask)

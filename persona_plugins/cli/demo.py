@@ -15,10 +15,10 @@ from typing import Any
 
 from persona_plugins.cli import _common
 from persona_plugins.cli._common import (
-    FRAMEWORKS,
     FrameworkCli,
     Member,
     UsageError,
+    add_framework_option,
     add_model_options,
     add_trace_options,
     catalog,
@@ -48,12 +48,11 @@ def add_parser(sub: Any) -> None:
         help="comma-separated persona names or files (default: %(default)s)",
     )
     demo.add_argument("--rounds", type=int, default=1, help="replies per agent (default 1)")
-    demo.add_argument(
-        "--framework",
-        choices=list(FRAMEWORKS),
-        default="autogen",
-        help="an AutoGen RoundRobinGroupChat or a Semantic Kernel GroupChatOrchestration "
+    add_framework_option(
+        demo,
+        "an AutoGen RoundRobinGroupChat or a Semantic Kernel GroupChatOrchestration "
         "(default %(default)s)",
+        default="autogen",
     )
     add_model_options(demo)
     add_trace_options(demo)
