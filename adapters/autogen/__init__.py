@@ -1,11 +1,5 @@
-"""AutoGen AgentChat adapter (``pip install "persona-plugins[autogen]"``).
-
-- :class:`PersonaChatCompletionClient` wraps any AutoGen ``ChatCompletionClient`` and runs the
-  persona-plugins pipeline around every call.
-- :class:`ChatModelCompletionClient`: an AutoGen client backed by any persona-plugins chat model (so
-  ``AssistantAgent`` runs on the embedded model); :class:`AutoGenChatModel` is the reverse.
-- :class:`TeamGuardHandler`: a runtime intervention handler that guards a whole team.
-"""
+"""AutoGen AgentChat adapter (``pip install "persona-plugins[autogen]"``): the README's *AutoGen
+in ten lines* section."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The AutoGen part of the ``persona-plugins`` command line: ``demo`` (the default team, an
-AgentChat ``RoundRobinGroupChat`` of persona agents) and ``ask --framework autogen`` (one
-``create`` call of :class:`PersonaChatCompletionClient`).
-
-The command line reaches this module with ``importlib`` only when a command asks for AutoGen, so
-the core never imports AutoGen; without it, importing this module raises
-:class:`~persona_plugins.MissingExtraError`.
-"""
+"""The AutoGen part of the command line (``demo``, ``ask --framework autogen``), imported only
+when a command asks for AutoGen."""
 
 from __future__ import annotations
 
@@ -43,9 +37,8 @@ async def run_team(
     tracer_provider: Any,
     on_reply: Callable[[str, str], None],
 ) -> list[tuple[int, int, int]]:
-    """A ``RoundRobinGroupChat`` of one ``AssistantAgent`` per ``(name, persona)`` member, each on
-    its own persona client over ``model``; ``rounds`` replies each. Returns ``(model calls,
-    tokens in, tokens out)`` per member."""
+    """A ``RoundRobinGroupChat`` of one persona ``AssistantAgent`` per member, ``rounds`` replies
+    each; returns ``(model calls, tokens in, tokens out)`` per member."""
     inner = ChatModelCompletionClient(model)
     clients = [
         PersonaChatCompletionClient(inner, persona=persona, tracer_provider=tracer_provider)
@@ -71,11 +64,5 @@ async def run_team(
         content = getattr(event, "content", None)
         if source and source != "user" and isinstance(content, str):
             on_reply(source, content)
-    return [
-        (
-            client.model_calls,
-            client.total_usage().prompt_tokens,
-            client.total_usage().completion_tokens,
-        )
-        for client in clients
-    ]
+    usages = [(client.model_calls, client.total_usage()) for client in clients]
+    return [(calls, usage.prompt_tokens, usage.completion_tokens) for calls, usage in usages]

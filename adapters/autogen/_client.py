@@ -32,13 +32,13 @@ from persona_plugins.adapter_kit import (
     rewrites_replies,
     text_chunks,
     timed_steps,
+    usage_from,
     with_timeout,
 )
 from persona_plugins.adapters.autogen._messages import Translation, to_core_messages
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
     client_model_name,
-    core_usage,
     finish_reason,
     request_usage,
 )
@@ -58,29 +58,18 @@ class PersonaChatCompletionClientConfig(BaseModel):
 class PersonaChatCompletionClient(
     ChatCompletionClient, Component[PersonaChatCompletionClientConfig]
 ):
-    """Runs the persona-plugins pipeline around any AutoGen ``ChatCompletionClient``.
-
-    Install with ``pip install "persona-plugins[autogen]"``.
-
-    Text turns go through the whole pipeline (persona, ensemble, refinement, guardrails). Turns
-    with tools, JSON output, images or function-call messages get the persona's system message
-    and reach the inner client with their tools; a tool call comes back untouched. A text reply
-    made on such a turn (an agent with tools answering without calling one, or after its tool
-    results) is then refined, when ``refine`` is on, and guarded like any other; there is no
-    ensemble on such turns. ``last_result`` describes every call, tool calls included. The
-    client is a serializable component (``dump_component`` / ``load_component``).
-
-    Example::
-
-        client = PersonaChatCompletionClient(embedded_model_client(), persona="pirate_captain")
-        agent = AssistantAgent("captain", model_client=client)
+    """Runs the persona-plugins pipeline around any AutoGen ``ChatCompletionClient``; a
+    serializable component. Behaviour (text turns, tool turns, streaming, token counts): the
+    README's *AutoGen in ten lines* section.
 
     Args:
         inner: the AutoGen client that does the real model calls.
         config: a :class:`~persona_plugins.PipelineConfig` or a mapping of its fields.
-        plugin_manager: the persona-plugins plugin manager (default: the shared one).
-        tracer_provider: OpenTelemetry tracer provider (default: the global one).
+        plugin_manager, tracer_provider: as for :class:`~persona_plugins.PersonaPipeline`.
         **overrides: config fields on top of ``config`` (``persona="historian"``).
+
+    Raises:
+        TypeError: when ``inner`` is not an AutoGen ``ChatCompletionClient``.
 
     Attributes:
         last_result: the :class:`~persona_plugins.TurnResult` of the latest call.
@@ -140,9 +129,8 @@ class PersonaChatCompletionClient(
         prepared = await self.pipeline.prepare(translation.messages, model=view)
         args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
         with self._span(streaming=False) as span:
-            call = self.inner.create(
-                translation.back(prepared.prompt), cancellation_token=cancellation_token, **args
-            )
+            sent = translation.back(prepared.prompt)
+            call = self.inner.create(sent, cancellation_token=cancellation_token, **args)
             result = await with_timeout(call, self.pipeline.config.timeout_s)
             _record(span, result)
         return await self._finish(translation, view, prepared, result, json_output)
@@ -158,14 +146,8 @@ class PersonaChatCompletionClient(
         cancellation_token: CancellationToken | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[str | CreateResult, None]:
-        """Stream text chunks, then exactly one ``CreateResult``.
-
-        With persona injection only, and for tool calls, the inner client's own stream passes
-        straight through; a text reply the guard or the reviewers may still change is held back
-        until they are done; a pipeline turn runs first and its final text is streamed in
-        word-sized chunks. Keyword arguments beyond the base ones (``include_usage=True`` for
-        AutoGen's OpenAI client) go to the inner client's ``create_stream``.
-        """
+        """Stream text chunks, then exactly one ``CreateResult`` (see the README); extra
+        keyword arguments go to the inner client's ``create_stream``."""
 
         async def stream() -> AsyncGenerator[str | CreateResult, None]:
             translation, view = self._translate(messages, cancellation_token, extra_create_args)
@@ -178,11 +160,9 @@ class PersonaChatCompletionClient(
                 return
             prepared = await self.pipeline.prepare(translation.messages, model=view)
             args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
+            sent = translation.back(prepared.prompt)
             chunks = self.inner.create_stream(
-                translation.back(prepared.prompt),
-                cancellation_token=cancellation_token,
-                **args,
-                **kwargs,
+                sent, cancellation_token=cancellation_token, **args, **kwargs
             )
             hold = rewrites_replies(self.pipeline.config) and not json_output
             held: list[str] = []
@@ -234,8 +214,7 @@ class PersonaChatCompletionClient(
         result: CreateResult,
         json_output: Any,
     ) -> CreateResult:
-        """The end of a call the inner client answered: a tool call comes back untouched; a text
-        reply is refined and guarded (:func:`~persona_plugins.adapter_kit.finish_reply`)."""
+        """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
         content = result.content
         text = content if isinstance(content, str) else ""
         turn = await framework_errors(
@@ -245,7 +224,7 @@ class PersonaChatCompletionClient(
                 prepared,
                 text,
                 model=view,
-                usage=core_usage(result.usage),
+                usage=usage_from(result.usage),
                 finish_reason=result.finish_reason,
                 tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
                 structured=bool(json_output),
@@ -271,8 +250,7 @@ class PersonaChatCompletionClient(
         json_output: Any,
         extra_create_args: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """The inner call's arguments; the config's model_settings over the caller's, as in a
-        pipeline turn."""
+        """The inner call's arguments; the config's model_settings over the caller's."""
         settings = flatten_generation_settings(self.pipeline.config.model_settings)
         extra = {**extra_create_args, **settings}
         return dict(
@@ -297,8 +275,7 @@ class PersonaChatCompletionClient(
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
     ) -> int:
-        """The inner client's count for the messages as the model receives them: the persona's
-        system prompt included (the latest one written, else the configured persona's)."""
+        """The inner client's count, the persona's system prompt included."""
         return self.inner.count_tokens(self._as_sent(messages), tools=tools)
 
     def remaining_tokens(
@@ -346,4 +323,4 @@ def _create_result(turn: TurnResult) -> CreateResult:
 
 
 def _record(span: SafeSpan, result: CreateResult) -> None:
-    record_call(span, core_usage(result.usage), result.finish_reason)
+    record_call(span, usage_from(result.usage), result.finish_reason)

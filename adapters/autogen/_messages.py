@@ -56,16 +56,10 @@ def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
             out.text_only &= plain
             core = Message.model_construct(role="user", content=text, name=message.source or None)
         elif isinstance(message, AssistantMessage):
-            if isinstance(message.content, str):
-                core = Message(
-                    role="assistant", content=message.content, name=message.source or None
-                )
-            else:
-                out.text_only = False
-                calls = [{"name": c.name, "arguments": c.arguments} for c in message.content]
-                core = Message(
-                    role="assistant", content=json.dumps(calls), name=message.source or None
-                )
+            content = message.content
+            out.text_only &= isinstance(content, str)
+            text = content if isinstance(content, str) else function_calls_text(content)
+            core = Message(role="assistant", content=text, name=message.source or None)
         elif isinstance(message, FunctionExecutionResultMessage):
             out.text_only = False
             core = Message.model_construct(
@@ -74,8 +68,7 @@ def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
         else:
             raise TypeError(
                 f"unsupported AutoGen message type {type(message).__name__}; expected "
-                "SystemMessage, "
-                "UserMessage, AssistantMessage or FunctionExecutionResultMessage"
+                "SystemMessage, UserMessage, AssistantMessage or FunctionExecutionResultMessage"
             )
         out.messages.append(core)
         out.originals[id(core)] = message

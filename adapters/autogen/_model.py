@@ -25,6 +25,7 @@ from persona_plugins.adapter_kit import (
     estimate_tokens,
     model_config,
     model_from_config,
+    usage_from,
 )
 from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
 from persona_plugins.config import flatten_generation_settings, nest_generation_settings
@@ -49,13 +50,6 @@ def request_usage(usage: Usage) -> RequestUsage:
     return RequestUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens)
 
 
-def core_usage(usage: RequestUsage) -> Usage:
-    """AutoGen's usage record as persona-plugins usage."""
-    return Usage.model_construct(
-        input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens
-    )
-
-
 def client_model_name(client: ChatCompletionClient) -> str:
     """The model name an AutoGen client was created for, as well as it can be told."""
     for attr in ("_create_args", "_raw_config"):
@@ -72,14 +66,10 @@ def client_model_name(client: ChatCompletionClient) -> str:
 
 
 class AutoGenChatModel:
-    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an AutoGen client:
-    ``PersonaPipeline(AutoGenChatModel(OpenAIChatCompletionClient(...)), persona="historian")``.
+    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by any AutoGen client.
 
-    Args:
-        client: any AutoGen ``ChatCompletionClient``.
-        originals: AutoGen originals of core messages (set by the adapter, see ``_messages``).
-        cancellation_token: passed to every call.
-        extra_create_args: passed to every call; generation settings are added to them.
+    ``originals`` (AutoGen originals of core messages), ``cancellation_token`` and
+    ``extra_create_args`` are passed to every call; the adapter sets them.
     """
 
     provider_name = "autogen"
@@ -125,7 +115,7 @@ class AutoGenChatModel:
         # Built without re-validation: AutoGen has already validated the result.
         return Completion.model_construct(
             text=text,
-            usage=core_usage(result.usage),
+            usage=usage_from(result.usage),
             finish_reason=result.finish_reason,
             model=self.model_name,
         )
@@ -151,17 +141,17 @@ def _default_model_info(model: ChatModel) -> ModelInfo:
 
 
 class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelCompletionClientConfig]):
-    """An AutoGen ``ChatCompletionClient`` backed by any persona-plugins chat model.
-
-    It lets ``AssistantAgent`` and teams run on the embedded SmolLM2 model or any other
-    :class:`~persona_plugins.ChatModel`
-    (``AssistantAgent("helper", model_client=ChatModelCompletionClient(LlamaCppChatModel()))``).
-    Text only: the model info says no tools and no vision.
+    """An AutoGen ``ChatCompletionClient`` backed by any persona-plugins chat model (text only:
+    no tools, no vision), so ``AssistantAgent`` and teams run on the embedded model.
 
     Args:
         model: the chat model.
         model_info: AutoGen model info (default: text-only, from the model's attributes).
         context_window: tokens, for ``remaining_tokens`` (default: the model's ``n_ctx`` or 2048).
+
+    Raises:
+        TypeError: when ``model`` has no ``complete``; ``create`` raises ValueError for tools or
+        non-text messages.
     """
 
     component_type = "model"
@@ -300,10 +290,8 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
 def embedded_model_client(
     model_path: str | None = None, **options: Any
 ) -> ChatModelCompletionClient:
-    """An AutoGen client on the embedded SmolLM2 model (or another GGUF file).
-
-    Needs ``pip install "persona-plugins[autogen,local]"``.
-    """
+    """An AutoGen client on the embedded SmolLM2 model (or another GGUF file); needs the
+    ``autogen`` and ``local`` extras."""
     from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
     return ChatModelCompletionClient(LlamaCppChatModel(model_path, **options))

@@ -22,39 +22,15 @@ _log = logging.getLogger("persona_plugins.guardrails")
 
 
 class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
-    """Guardrails for a whole AutoGen team: each member's messages and the discussion as a whole.
+    """Guardrails for a whole AutoGen team, as an ``InterventionHandler`` for the team's
+    ``SingleThreadedAgentRuntime`` (the README's *Bias guardrails* section has the whole script).
 
-    Install with ``pip install "persona-plugins[autogen]"``.
+    Each member's message goes to :meth:`~persona_plugins.adapter_kit.TeamGuard.review`; with
+    ``guard="enforce"`` it is rewritten, never dropped (dropping an agent response hangs the team).
 
-    Pass it to the ``SingleThreadedAgentRuntime`` the team runs on. Each message a member
-    publishes goes to :meth:`~persona_plugins.adapter_kit.TeamGuard.review`: the pipeline's guard
-    operation with the member's persona, and the team checks (monopolization, drift from the task,
-    discussion length). With ``guard="enforce"`` the message is *rewritten*, never dropped
-    (dropping an agent response makes the team wait forever): a blocked message becomes a one-line
-    notice, and team findings add a note for the next speaker. ``guard="monitor"`` only records.
-
-    ``runtime = SingleThreadedAgentRuntime(intervention_handlers=[TeamGuardHandler(max_turns=8)])``,
-    then ``RoundRobinGroupChat(agents, ..., runtime=runtime)``: the README's *Bias guardrails*
-    section has the whole script.
-
-    Args (those of :class:`~persona_plugins.adapter_kit.TeamGuard`):
-        task: the team's task (default: read from the first ``user`` message of the run).
-        guard: ``enforce`` (rewrite), ``monitor`` (record only) or ``off``.
-        detectors: detectors to run on each message (default: the config default); ``[]`` runs
-            the team checks only.
-        personas: agent name -> persona (object, catalog name or file).
-        model: a persona-plugins chat model or an AutoGen client for the optional model checks and
-            for regeneration (default: none; regeneration then annotates instead).
-        plugin_manager, tracer_provider, meter_provider: as for the pipeline.
-        **team_settings: the team checks' settings (``max_share``, ``min_turns``,
-            ``drift_window``, ``drift_threshold``, ``max_turns``, ``max_words``,
-            ``repeat_every``): :class:`~persona_plugins.guardrails.team.TeamMonitor`'s, checked by
-            the core (an unknown name is a :class:`~persona_plugins.ConfigError`).
-
-    Attributes:
-        findings: every finding so far, each with ``metadata["speaker"]`` and ``["turn"]``.
-        monitor: the :class:`~persona_plugins.guardrails.team.TeamMonitor` (its ``transcript``).
-        rewrites: how many messages were rewritten.
+    Args: those of :class:`~persona_plugins.adapter_kit.TeamGuard` (an unknown team setting is a
+    :class:`~persona_plugins.ConfigError`); ``task`` defaults to the run's first ``user``
+    message, and ``model`` may also be an AutoGen client.
     """
 
     def __init__(
