@@ -1,15 +1,6 @@
-"""Semantic Kernel adapter (``pip install "persona-plugins[semantic-kernel]"``).
-
-- :class:`PersonaPlugin` (``kernel.add_plugin(PersonaPlugin(...), "persona")``): kernel functions
-  (answer as the persona, ensemble, refine, check for bias) and the kernel filters it installs
-  (:class:`PersonaPromptRenderingFilter`, :class:`PersonaFunctionInvocationFilter`).
-- :class:`PersonaChatCompletion` wraps any SK chat service, streaming included, for
-  ``ChatCompletionAgent`` and the orchestrations, which bypass kernel filters.
-- :class:`ChatModelChatCompletion`: an SK chat service backed by any persona-plugins chat model;
-  :class:`SemanticKernelChatModel` is the reverse.
-
-Importing this module imports Semantic Kernel (about 1.5 s); ``import persona_plugins`` never does.
-"""
+"""Semantic Kernel adapter (``pip install "persona-plugins[semantic-kernel]"``): the README's
+*Semantic Kernel* section. Importing it imports Semantic Kernel; ``import persona_plugins`` never
+does."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The Semantic Kernel part of the ``persona-plugins`` command line: ``demo --framework
-semantic-kernel`` (a ``GroupChatOrchestration`` of persona ``ChatCompletionAgent``s) and ``ask
---framework semantic-kernel`` (:class:`PersonaPlugin`'s ``answer`` function on a kernel).
-
-The command line reaches this module with ``importlib`` only when a command asks for Semantic
-Kernel, so the core never imports it; without it, importing this module raises
-:class:`~persona_plugins.MissingExtraError`.
-"""
+"""The Semantic Kernel part of the command line (``demo --framework semantic-kernel``, ``ask
+--framework semantic-kernel``), imported only when a command asks for Semantic Kernel."""
 
 from __future__ import annotations
 
@@ -61,9 +55,8 @@ async def run_team(
     tracer_provider: Any,
     on_reply: Callable[[str, str], None],
 ) -> list[tuple[int, int, int]]:
-    """A round-robin ``GroupChatOrchestration`` of one ``ChatCompletionAgent`` per ``(name,
-    persona)`` member, each on its own :class:`PersonaChatCompletion` over ``model``; ``rounds``
-    replies each. Returns ``(model calls, tokens in, tokens out)`` per member."""
+    """A round-robin ``GroupChatOrchestration`` of one persona ``ChatCompletionAgent`` per member,
+    ``rounds`` replies each; returns ``(model calls, tokens in, tokens out)`` per member."""
     runtime = InProcessRuntime()
     quiet_semantic_kernel_logs()
     try:

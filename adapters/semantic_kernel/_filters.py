@@ -1,9 +1,5 @@
 """Kernel filters: persona injection at prompt rendering, guardrails on function results.
-
-SK calls a filter as ``filter(context, next=...)``, so the second parameter must be named
-``next``. Each filter here is one object, added once with ``kernel.add_filter``; SK keys filters by
-``id()``, so the same object is what removes it again.
-"""
+SK calls a filter as ``filter(context, next=...)`` and keys it by ``id()``."""
 
 from __future__ import annotations
 
@@ -44,11 +40,8 @@ NextFilter = Callable[[Any], Awaitable[None]]
 def chat_service_for(
     context: FilterContextBase,
 ) -> tuple[ChatCompletionClientBase, PromptExecutionSettings] | None:
-    """The chat service (and its settings) the kernel will run the context's function on.
-
-    The same choice the function makes itself: settings in the arguments, then the function's
-    own, then the kernel's first service. None when that is not a chat service.
-    """
+    """The chat service (and its settings) the kernel will run the context's function on, as
+    the function chooses it; None when that is not a chat service."""
     try:
         service, settings = context.kernel.select_ai_service(
             function=context.function, arguments=context.arguments
@@ -66,16 +59,8 @@ def is_prompt_function(function: KernelFunction) -> bool:
 
 
 class PersonaPromptRenderingFilter:
-    """A prompt-rendering filter that writes the persona into every rendered chat prompt.
-
-    :class:`PersonaPlugin` adds it to a kernel; alone:
-    ``kernel.add_filter(FilterTypes.PROMPT_RENDERING, PersonaPromptRenderingFilter(pipeline))``.
-
-    The rendered prompt is read as SK reads it (``ChatHistory.from_rendered_prompt``), the
-    pipeline's ``prepare`` stage injects the persona, and the messages are written back in SK's
-    ``<message role="...">`` format with every text escaped (:func:`render_prompt`). Prompts for a
-    non-chat service, or for a :class:`PersonaChatCompletion` (which injects the persona itself),
-    are left as they are. ``last_prepared`` is the persona and prompt of the latest one.
+    """A prompt-rendering filter that writes the persona into every rendered chat prompt (the
+    README's *Semantic Kernel* section); ``last_prepared`` is the persona and prompt of the latest.
     """
 
     filter_type = FilterTypes.PROMPT_RENDERING
@@ -123,20 +108,20 @@ class PersonaPromptRenderingFilter:
 
 
 class PersonaFunctionInvocationFilter:
-    """A function-invocation filter that guards function results (prompt functions by default,
-    ``guard_function`` picks others).
+    """A function-invocation filter that guards function results with the pipeline's guard
+    operation (the README's *Semantic Kernel* section).
 
-    :class:`PersonaPlugin` adds it when ``guard`` is on; alone, add it with
-    ``kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, guard_filter)``.
+    Args:
+        pipeline: the pipeline whose guard runs.
+        guard_function: which functions' results are checked (default: prompt functions).
+        prompt_filter: the prompt filter whose conversation before the persona the guard reads.
 
-    Each result's text goes through the pipeline's guard operation (``PersonaPipeline.guard``, as
-    a turn's answer does) with the conversation before the persona (``prompt_filter``'s, else the
-    rendered prompt's). The findings go to ``result.metadata["persona_plugins.findings"]``
-    (``last_findings``). ``monitor`` does no more; ``enforce`` applies the guard's decision: the
-    annotated or regenerated text replaces the result's, and ``block`` raises
-    :class:`~persona_plugins.GuardrailViolation` (the resolution is in
-    ``result.metadata["persona_plugins.resolution"]``, ``last_resolution``). A streamed result
-    is checked when it ends (``monitor``) or, buffered, before its first chunk (``enforce``).
+    Raises:
+        GuardrailViolation: from the invocation, when ``enforce`` blocks a result.
+
+    Attributes:
+        last_findings, last_resolution: those of the latest result (also in its metadata under
+            :data:`FINDINGS_KEY` and :data:`RESOLUTION_KEY`).
     """
 
     filter_type = FilterTypes.FUNCTION_INVOCATION
@@ -166,17 +151,20 @@ class PersonaFunctionInvocationFilter:
         messages = self._conversation(result)
         chosen = chat_service_for(context)
         model = SemanticKernelChatModel(*chosen) if chosen is not None else None
+
+        async def check(text: str) -> str | None:
+            return await self._guard(result, text, messages, model)
+
         value = result.value
         if context.is_streaming and isinstance(value, AsyncIterable):
-            result.value = self._guarded_stream(value, result, messages, model)
+            result.value = self._guarded_stream(value, check)
         elif context.is_streaming and isinstance(value, Iterator):  # a native generator
             chunks = list(value)
-            text = "".join(_chunk_text(c) for c in chunks)
-            replaced = await self._guard(result, text, messages, model)
+            replaced = await check("".join(_chunk_text(c) for c in chunks))
             kept = [replaced] if replaced is not None else chunks
             result.value = (chunk for chunk in kept)  # SK streams generators only
         else:
-            replaced = await self._guard(result, str(result), messages, model)
+            replaced = await check(str(result))
             if replaced is not None:
                 result.value = _with_text(value, replaced)
 
@@ -187,8 +175,7 @@ class PersonaFunctionInvocationFilter:
         messages: list[Message] | None,
         model: SemanticKernelChatModel | None,
     ) -> str | None:
-        """Guard ``text``; return the text that replaces it, if any. A ``block`` raises
-        :class:`~persona_plugins.GuardrailViolation`."""
+        """Guard ``text``; return the text that replaces it, if any (a ``block`` raises)."""
         outcome = await self.pipeline.guard(text, messages, model=model)
         self.last_findings = outcome.findings
         result.metadata[FINDINGS_KEY] = outcome.findings
@@ -200,27 +187,23 @@ class PersonaFunctionInvocationFilter:
         return outcome.text if outcome.text != text else None
 
     async def _guarded_stream(
-        self,
-        stream: AsyncIterable[Any],
-        result: FunctionResult,
-        messages: list[Message] | None,
-        model: SemanticKernelChatModel | None,
+        self, stream: AsyncIterable[Any], check: Callable[[str], Awaitable[str | None]]
     ) -> AsyncGenerator[Any, None]:
+        """``enforce``: buffered and checked before the first chunk; else checked at the end."""
         if self.pipeline.config.guard == "enforce":
             chunks = [chunk async for chunk in stream]
-            text = "".join(_chunk_text(c) for c in chunks)
-            replaced = await self._guard(result, text, messages, model)
+            replaced = await check("".join(_chunk_text(c) for c in chunks))
             if replaced is None:
                 for chunk in chunks:
                     yield chunk
             else:
-                yield _chunk_with_text(chunks[0] if chunks else None, replaced)
+                yield _with_text(chunks[0] if chunks else None, replaced, chunk=True)
             return
         parts: list[str] = []
         async for chunk in stream:
             parts.append(_chunk_text(chunk))
             yield chunk
-        await self._guard(result, "".join(parts), messages, model)
+        await check("".join(parts))
 
     def _conversation(self, result: FunctionResult) -> list[Message] | None:
         """The conversation a prompt function's result answers: as the prompt filter received
@@ -244,32 +227,19 @@ def _chunk_text(chunk: Any) -> str:
     return str(chunk)
 
 
-def _with_text(value: Any, text: str) -> Any:
-    """A function result's value with its text replaced (a prompt function's first message)."""
-    if isinstance(value, list) and value and isinstance(value[0], ChatMessageContent):
-        first = value[0]
-        replaced = ChatMessageContent(
-            role=first.role,
-            content=text,
-            name=first.name,
-            ai_model_id=first.ai_model_id,
-            metadata=dict(first.metadata),
-        )
-        return [replaced, *value[1:]]
-    return text
-
-
-def _chunk_with_text(first: Any, text: str) -> Any:
-    """One streamed chunk carrying ``text``, shaped like the stream's own first chunk."""
-    message = first[0] if isinstance(first, list) and first else first
-    if isinstance(message, StreamingChatMessageContent):
-        return [
-            StreamingChatMessageContent(
-                role=message.role,
-                content=text,
-                choice_index=message.choice_index,
-                ai_model_id=message.ai_model_id,
-                metadata=dict(message.metadata),
-            )
-        ]
-    return text
+def _with_text(value: Any, text: str, *, chunk: bool = False) -> Any:
+    """A result's value (``chunk``: a stream's first chunk) with ``text`` in place of its first
+    message's, shaped like that message; ``text`` alone when there is no such SK message."""
+    first = value[0] if isinstance(value, list) and value else (value if chunk else None)
+    kind: type[ChatMessageContent]
+    if chunk and isinstance(first, StreamingChatMessageContent):
+        kind, rest, extra = StreamingChatMessageContent, [], {"choice_index": first.choice_index}
+    elif not chunk and isinstance(first, ChatMessageContent):
+        kind, rest, extra = ChatMessageContent, value[1:], {"name": first.name}
+    else:
+        return text
+    metadata = dict(first.metadata)
+    message = kind(
+        role=first.role, content=text, ai_model_id=first.ai_model_id, metadata=metadata, **extra
+    )
+    return [message, *rest]

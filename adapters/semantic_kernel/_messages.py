@@ -1,14 +1,6 @@
-"""Translation between Semantic Kernel chat messages and persona-plugins :class:`Message` objects.
-
-Each core message made from an SK ``ChatMessageContent`` remembers its original, so that messages
-the pipeline leaves unchanged go back to SK as the very same objects (images, function calls,
-names and metadata intact).
-
-SK also passes prompts around as *rendered* text: ``<message role="...">...</message>`` tags
-that ``ChatHistory.from_rendered_prompt`` parses into messages. :func:`render_prompt` writes
-messages in that format with their text escaped, so that no text, however hostile, can close its
-message and open another.
-"""
+"""Translation between Semantic Kernel chat messages and persona-plugins :class:`Message` objects
+(unchanged messages go back as their SK originals), and SK's rendered-prompt format, escaped so
+that no text can close its message and open another (the README's *Escaping*)."""
 
 from __future__ import annotations
 
@@ -95,11 +87,8 @@ def from_core_messages(
     *,
     instruction_role: str = "system",
 ) -> list[ChatMessageContent]:
-    """Translate core messages back; unchanged ones become their SK originals again.
-
-    New system messages (the persona) take the service's ``instruction_role`` (``system`` or
-    ``developer``).
-    """
+    """Translate core messages back; unchanged ones become their SK originals again, new system
+    messages (the persona) take ``instruction_role``."""
     originals = originals or {}
     result: list[ChatMessageContent] = []
     for message in messages:
@@ -139,15 +128,9 @@ def _attribute_char(match: re.Match[str]) -> str:
 
 
 def escape_prompt_text(text: str) -> str:
-    """Escape text for the inside of a ``<message>`` tag of an SK rendered prompt.
-
-    SK reads a message's text twice: the XML parser decodes it once, then
-    ``ChatMessageContent.from_element`` HTML-unescapes it again. So the text is escaped twice
-    here (the second time by :func:`render_prompt`'s XML writer): whatever it contains, it stays
-    the text of its own message, and it comes back as written. The exceptions are control
-    characters that XML cannot carry at all (``\x00``-``\x1f`` but tab, newline, carriage return
-    and form feed, lone surrogates): they come back as U+FFFD instead of breaking the prompt
-    (an unparsable prompt is read by SK as one user message, tags and all).
+    """Escape text for the inside of a ``<message>`` tag of an SK rendered prompt: SK reads it
+    twice (XML, then HTML unescaping), so it is escaped here once and by :func:`render_prompt`'s
+    XML writer again. Characters XML cannot carry come back as U+FFFD (the README's *Escaping*).
     """
     return _NOT_XML.sub(_character_reference, html.escape(text, quote=False))
 
@@ -167,23 +150,17 @@ def render_prompt(
     *,
     instruction_role: str = "system",
 ) -> str:
-    """Write core messages as an SK rendered prompt that ``ChatHistory.from_rendered_prompt``
-    reads back into the same messages.
-
-    Text messages are written with their text escaped (:func:`escape_prompt_text`); originals
-    with non-text content (images, function calls) are written by SK itself.
-    """
+    """Core messages as an SK rendered prompt that ``ChatHistory.from_rendered_prompt`` reads
+    back into the same messages (text escaped; non-text originals written by SK itself)."""
     originals = originals or {}
     parts: list[str] = []
     for message in messages:
         original = originals.get(id(message))
-        if original is not None:
-            text, plain = message_text(original)
-            if not plain:
-                parts.append(original.to_prompt())
-                continue
-            parts.append(render_message(original.role.value, text, original.name))
+        if original is None:
+            role = instruction_role if message.role == "system" else message.role
+            parts.append(render_message(role, message.content, message.name))
             continue
-        role = instruction_role if message.role == "system" else message.role
-        parts.append(render_message(role, message.content, message.name))
+        text, plain = message_text(original)
+        tag = render_message(original.role.value, text, original.name) if plain else None
+        parts.append(tag or original.to_prompt())
     return "".join(parts)

