@@ -94,7 +94,9 @@ def flatten(results: Iterable[Any]) -> list[Any]:
         if item is None:
             continue
         if isinstance(item, (list, tuple)):
-            flat.extend(x for x in item if x is not None)
+            for x in item:
+                if x is not None:
+                    flat.append(x)
         else:
             flat.append(item)
     return flat
@@ -338,5 +340,10 @@ class Hooks:
             return await collect(self.pm, name, **kwargs)
         if not direct:
             return []
-        results = [impl.function(*_arguments(impl, kwargs)) for impl in direct]
-        return [item for item in await settle_all(flatten(results)) if item is not None]
+        results = flatten([impl.function(*_arguments(impl, kwargs)) for impl in direct])
+        if len(results) == 1:  # the usual case: one result, awaited in place
+            only = results[0]
+            if inspect.isawaitable(only):
+                only = await only
+            return [] if only is None else [only]
+        return [item for item in await settle_all(results) if item is not None]

@@ -93,6 +93,8 @@ async def write_persona(
             return None
         shown = text
         span.set_content(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, lambda: genai_instructions(shown))
+        if turn.hooks.is_only("inject_persona", inject_persona):
+            return text, inject_persona(turn.messages, text, turn.config, turn.model)
         injected = await turn.hooks.decide(
             "inject_persona",
             messages=turn.messages,
