@@ -161,4 +161,5 @@ class TurnContext:
                 record_failure(self.errors, span, name, exc)
                 return None
             finally:
-                self.metrics.stage(name, time.perf_counter() - started)
+                if self.measured:
+                    self.metrics.stage(name, time.perf_counter() - started)
