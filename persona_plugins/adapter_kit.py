@@ -8,7 +8,8 @@ The steps in between are the same whatever the framework, so they live here:
 - :func:`with_timeout` and :func:`timed_steps`: the per-call timeout, never swallowing a
   cancellation;
 - :func:`chosen_candidate`, :func:`turn_summary`: reading a :class:`~persona_plugins.TurnResult`;
-- :class:`Tally`: the calls and tokens an adapter object has spent;
+- :class:`Tally`: the calls and tokens an adapter object has spent; :class:`Turns`: the turns it
+  ran (pipeline turns and finished replies), with the latest one and the tally;
 - :func:`messages_as_sent`, :func:`estimate_tokens`: the conversation with the persona, for
   synchronous token counting;
 - :func:`call_span`, :func:`record_call`: the ``chat`` span of a call passed to the framework's
@@ -65,6 +66,7 @@ __all__ = [
     "WITHHELD_TEMPLATE",
     "Tally",
     "TeamGuard",
+    "Turns",
     "call_span",
     "chosen_candidate",
     "close_model",
@@ -480,6 +482,32 @@ async def finish_reply(
         model_calls=turn.model_calls + counted.tally.calls,
     )
     return turn.model_copy(update=update)
+
+
+class Turns:
+    """The turns an adapter object runs: each through :func:`framework_errors`, the latest kept
+    in ``last`` and every one's calls and tokens in ``tally``."""
+
+    def __init__(self, pipeline: PersonaPipeline):
+        self.pipeline = pipeline
+        self.last: TurnResult | None = None
+        self.tally = Tally()
+
+    def record(self, turn: TurnResult) -> TurnResult:
+        self.last = turn
+        self.tally.add(turn.usage, turn.model_calls)
+        return turn
+
+    async def run(self, messages: Sequence[Message], model: ChatModel) -> TurnResult:
+        """A whole pipeline turn on ``model`` (the framework client's view for this call)."""
+        return self.record(await framework_errors(self.pipeline.run(messages, model=model)))
+
+    async def finish(
+        self, messages: Sequence[Message], prepared: PreparedPrompt, text: str, **options: Any
+    ) -> TurnResult:
+        """The rest of a turn the framework's own client answered (:func:`finish_reply`)."""
+        reply = finish_reply(self.pipeline, messages, prepared, text, **options)
+        return self.record(await framework_errors(reply))
 
 
 # -- teams ----------------------------------------------------------------------------------------

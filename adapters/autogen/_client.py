@@ -22,11 +22,9 @@ from pydantic import BaseModel, Field
 from typing_extensions import Self
 
 from persona_plugins.adapter_kit import (
-    Tally,
+    Turns,
     call_span,
     chosen_candidate,
-    finish_reply,
-    framework_errors,
     messages_as_sent,
     record_call,
     rewrites_replies,
@@ -103,13 +101,15 @@ class PersonaChatCompletionClient(
             **overrides,
         )
         self._model_name = client_model_name(inner)
-        self.last_result: TurnResult | None = None
-        self._tally = Tally()
-        self._system_prompt: str | None = None  # the latest persona text, for token counts
+        self._turns = Turns(self.pipeline)
+
+    @property
+    def last_result(self) -> TurnResult | None:
+        return self._turns.last
 
     @property
     def model_calls(self) -> int:
-        return self._tally.calls
+        return self._turns.tally.calls
 
     # -- the two calls AutoGen makes -------------------------------------------------------------
 
@@ -125,7 +125,7 @@ class PersonaChatCompletionClient(
     ) -> CreateResult:
         translation, view = self._translate(messages, cancellation_token, extra_create_args)
         if not tools and not json_output and translation.text_only:
-            return _create_result(await self._run(translation, view))
+            return _create_result(await self._turns.run(translation.messages, view))
         prepared = await self.pipeline.prepare(translation.messages, model=view)
         args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
         with self._span(streaming=False) as span:
@@ -153,7 +153,7 @@ class PersonaChatCompletionClient(
             translation, view = self._translate(messages, cancellation_token, extra_create_args)
             text_turn = not tools and not json_output and translation.text_only
             if text_turn and not self.pipeline.can_stream:
-                result = _create_result(await self._run(translation, view))
+                result = _create_result(await self._turns.run(translation.messages, view))
                 for piece in text_chunks(str(result.content)):
                     yield piece
                 yield result
@@ -201,11 +201,6 @@ class PersonaChatCompletionClient(
         )
         return translation, view
 
-    async def _run(self, translation: Translation, view: AutoGenChatModel) -> TurnResult:
-        turn = await framework_errors(self.pipeline.run(translation.messages, model=view))
-        self._done(turn)
-        return turn
-
     async def _finish(
         self,
         translation: Translation,
@@ -217,31 +212,22 @@ class PersonaChatCompletionClient(
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
         content = result.content
         text = content if isinstance(content, str) else ""
-        turn = await framework_errors(
-            finish_reply(
-                self.pipeline,
-                translation.messages,
-                prepared,
-                text,
-                model=view,
-                usage=usage_from(result.usage),
-                finish_reason=result.finish_reason,
-                tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
-                structured=bool(json_output),
-                final=isinstance(content, str),
-            )
+        turn = await self._turns.finish(
+            translation.messages,
+            prepared,
+            text,
+            model=view,
+            usage=usage_from(result.usage),
+            finish_reason=result.finish_reason,
+            tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
+            structured=bool(json_output),
+            final=isinstance(content, str),
         )
-        self._done(turn)
         if turn.text != text:
             return _create_result(turn)
         if turn.model_calls > 1:  # the reply stands; its usage includes the guard's calls
             return result.model_copy(update={"usage": request_usage(turn.usage)})
         return result
-
-    def _done(self, turn: TurnResult) -> None:
-        self.last_result = turn
-        self._system_prompt = turn.system_prompt
-        self._tally.add(turn.usage, turn.model_calls)
 
     def _direct_args(
         self,
@@ -267,10 +253,10 @@ class PersonaChatCompletionClient(
         await self.inner.close()
 
     def actual_usage(self) -> RequestUsage:
-        return request_usage(self._tally.usage)  # every call is a real one: actual equals total
+        return request_usage(self._turns.tally.usage)  # every call is real: actual equals total
 
     def total_usage(self) -> RequestUsage:
-        return request_usage(self._tally.usage)
+        return request_usage(self._turns.tally.usage)
 
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
@@ -286,7 +272,8 @@ class PersonaChatCompletionClient(
     def _as_sent(self, messages: Sequence[LLMMessage]) -> list[LLMMessage]:
         translation = to_core_messages(messages)
         view = AutoGenChatModel(self.inner, model_name=self._model_name)
-        config, prompt = self.pipeline.config, self._system_prompt
+        config, last = self.pipeline.config, self._turns.last
+        prompt = last.system_prompt if last else None  # the latest persona text
         sent = messages_as_sent(config, translation.messages, system_prompt=prompt, model=view)
         return translation.back(sent)
 

@@ -18,10 +18,8 @@ from semantic_kernel.contents.streaming_chat_message_content import StreamingCha
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
 from persona_plugins.adapter_kit import (
-    Tally,
+    Turns,
     chosen_candidate,
-    finish_reply,
-    framework_errors,
     rewrites_replies,
     text_chunks,
     timed_steps,
@@ -87,9 +85,8 @@ class PersonaChatCompletion(ChatCompletionClientBase):
 
     inner: SkipValidation[ChatCompletionClientBase] = Field(exclude=True)
     pipeline: SkipValidation[PersonaPipeline] = Field(exclude=True)
-    _last_result: TurnResult | None = PrivateAttr(default=None)
     _last_prepared: PreparedPrompt | None = PrivateAttr(default=None)
-    _tally: Tally = PrivateAttr(default_factory=Tally)
+    _turns: Turns = PrivateAttr()
 
     def __init__(
         self,
@@ -121,10 +118,11 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             inner=inner,
             pipeline=pipeline,
         )
+        self._turns = Turns(pipeline)
 
     @property
     def last_result(self) -> TurnResult | None:
-        return self._last_result
+        return self._turns.last
 
     @property
     def last_prepared(self) -> PreparedPrompt | None:
@@ -132,11 +130,11 @@ class PersonaChatCompletion(ChatCompletionClientBase):
 
     @property
     def model_calls(self) -> int:
-        return self._tally.calls
+        return self._turns.tally.calls
 
     @property
     def usage(self) -> Usage:
-        return self._tally.usage
+        return self._turns.tally.usage
 
     # -- the two calls SK makes ------------------------------------------------------------------
 
@@ -149,7 +147,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         translation = to_core_messages(chat_history.messages)
         if not self._direct(translation, settings, kwargs):
             view = self._view(translation, settings)
-            turn = await self._run(translation, view)
+            turn = await self._turns.run(translation.messages, view)
             # A turn that is one model call answered unchanged returns the service's own message.
             if turn.model_calls == 1 and view.responses and view.responses[-1].content == turn.text:
                 message = view.responses[-1]
@@ -184,7 +182,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         translation = to_core_messages(chat_history.messages)
         if not self._direct(translation, settings, kwargs):
-            turn = await self._run(translation, self._view(translation, settings))
+            turn = await self._turns.run(translation.messages, self._view(translation, settings))
             for batch in _turn_stream(turn, self.ai_model_id):
                 yield batch
             return
@@ -216,7 +214,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
                 held = []
                 yield batch
         except BaseException:
-            self._tally.add(sum(usages, Usage()), max(1, calls))
+            self._turns.tally.add(sum(usages, Usage()), max(1, calls))
             raise
         finally:
             with contextlib.suppress(Exception):
@@ -269,11 +267,6 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             settings, self.pipeline.config.model_settings, keep_function_calling=True
         )
 
-    async def _run(self, translation: Translation, view: SemanticKernelChatModel) -> TurnResult:
-        turn = await framework_errors(self.pipeline.run(translation.messages, model=view))
-        self._done(turn)
-        return turn
-
     async def _finish(
         self,
         prepared: PreparedPrompt,
@@ -298,30 +291,21 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         calls = max(1, calls if calls is not None else len(made))
         # The conversation as it now stands (tool results included), read only when needed.
         after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
-        turn = await framework_errors(
-            finish_reply(
-                self.pipeline,
-                after.messages,
-                prepared,
-                reply.content if reply is not None else "",
-                model=self._view(after, settings),
-                usage=usage,
-                model_calls=calls,
-                finish_reason=_reason(reply),
-                tool_calls=list(noted.values()),
-                # Not the model's text (a function call handed back to the caller, or results
-                # of functions that ended the loop): it passes through untouched.
-                final=reply is not None
-                and reply.role == AuthorRole.ASSISTANT
-                and not _calls_in([reply]),
-            )
+        return await self._turns.finish(
+            after.messages,
+            prepared,
+            reply.content if reply is not None else "",
+            model=self._view(after, settings),
+            usage=usage,
+            model_calls=calls,
+            finish_reason=_reason(reply),
+            tool_calls=list(noted.values()),
+            # Not the model's text (a function call handed back to the caller, or results of
+            # functions that ended the loop): it passes through untouched.
+            final=reply is not None
+            and reply.role == AuthorRole.ASSISTANT
+            and not _calls_in([reply]),
         )
-        self._done(turn)
-        return turn
-
-    def _done(self, turn: TurnResult) -> None:
-        self._last_result = turn
-        self._tally.add(turn.usage, turn.model_calls)
 
     # -- everything else delegates ---------------------------------------------------------------
 

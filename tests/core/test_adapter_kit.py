@@ -23,6 +23,7 @@ from persona_plugins.adapter_kit import (
     TOOL_CALLS,
     Tally,
     TeamGuard,
+    Turns,
     _timeout_by_waiting,
     call_span,
     chosen_candidate,
@@ -254,6 +255,34 @@ async def test_a_refusal_in_character_is_regenerated_in_enforce_mode():
     [regeneration] = model.calls
     assert regeneration[0].content.startswith(prepared.system_prompt)
     assert regeneration[-1] == QUESTION[-1]
+
+
+async def test_turns_keep_the_latest_turn_and_tally_every_one():
+    model = ScriptedModel(FIXED)
+    pipeline = PersonaPipeline(model, persona="woman", guard="enforce")
+    turns = Turns(pipeline)
+
+    ran = await turns.run(QUESTION, model)
+    assert turns.last is ran and (turns.tally.calls, turns.tally.usage) == (1, ran.usage)
+
+    prepared = await prepared_for(pipeline)
+    finished = await turns.finish(QUESTION, prepared, REFUSAL, model=ScriptedModel(FIXED))
+    assert turns.last is finished and finished.text == FIXED and finished.action == "regenerate"
+    assert turns.tally.calls == 1 + finished.model_calls
+    assert turns.tally.usage == ran.usage + finished.usage
+
+
+async def test_turns_raise_the_frameworks_own_exception():
+    original = ConnectionError("the server is down")
+
+    class Failing(ScriptedModel):
+        async def complete(self, messages, **settings):
+            raise original
+
+    turns = Turns(PersonaPipeline(Failing(), persona="woman"))
+    with pytest.raises(ConnectionError) as raised:
+        await turns.run(QUESTION, Failing())
+    assert raised.value is original and turns.last is None and turns.tally.calls == 0
 
 
 async def test_monitor_records_the_findings_and_keeps_the_reply():
