@@ -6,6 +6,11 @@ and timing loop this reuses). The traced variant exports through a ``BatchSpanPr
 exporter that drops the spans, so the number is the cost of creating and recording them, not of
 a network. Target: ratio <= 1.5.
 
+The SDK's own share is measured in the same rounds: the spans one traced run makes (captured once,
+with their names, nesting and attributes) are made again straight on the same SDK provider, with
+no persona-plugins code in between. That is the floor any instrumentation recording the same spans
+pays; the rest of the difference is persona-plugins' own tracing code.
+
 Reproduce: .venv/bin/python benchmarks/bench_tracing_overhead.py [--rounds 20] [--runs 150]
 """
 
@@ -13,7 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from bench_autogen_overhead import (
     PERSONA,
@@ -21,8 +30,15 @@ from bench_autogen_overhead import (
     Variant,
     measure,
 )
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry import context, trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from results_md import machine_note, update_section
 
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient
@@ -40,6 +56,79 @@ class DroppingExporter(SpanExporter):
 
     def shutdown(self) -> None:
         pass
+
+
+async def captured_spans() -> list[ReadableSpan]:
+    """The spans of one traced run, captured in memory (outside any timing)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    inner = InstantChatCompletionClient()
+    variant = Variant(
+        "capture",
+        "capture",
+        inner,
+        PersonaChatCompletionClient(inner, persona=PERSONA, tracer_provider=provider),
+    )
+    await variant.agent.run(task="What is 7 * 12? (capture)")
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def sdk_replay(spans: Sequence[ReadableSpan], provider: TracerProvider) -> Callable[[], None]:
+    """A function that makes ``spans`` again straight on ``provider``: the same names, nesting
+    (each parent current while its children start) and attributes (all given at the start)."""
+    tracer = provider.get_tracer("replay")
+    children: dict[Any, list[ReadableSpan]] = {}
+    for span in sorted(spans, key=lambda s: s.start_time or 0):
+        parent = span.parent.span_id if span.parent is not None else None
+        children.setdefault(parent, []).append(span)
+    ids = {span.context.span_id for span in spans}
+    roots = [s for parent, kids in children.items() if parent not in ids for s in kids]
+
+    def make(span: ReadableSpan) -> None:
+        started = tracer.start_span(span.name, kind=span.kind, attributes=dict(span.attributes))
+        token = context.attach(trace.set_span_in_context(started))
+        for child in children.get(span.context.span_id, []):
+            make(child)
+        context.detach(token)
+        started.end()
+
+    def replay() -> None:
+        for root in roots:
+            make(root)
+
+    return replay
+
+
+def time_replay(replay: Callable[[], None], runs: int, samples: list[float]) -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(runs):
+            started = time.perf_counter()
+            replay()
+            samples.append(time.perf_counter() - started)
+    finally:
+        gc.enable()
+
+
+async def measure_with_floor(
+    variants: list[Variant],
+    rounds: int,
+    runs: int,
+    warmup: int,
+    replay: Callable[[], None],
+    floor: list[float],
+) -> None:
+    """The variants in interleaved rounds (order rotated each round), the SDK floor timed in
+    each round right after them."""
+    await measure(variants, 0, runs, warmup)  # warm-up only
+    time_replay(replay, warmup, [])
+    for index in range(rounds):
+        shift = index % len(variants)
+        await measure(variants[shift:] + variants[:shift], 1, runs, 0)
+        time_replay(replay, runs, floor)
 
 
 def main() -> None:
@@ -69,10 +158,19 @@ def main() -> None:
             PersonaChatCompletionClient(on_inner, persona=PERSONA, tracer_provider=provider),
         ),
     ]
-    asyncio.run(measure(variants, rounds, runs, args.warmup))
+    spans = asyncio.run(captured_spans())
+    floor_provider = TracerProvider()  # the same set-up, its own exporter: spans are not mixed
+    floor_provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
+    replay = sdk_replay(spans, floor_provider)
+    floor: list[float] = []
+    asyncio.run(measure_with_floor(variants, rounds, runs, args.warmup, replay, floor))
     provider.force_flush()
+    floor_provider.shutdown()
     off, on = variants
     ratio = statistics.median(on.samples) / statistics.median(off.samples)
+    off_us, on_us = statistics.median(off.samples) * 1e6, statistics.median(on.samples) * 1e6
+    floor_us = statistics.median(floor) * 1e6
+    attributes = sum(len(s.attributes or {}) for s in spans)
     per_round = sorted(b / a for a, b in zip(off.round_medians, on.round_medians, strict=True))
     quartiles = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else per_round * 3
     spans_per_run = exporter.exported / max(1, on.runs)
@@ -84,6 +182,12 @@ def main() -> None:
         f"| {on.label} | {statistics.median(on.samples) * 1e6:.0f} µs | {ratio:.2f}x "
         f"(per round: {quartiles[0]:.2f}-{quartiles[-1]:.2f}) | <= 1.5x: "
         f"{'met' if ratio <= 1.5 else '**over target**'} |\n\n"
+        f"Where the {on_us - off_us:.0f} µs of tracing go: the SDK itself, making the same "
+        f"{len(spans)} spans with their {attributes} attributes straight on the same provider "
+        f"(no persona-plugins code), takes {floor_us:.0f} µs per run in the same rounds; "
+        f"persona-plugins' own tracing code is the remaining {on_us - off_us - floor_us:.0f} µs. "
+        f"The floor alone puts the ratio at {(off_us + floor_us) / off_us:.2f}x for a tracing-off "
+        f"run of {off_us:.0f} µs.\n\n"
         f"Reproduce: `.venv/bin/python benchmarks/bench_tracing_overhead.py --rounds {rounds} "
         f"--runs {runs}`\n"
     )
