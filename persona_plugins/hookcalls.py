@@ -295,10 +295,17 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
         self._resolved: dict[str, tuple[list[_HookImpl], tuple[_Direct, ...] | None]] = {}
+        # pluggy's own executor (a subclass's may watch calls: never bypass it), in a known layout
+        self._plain = (
+            _PLUGGY_CALL_LOOP is not None
+            and getattr(type(pm), "_hookexec", None) is pluggy.PluginManager._hookexec
+        )
 
     def implementations(self, name: str) -> tuple[_Direct, ...] | None:
         """The implementations of hook ``name`` in call order, each ``(function, pick)``;
         None when the hook must be called through pluggy (a wrapper, or monitoring)."""
+        if not self._plain or getattr(self.pm, "_inner_hookexec", None) is not _PLUGGY_CALL_LOOP:
+            return None  # hook-call monitoring (or an unknown pluggy): every call through pluggy
         impls = getattr(self.pm.hook, name).get_hookimpls()
         known = self._resolved.get(name)
         if known is not None and known[0] == impls:
@@ -310,7 +317,7 @@ class Hooks:
                     _Direct(impl.function, _picker(impl.argnames)) for impl in reversed(impls)
                 )
             self._resolved[name] = (impls, direct)
-        return direct if direct is not None and unmonitored(self.pm) else None
+        return direct
 
     def is_only(self, name: str, function: Callable[..., Any]) -> bool:
         """True when ``function`` is the one implementation of hook ``name`` and is called
