@@ -152,15 +152,10 @@ def render_prompt(
 ) -> str:
     """Core messages as an SK rendered prompt that ``ChatHistory.from_rendered_prompt`` reads
     back into the same messages (text escaped; non-text originals written by SK itself)."""
-    originals = originals or {}
     parts: list[str] = []
-    for message in messages:
-        original = originals.get(id(message))
-        if original is None:
-            role = instruction_role if message.role == "system" else message.role
-            parts.append(render_message(role, message.content, message.name))
-            continue
-        text, plain = message_text(original)
-        tag = render_message(original.role.value, text, original.name) if plain else None
-        parts.append(tag or original.to_prompt())
+    for message in from_core_messages(messages, originals, instruction_role=instruction_role):
+        text, plain = message_text(message)
+        parts.append(
+            render_message(message.role.value, text, message.name) if plain else message.to_prompt()
+        )
     return "".join(parts)

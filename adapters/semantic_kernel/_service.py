@@ -154,12 +154,10 @@ class PersonaChatCompletion(ChatCompletionClientBase):
                 message.metadata = {**message.metadata, METADATA_KEY: turn_summary(turn)}
                 return [message]
             return [_turn_message(turn, self.ai_model_id)]
-        prepared, injected = await self._injected(translation)
+        prepared, injected, direct = await self._injected(translation, settings)
         sent = len(injected)
         results = await with_timeout(
-            self.inner.get_chat_message_contents(
-                injected, self._direct_settings(settings), **kwargs
-            ),
+            self.inner.get_chat_message_contents(injected, direct, **kwargs),
             self.pipeline.config.timeout_s,
         )
         # The function-calling loop appended its calls and results to the history it was given;
@@ -186,11 +184,9 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             for batch in _turn_stream(turn, self.ai_model_id):
                 yield batch
             return
-        prepared, injected = await self._injected(translation)
+        prepared, injected, direct = await self._injected(translation, settings)
         copied = sent = len(injected)
-        chunks = self.inner.get_streaming_chat_message_contents(
-            injected, self._direct_settings(settings), **kwargs
-        )
+        chunks = self.inner.get_streaming_chat_message_contents(injected, direct, **kwargs)
         # A text reply the guard or the reviewers may still change is held back until then;
         # function calls, their results and the text before them pass as they come.
         hold = rewrites_replies(self.pipeline.config)
@@ -252,20 +248,19 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             self.inner, settings, originals=translation.originals, model_name=self.ai_model_id
         )
 
-    async def _injected(self, translation: Translation) -> tuple[PreparedPrompt, ChatHistory]:
-        """The history with the persona's system message, for a call passed to the inner service."""
+    async def _injected(
+        self, translation: Translation, settings: PromptExecutionSettings
+    ) -> tuple[PreparedPrompt, ChatHistory, PromptExecutionSettings]:
+        """For a call passed to the inner service: the history with the persona's system message,
+        and the settings with the config's model_settings over the caller's (as in a turn)."""
+        generation = self.pipeline.config.model_settings
+        settings = with_generation(settings, generation, keep_function_calling=True)
         if not translation.messages:
-            return _NO_PERSONA, ChatHistory()
+            return _NO_PERSONA, ChatHistory(), settings
         prepared = await self.pipeline.prepare(translation.messages, model=self._view(translation))
         self._last_prepared = prepared
         messages = translation.back(prepared.prompt, instruction_role=self.inner.instruction_role)
-        return prepared, ChatHistory(messages=messages)
-
-    def _direct_settings(self, settings: PromptExecutionSettings) -> PromptExecutionSettings:
-        # The same precedence as pipeline turns: the config's model_settings over the caller's.
-        return with_generation(
-            settings, self.pipeline.config.model_settings, keep_function_calling=True
-        )
+        return prepared, ChatHistory(messages=messages), settings
 
     async def _finish(
         self,
