@@ -253,7 +253,7 @@ def usage_from(record: Any) -> Usage:
                 return int(value)
         return 0
 
-    return Usage.model_construct(
+    return Usage(  # two ints: validating them is quicker than model_construct
         input_tokens=read("prompt_tokens", "input_tokens"),
         output_tokens=read("completion_tokens", "output_tokens"),
     )

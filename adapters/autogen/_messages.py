@@ -50,11 +50,11 @@ def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
     for message in messages:
         core: Message
         if isinstance(message, SystemMessage):
-            core = Message.model_construct(role="system", content=message.content)
+            core = Message(role="system", content=message.content)
         elif isinstance(message, UserMessage):
             text, plain = _user_text(message.content)
             out.text_only &= plain
-            core = Message.model_construct(role="user", content=text, name=message.source or None)
+            core = Message(role="user", content=text, name=message.source or None)
         elif isinstance(message, AssistantMessage):
             content = message.content
             out.text_only &= isinstance(content, str)
@@ -62,9 +62,7 @@ def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
             core = Message(role="assistant", content=text, name=message.source or None)
         elif isinstance(message, FunctionExecutionResultMessage):
             out.text_only = False
-            core = Message.model_construct(
-                role="tool", content="\n".join(r.content for r in message.content)
-            )
+            core = Message(role="tool", content="\n".join(r.content for r in message.content))
         else:
             raise TypeError(
                 f"unsupported AutoGen message type {type(message).__name__}; expected "

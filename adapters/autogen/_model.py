@@ -27,7 +27,11 @@ from persona_plugins.adapter_kit import (
     model_from_config,
     usage_from,
 )
-from persona_plugins.adapters.autogen._messages import function_calls_text, to_core_messages
+from persona_plugins.adapters.autogen._messages import (
+    from_core_messages,
+    function_calls_text,
+    to_core_messages,
+)
 from persona_plugins.config import flatten_generation_settings, nest_generation_settings
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 
@@ -98,8 +102,6 @@ class AutoGenChatModel:
         return value is not False
 
     async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
-        from persona_plugins.adapters.autogen._messages import from_core_messages
-
         if self._token is not None and self._token.is_cancelled():
             raise asyncio.CancelledError("the AutoGen cancellation token was cancelled")
         result = await self.client.create(
@@ -112,8 +114,8 @@ class AutoGenChatModel:
             if isinstance(result.content, str)
             else function_calls_text(result.content)
         )
-        # Built without re-validation: AutoGen has already validated the result.
-        return Completion.model_construct(
+        # Validating these few strings is quicker than model_construct (pydantic 2.x).
+        return Completion(
             text=text,
             usage=usage_from(result.usage),
             finish_reason=result.finish_reason,
