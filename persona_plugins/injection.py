@@ -94,7 +94,10 @@ async def write_persona(
         shown = text
         span.set_content(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, lambda: genai_instructions(shown))
         if turn.hooks.is_only("inject_persona", inject_persona):
-            return text, inject_persona(turn.messages, text, turn.config, turn.model)
+            # the built-in, directly; its system message (immutable) made once per text
+            prompt = text
+            system = turn.once.get("system_message", prompt, lambda: Message.system(prompt))
+            return text, _placed(turn.messages, text, turn.config, turn.model, system)
         injected = await turn.hooks.decide(
             "inject_persona",
             messages=turn.messages,
@@ -130,13 +133,24 @@ def persona_system_prompt(persona: Persona, config: PipelineConfig) -> str:
 def inject_persona(
     messages: Sequence[Message], system_prompt: str, config: PipelineConfig, model: TurnModel
 ) -> list[Message]:
+    return _placed(messages, system_prompt, config, model)
+
+
+def _placed(
+    messages: Sequence[Message],
+    system_prompt: str,
+    config: PipelineConfig,
+    model: TurnModel,
+    system: Message | None = None,
+) -> list[Message]:
+    """The built-in placement; ``system`` is ``Message.system(system_prompt)`` when already made."""
     if messages and messages[0].role == "system" and _merges(config, model):
         head = messages[0]
         merged = Message(
             role="system", content=system_prompt + _MERGE_SEPARATOR + head.content, name=head.name
         )
         return [merged, *messages[1:]]
-    return [Message.system(system_prompt), *messages]
+    return [system or Message.system(system_prompt), *messages]
 
 
 def _merges(config: PipelineConfig, model: TurnModel) -> bool:

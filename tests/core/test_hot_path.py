@@ -155,6 +155,7 @@ async def test_a_static_personas_prompt_is_rendered_once_per_pipeline(renders, b
     results = [await pipeline.run(QUESTION) for _ in range(5)]
     assert renders == ["pirate_captain"]
     assert {r.system_prompt for r in results} == {results[0].system_prompt}
+    assert all(r.prompt[0] is results[0].prompt[0] for r in results)  # one system message
     assert all(call[0] == Message.system(results[0].system_prompt) for call in model.calls)
     prepared = await pipeline.prepare(QUESTION)
     assert prepared.system_prompt == results[0].system_prompt and len(renders) == 1
