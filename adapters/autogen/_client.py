@@ -132,7 +132,7 @@ class PersonaChatCompletionClient(
             sent = translation.back(prepared.prompt)
             call = self.inner.create(sent, cancellation_token=cancellation_token, **args)
             result = await with_timeout(call, self.pipeline.config.timeout_s)
-            _record(span, result)
+            record_call(span, usage_from(result.usage), result.finish_reason)
         return await self._finish(translation, view, prepared, result, json_output)
 
     def create_stream(
@@ -169,7 +169,7 @@ class PersonaChatCompletionClient(
             with self._span(streaming=True) as span:
                 async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
                     if isinstance(chunk, CreateResult):
-                        _record(span, chunk)
+                        record_call(span, usage_from(chunk.usage), chunk.finish_reason)
                         final = await self._finish(translation, view, prepared, chunk, json_output)
                         same = final.content == chunk.content
                         for piece in held if same else text_chunks(str(final.content)):
@@ -307,7 +307,3 @@ def _create_result(turn: TurnResult) -> CreateResult:
         usage=request_usage(turn.usage),
         cached=False,
     )
-
-
-def _record(span: SafeSpan, result: CreateResult) -> None:
-    record_call(span, usage_from(result.usage), result.finish_reason)

@@ -197,7 +197,8 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         try:
             async for batch in timed_steps(chunks, self.pipeline.config.timeout_s):
                 replies = [m for m in batch if m is not None and m.role == AuthorRole.ASSISTANT]
-                if any(m.function_invoke_attempt != _attempt_of(attempt) for m in replies):
+                current = attempt[-1].function_invoke_attempt if attempt else None
+                if any(m.function_invoke_attempt != current for m in replies):
                     attempt, calls = [], calls + 1
                 usages += [usage_of(m) for m in replies if m.metadata.get("usage") is not None]
                 attempt += replies
@@ -293,7 +294,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             model=self._view(after, settings),
             usage=usage,
             model_calls=calls,
-            finish_reason=_reason(reply),
+            finish_reason=reply.finish_reason.value if reply and reply.finish_reason else None,
             tool_calls=list(noted.values()),
             # Not the model's text (a function call handed back to the caller, or results of
             # functions that ended the loop): it passes through untouched.
@@ -319,14 +320,6 @@ def _copy_new(source: ChatHistory, start: int, target: ChatHistory) -> int:
     for message in source.messages[start:]:
         target.add_message(message)
     return len(source.messages)
-
-
-def _reason(reply: ChatMessageContent | None) -> str | None:
-    return reply.finish_reason.value if reply is not None and reply.finish_reason else None
-
-
-def _attempt_of(chunks: Sequence[StreamingChatMessageContent]) -> int | None:
-    return chunks[-1].function_invoke_attempt if chunks else None
 
 
 def _calls_in(chunks: Sequence[ChatMessageContent]) -> bool:
