@@ -14,8 +14,8 @@ The steps in between are the same whatever the framework, so they live here:
   synchronous token counting;
 - :func:`call_span`, :func:`record_call`: the ``chat`` span of a call passed to the framework's
   client; :func:`usage_from`: token counts from whatever record a framework keeps;
-- :func:`model_config`, :func:`model_from_config`, :func:`close_model`: the chat models that back
-  framework clients, serialized and closed;
+- :func:`require_chat_model`, :func:`model_config`, :func:`model_from_config`,
+  :func:`close_model`: the chat models that back framework clients, checked, serialized and closed;
 - :func:`findings_report`: findings as JSON, for a framework function that checks text;
 - :func:`passed_through_turn`: the result of a call the framework's own client answered (a tool
   call, a structured reply), with the persona injected and the tool calls noted;
@@ -79,6 +79,7 @@ __all__ = [
     "model_from_config",
     "passed_through_turn",
     "record_call",
+    "require_chat_model",
     "rewrites_replies",
     "text_chunks",
     "timed_steps",
@@ -272,6 +273,15 @@ MODEL_KINDS = {
     "llama_cpp": "persona_plugins.integrations.llama_cpp:LlamaCppChatModel",
     "openai_compatible": "persona_plugins.integrations.openai_compatible:OpenAICompatibleChatModel",
 }
+
+
+def require_chat_model(model: object) -> None:
+    """Raise :class:`TypeError` unless ``model`` is a chat model (it has ``complete``)."""
+    if not callable(getattr(model, "complete", None)):
+        raise TypeError(
+            "model must be a persona-plugins ChatModel (async complete(messages)), "
+            f"got {type(model).__name__}"
+        )
 
 
 def model_config(model: ChatModel) -> tuple[str, dict[str, Any]]:

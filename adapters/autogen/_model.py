@@ -25,6 +25,7 @@ from persona_plugins.adapter_kit import (
     estimate_tokens,
     model_config,
     model_from_config,
+    require_chat_model,
     usage_from,
 )
 from persona_plugins.adapters.autogen._messages import (
@@ -131,17 +132,6 @@ class ChatModelCompletionClientConfig(BaseModel):
     model_info: dict[str, Any] | None = None
 
 
-def _default_model_info(model: ChatModel) -> ModelInfo:
-    return ModelInfo(
-        vision=False,
-        function_calling=False,
-        json_output=False,
-        family=str(getattr(model, "model_name", "unknown")),
-        structured_output=False,
-        multiple_system_messages=bool(getattr(model, "supports_multiple_system_messages", True)),
-    )
-
-
 class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelCompletionClientConfig]):
     """An AutoGen ``ChatCompletionClient`` backed by any persona-plugins chat model (text only:
     no tools, no vision), so ``AssistantAgent`` and teams run on the embedded model.
@@ -167,13 +157,18 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         model_info: ModelInfo | None = None,
         context_window: int | None = None,
     ):
-        if not callable(getattr(model, "complete", None)):
-            raise TypeError(
-                f"model must be a persona-plugins ChatModel (async complete(messages)), "
-                f"got {type(model).__name__}"
-            )
+        require_chat_model(model)
         self.model = model
-        self._model_info: ModelInfo = model_info or _default_model_info(model)
+        self._model_info: ModelInfo = model_info or ModelInfo(
+            vision=False,
+            function_calling=False,
+            json_output=False,
+            family=str(getattr(model, "model_name", "unknown")),
+            structured_output=False,
+            multiple_system_messages=bool(
+                getattr(model, "supports_multiple_system_messages", True)
+            ),
+        )
         self._context_window = context_window or int(getattr(model, "n_ctx", 2048))
         self._tally = Tally()
 

@@ -14,7 +14,7 @@ from semantic_kernel.contents.chat_message_content import ChatMessageContent
 from semantic_kernel.contents.streaming_chat_message_content import StreamingChatMessageContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
-from persona_plugins.adapter_kit import usage_from
+from persona_plugins.adapter_kit import require_chat_model, usage_from
 from persona_plugins.adapters.semantic_kernel._messages import (
     finish_reason,
     from_core_messages,
@@ -160,11 +160,7 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
         ai_model_id: str | None = None,
         service_id: str | None = None,
     ):
-        if not callable(getattr(model, "complete", None)):
-            raise TypeError(
-                "model must be a persona-plugins ChatModel (async complete(messages)), "
-                f"got {type(model).__name__}"
-            )
+        require_chat_model(model)
         super().__init__(
             ai_model_id=ai_model_id or core_model_name(model),
             service_id=service_id or "",
@@ -173,27 +169,6 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
 
     def get_prompt_execution_settings_class(self) -> type[PromptExecutionSettings]:
         return ChatModelPromptExecutionSettings
-
-    async def _complete(
-        self, chat_history: ChatHistory, settings: PromptExecutionSettings
-    ) -> Completion:
-        translation = to_core_messages(chat_history.messages)
-        if not translation.text_only:
-            raise ValueError(
-                f"{type(self.model).__name__} takes text only; this chat history has images, "
-                "function calls or function results. Use a service with function calling for "
-                "agents with plugins."
-            )
-        generation = (
-            settings.generation_settings()
-            if isinstance(settings, ChatModelPromptExecutionSettings)
-            else {}
-        )
-        # SK settings are flat; names the core does not know travel as `extra`.
-        completion: Completion = await self.model.complete(
-            translation.messages, **nest_generation_settings(generation)
-        )
-        return completion
 
     async def _inner_get_chat_message_contents(
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
@@ -220,7 +195,20 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
         self, chat_history: ChatHistory, settings: PromptExecutionSettings, kind: Any, **extra: Any
     ) -> Any:
         """The model's whole answer as one SK message (or streaming chunk) of type ``kind``."""
-        completion = await self._complete(chat_history, settings)
+        translation = to_core_messages(chat_history.messages)
+        if not translation.text_only:
+            raise ValueError(
+                f"{type(self.model).__name__} takes text only; this chat history has images, "
+                "function calls or function results. Use a service with function calling for "
+                "agents with plugins."
+            )
+        generation: dict[str, Any] = {}
+        if isinstance(settings, ChatModelPromptExecutionSettings):
+            generation = settings.generation_settings()
+        # SK settings are flat; names the core does not know travel as `extra`.
+        completion = await self.model.complete(
+            translation.messages, **nest_generation_settings(generation)
+        )
         return kind(
             role=AuthorRole.ASSISTANT,
             content=completion.text,

@@ -37,6 +37,7 @@ from persona_plugins.adapter_kit import (
     model_from_config,
     passed_through_turn,
     record_call,
+    require_chat_model,
     rewrites_replies,
     text_chunks,
     timed_steps,
@@ -424,6 +425,13 @@ def test_a_findings_report_is_json_with_a_clean_flag():
     assert json.loads(findings_report([])) == {"clean": True, "findings": []}
     report = json.loads(findings_report([finding]))
     assert report["clean"] is False and report["findings"][0]["detector"] == "toxicity"
+
+
+def test_only_a_chat_model_backs_a_framework_client():
+    require_chat_model(ScriptedModel())
+
+    with pytest.raises(TypeError, match="ChatModel .* got str"):
+        require_chat_model("not a model")
 
 
 def test_built_in_models_round_trip_through_their_config_form():
