@@ -16,8 +16,8 @@ What it measures:
    interpreter start-up is excluded), median over many subprocesses, with a bytecode cache as an
    installed wheel has one; and the largest contributors from ``python -X importtime``.
 
-Targets: wrapper ratio <= 1.25; import < 150 ms. Exceeding one is reported, not an error, unless
-``--check`` is given.
+Targets: wrapper ratio <= 1.5 (issue 11; 1.25 before it); import < 150 ms. Exceeding one is
+reported, not an error, unless ``--check`` is given.
 
 Run::
 
@@ -67,7 +67,7 @@ from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 
 HEADING = "AutoGen wrapper overhead and import time"
 PERSONA = "math_teacher"
-RATIO_TARGET = 1.25
+RATIO_TARGET = 1.5  # issue 11, item 7 (1.25 before it)
 IMPORT_TARGET_MS = 150.0
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = {

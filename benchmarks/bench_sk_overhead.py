@@ -12,8 +12,8 @@ For reference it also reports ``invoke_stream`` (what the orchestrations call) t
 the wrapper's floor: one ``PersonaPipeline.prepare()`` call alone (the core stage that chooses the
 persona and writes it into the prompt; the wrapper cannot do less than that).
 
-Target: ratio <= 1.25 for ``get_response``. Exceeding it is reported, not an error, unless
-``--check`` is given.
+Target: ratio <= 1.5 for ``get_response`` (issue 11; 1.25 before it). Exceeding it is reported,
+not an error, unless ``--check`` is given.
 
 Run::
 
@@ -40,7 +40,7 @@ from results_md import machine_note, update_section
 
 HEADING = "Semantic Kernel wrapper overhead"
 PERSONA = "math_teacher"
-RATIO_TARGET = 1.25
+RATIO_TARGET = 1.5  # issue 11, item 7 (1.25 before it)
 ANSWER = "Seven times twelve is 84."
 
 
