@@ -170,6 +170,25 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
     def get_prompt_execution_settings_class(self) -> type[PromptExecutionSettings]:
         return ChatModelPromptExecutionSettings
 
+    async def _complete(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings
+    ) -> Completion:
+        translation = to_core_messages(chat_history.messages)
+        if not translation.text_only:
+            raise ValueError(
+                f"{type(self.model).__name__} takes text only; this chat history has images, "
+                "function calls or function results. Use a service with function calling for "
+                "agents with plugins."
+            )
+        generation: dict[str, Any] = {}
+        if isinstance(settings, ChatModelPromptExecutionSettings):
+            generation = settings.generation_settings()
+        # SK settings are flat; names the core does not know travel as `extra`.
+        completion: Completion = await self.model.complete(
+            translation.messages, **nest_generation_settings(generation)
+        )
+        return completion
+
     async def _inner_get_chat_message_contents(
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
@@ -195,20 +214,7 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
         self, chat_history: ChatHistory, settings: PromptExecutionSettings, kind: Any, **extra: Any
     ) -> Any:
         """The model's whole answer as one SK message (or streaming chunk) of type ``kind``."""
-        translation = to_core_messages(chat_history.messages)
-        if not translation.text_only:
-            raise ValueError(
-                f"{type(self.model).__name__} takes text only; this chat history has images, "
-                "function calls or function results. Use a service with function calling for "
-                "agents with plugins."
-            )
-        generation: dict[str, Any] = {}
-        if isinstance(settings, ChatModelPromptExecutionSettings):
-            generation = settings.generation_settings()
-        # SK settings are flat; names the core does not know travel as `extra`.
-        completion = await self.model.complete(
-            translation.messages, **nest_generation_settings(generation)
-        )
+        completion = await self._complete(chat_history, settings)
         return kind(
             role=AuthorRole.ASSISTANT,
             content=completion.text,
