@@ -3,6 +3,8 @@
 An adapter translates the framework's messages, calls the pipeline and translates the answer back.
 The steps in between are the same whatever the framework, so they live here:
 
+- :class:`Translation`, :func:`restore`: a framework's messages as core messages and back, the
+  unchanged ones as their very originals;
 - :func:`text_chunks`: a finished turn's text as stream chunks (word-sized, whitespace kept);
 - :func:`framework_errors`: a failed turn raises the framework client's own exception;
 - :func:`with_timeout` and :func:`timed_steps`: the per-call timeout, never swallowing a
@@ -33,10 +35,10 @@ import json
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 from opentelemetry.metrics import MeterProvider
@@ -66,6 +68,7 @@ __all__ = [
     "WITHHELD_TEMPLATE",
     "Tally",
     "TeamGuard",
+    "Translation",
     "Turns",
     "call_span",
     "chosen_candidate",
@@ -80,6 +83,7 @@ __all__ = [
     "passed_through_turn",
     "record_call",
     "require_chat_model",
+    "restore",
     "rewrites_replies",
     "text_chunks",
     "timed_steps",
@@ -89,11 +93,40 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+F = TypeVar("F")  # a framework's message type
 
 #: The key under which a passed-through turn's candidate notes its tool calls (``metadata``).
 TOOL_CALLS = "tool_calls"
 
 _CHUNK = re.compile(r"\S+\s*|\s+")
+
+
+# -- messages -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Translation(Generic[F]):
+    """A framework's messages as core messages, each remembering its original (``originals``,
+    by ``id`` of the core message) so that the messages the pipeline leaves unchanged go back as
+    the very same objects; ``text_only`` is False when any carries non-text content."""
+
+    messages: list[Message] = field(default_factory=list)
+    originals: dict[int, F] = field(default_factory=dict)
+    text_only: bool = True
+
+    def add(self, core: Message, original: F, *, plain: bool = True) -> None:
+        self.messages.append(core)
+        self.originals[id(core)] = original
+        self.text_only &= plain
+
+
+def restore(
+    messages: Sequence[Message], originals: Mapping[int, F] | None, make: Callable[[Message], F]
+) -> list[F]:
+    """Core messages in a framework's form: the original of each unchanged one, ``make(message)``
+    for the others (the persona's system message, a rewritten answer)."""
+    found = (originals or {}).get
+    return [original if (original := found(id(m))) is not None else make(m) for m in messages]
 
 
 # -- streaming a finished turn --------------------------------------------------------------------

@@ -1,15 +1,10 @@
-"""Translation between AutoGen ``LLMMessage`` objects and persona-plugins :class:`Message` objects.
-
-Each core message made from an AutoGen message remembers its original, so that messages the
-pipeline leaves unchanged go back to AutoGen as the very same objects (images, function calls,
-``thought`` and ``source`` intact).
-"""
+"""Translation between AutoGen ``LLMMessage`` objects and persona-plugins :class:`Message` objects;
+messages the pipeline leaves unchanged go back as the very same objects."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from autogen_core import FunctionCall
 from autogen_core.models import (
@@ -20,16 +15,12 @@ from autogen_core.models import (
     UserMessage,
 )
 
+from persona_plugins import adapter_kit
 from persona_plugins.model import Message
 
 
-@dataclass
-class Translation:
+class Translation(adapter_kit.Translation[LLMMessage]):
     """Core messages for a list of AutoGen messages, and the way back."""
-
-    messages: list[Message]
-    originals: dict[int, LLMMessage] = field(default_factory=dict)
-    text_only: bool = True
 
     def back(self, messages: Sequence[Message]) -> list[LLMMessage]:
         return from_core_messages(messages, self.originals)
@@ -46,7 +37,7 @@ def _user_text(content: str | list[object]) -> tuple[str, bool]:
 
 def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
     """Translate AutoGen messages; ``text_only`` is False when any carries images or tool calls."""
-    out = Translation(messages=[])
+    out = Translation()
     for message in messages:
         core: Message
         if isinstance(message, SystemMessage):
@@ -68,8 +59,7 @@ def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
                 f"unsupported AutoGen message type {type(message).__name__}; expected "
                 "SystemMessage, UserMessage, AssistantMessage or FunctionExecutionResultMessage"
             )
-        out.messages.append(core)
-        out.originals[id(core)] = message
+        out.add(core, message)
     return out
 
 
@@ -77,21 +67,15 @@ def from_core_messages(
     messages: Sequence[Message], originals: dict[int, LLMMessage] | None = None
 ) -> list[LLMMessage]:
     """Translate core messages back; unchanged ones become their AutoGen originals again."""
-    originals = originals or {}
-    result: list[LLMMessage] = []
-    for message in messages:
-        original = originals.get(id(message))
-        if original is not None:
-            result.append(original)
-        elif message.role == "system":
-            result.append(SystemMessage(content=message.content))
-        elif message.role == "assistant":
-            result.append(
-                AssistantMessage(content=message.content, source=message.name or "assistant")
-            )
-        else:
-            result.append(UserMessage(content=message.content, source=message.name or message.role))
-    return result
+    return adapter_kit.restore(messages, originals, _autogen_message)
+
+
+def _autogen_message(message: Message) -> LLMMessage:
+    if message.role == "system":
+        return SystemMessage(content=message.content)
+    if message.role == "assistant":
+        return AssistantMessage(content=message.content, source=message.name or "assistant")
+    return UserMessage(content=message.content, source=message.name or message.role)
 
 
 def function_calls_text(content: list[FunctionCall]) -> str:

@@ -9,7 +9,6 @@ import html
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element, tostring
 
@@ -21,6 +20,7 @@ from semantic_kernel.contents.text_content import TextContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 from semantic_kernel.contents.utils.finish_reason import FinishReason
 
+from persona_plugins import adapter_kit
 from persona_plugins.model import Message, Role
 
 _CORE_ROLE: dict[AuthorRole, Role] = {
@@ -32,13 +32,8 @@ _CORE_ROLE: dict[AuthorRole, Role] = {
 }
 
 
-@dataclass
-class Translation:
+class Translation(adapter_kit.Translation[ChatMessageContent]):
     """Core messages for a list of SK messages, and the way back."""
-
-    messages: list[Message]
-    originals: dict[int, ChatMessageContent] = field(default_factory=dict)
-    text_only: bool = True
 
     def back(
         self, messages: Sequence[Message], *, instruction_role: str = "system"
@@ -71,13 +66,11 @@ def message_text(message: ChatMessageContent) -> tuple[str, bool]:
 
 def to_core_messages(messages: Iterable[ChatMessageContent]) -> Translation:
     """Translate SK messages; ``text_only`` is False when any carries non-text content."""
-    out = Translation(messages=[])
+    out = Translation()
     for message in messages:
         text, plain = message_text(message)
-        out.text_only &= plain
         core = Message(role=_CORE_ROLE.get(message.role, "user"), content=text, name=message.name)
-        out.messages.append(core)
-        out.originals[id(core)] = message
+        out.add(core, message, plain=plain)
     return out
 
 
@@ -89,16 +82,12 @@ def from_core_messages(
 ) -> list[ChatMessageContent]:
     """Translate core messages back; unchanged ones become their SK originals again, new system
     messages (the persona) take ``instruction_role``."""
-    originals = originals or {}
-    result: list[ChatMessageContent] = []
-    for message in messages:
-        original = originals.get(id(message))
-        if original is not None:
-            result.append(original)
-            continue
+
+    def make(message: Message) -> ChatMessageContent:
         role = AuthorRole(instruction_role if message.role == "system" else message.role)
-        result.append(ChatMessageContent(role=role, content=message.content, name=message.name))
-    return result
+        return ChatMessageContent(role=role, content=message.content, name=message.name)
+
+    return adapter_kit.restore(messages, originals, make)
 
 
 def finish_reason(value: str | None) -> FinishReason | None:

@@ -23,6 +23,7 @@ from persona_plugins.adapter_kit import (
     TOOL_CALLS,
     Tally,
     TeamGuard,
+    Translation,
     Turns,
     _timeout_by_waiting,
     call_span,
@@ -38,6 +39,7 @@ from persona_plugins.adapter_kit import (
     passed_through_turn,
     record_call,
     require_chat_model,
+    restore,
     rewrites_replies,
     text_chunks,
     timed_steps,
@@ -64,6 +66,22 @@ def test_chunks_join_back_into_exactly_the_text(text):
     assert "".join(chunks) == text
     assert all(chunk for chunk in chunks)
     assert len(text_chunks("a b c")) == 3
+
+
+def test_unchanged_messages_go_back_as_their_originals_and_new_ones_are_made():
+    originals = [("user", "hi"), ("picture",)]
+    translation: Translation[tuple[str, ...]] = Translation()
+    translation.add(Message.user("hi"), originals[0])
+    assert translation.text_only
+    translation.add(Message.user("[image]"), originals[1], plain=False)
+    assert not translation.text_only
+
+    persona = Message.system("You are a pirate.")
+    back = restore([persona, *translation.messages], translation.originals, lambda m: (m.content,))
+
+    assert back[0] == ("You are a pirate.",)
+    assert back[1] is originals[0] and back[2] is originals[1]
+    assert restore([persona], None, lambda m: m.role) == ["system"]
 
 
 async def test_a_failed_turn_raises_the_frameworks_own_exception_unchanged():
@@ -430,7 +448,7 @@ def test_a_findings_report_is_json_with_a_clean_flag():
 def test_only_a_chat_model_backs_a_framework_client():
     require_chat_model(ScriptedModel())
 
-    with pytest.raises(TypeError, match="ChatModel .* got str"):
+    with pytest.raises(TypeError, match=r"ChatModel .* got str"):
         require_chat_model("not a model")
 
 
