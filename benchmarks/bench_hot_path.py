@@ -11,8 +11,8 @@ persona and no ensemble, refinement or guardrails (the configuration the overhea
    persona-only call) is timed the same way.
 2. **Calls per run.** Python function calls per wrapped agent call against the raw one (cProfile
    counts them exactly): a fair proxy for the work added, whatever the machine.
-3. **The wrapped framework calls, by module** (cProfile own time, shares of the whole call):
-   ``AssistantAgent.run`` around ``PersonaChatCompletionClient`` and
+3. **What the wrappers add, by module** (cProfile own time of the wrapped call minus the raw
+   call's, per module): ``AssistantAgent.run`` around ``PersonaChatCompletionClient`` and
    ``ChatCompletionAgent.get_response`` around ``PersonaChatCompletion``, on the instant clients of
    ``bench_autogen_overhead.py`` and ``bench_sk_overhead.py``. Profiling slows small functions
    more than large ones, so read the shares, not the absolute numbers.
@@ -192,8 +192,8 @@ async def core_rounds(rounds: int, runs: int, warmup: int) -> dict[str, Any]:
 
 def profile_calls(
     make: Callable[[], Awaitable[None]], runs: int
-) -> tuple[float, float, collections.Counter[str]]:
-    """``(µs per call under the profiler, function calls per call, own time by area)``."""
+) -> tuple[collections.Counter[str], collections.Counter[str]]:
+    """Own time (µs per call, under the profiler) and function calls per call, by area."""
     from bench_autogen_overhead import profile_area
 
     async def go() -> pstats.Stats:
@@ -213,18 +213,19 @@ def profile_calls(
 
     stats = asyncio.run(go())
     rows = stats.stats  # type: ignore[attr-defined]
-    areas: collections.Counter[str] = collections.Counter()
-    calls = 0
+    micros: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
     for (filename, _, function), row in rows.items():
         area = profile_area(filename, function)
         if area.startswith("builtin"):
             area = "builtins (isinstance, getattr, dict and list methods, ...)"
         elif area.startswith("stdlib"):
-            area = "standard library (asyncio, contextlib, uuid, ...)"
-        areas[area] += row[2]
-        calls += row[1]
-    total = sum(areas.values())
-    return 1e6 * total / runs, calls / runs, areas
+            area = "standard library (asyncio, contextlib, ...)"
+        elif area.startswith("this benchmark"):
+            area = "the instant client and the timing loop"
+        micros[area] += 1e6 * row[2] / runs
+        calls[area] += row[1] / runs
+    return micros, calls
 
 
 def autogen_calls() -> dict[str, Callable[[], Awaitable[None]]]:
@@ -257,19 +258,26 @@ def sk_calls() -> dict[str, Callable[[], Awaitable[None]]]:
 
 
 def profile_table(label: str, calls: dict[str, Callable[[], Awaitable[None]]], runs: int) -> str:
-    raw_us, raw_calls, _ = profile_calls(calls["raw"], runs)
-    us, per_call, areas = profile_calls(calls["wrapped"], runs)
-    total = sum(areas.values())
+    raw_us, raw_calls = profile_calls(calls["raw"], runs)
+    us, per_call = profile_calls(calls["wrapped"], runs)
+    added = collections.Counter({area: us[area] - raw_us.get(area, 0.0) for area in us})
+    total_added = sum(us.values()) - sum(raw_us.values())
     lines = [
-        f"**{label}**: {per_call:.0f} Python function calls per call against {raw_calls:.0f} "
-        f"for the raw one (+{per_call - raw_calls:.0f}); {us:.0f} µs per call under the "
-        f"profiler against {raw_us:.0f} µs.",
+        f"**{label}**: {sum(per_call.values()):.0f} Python function calls per call against "
+        f"{sum(raw_calls.values()):.0f} for the raw one "
+        f"(+{sum(per_call.values()) - sum(raw_calls.values()):.0f}); under the profiler "
+        f"{sum(us.values()):.0f} µs against {sum(raw_us.values()):.0f} µs (+{total_added:.0f} µs).",
         "",
-        "| own time in | share of the wrapped call |",
-        "|---|---:|",
+        "| own time added in | µs per call (profiled) | share of the added time | calls added |",
+        "|---|---:|---:|---:|",
     ]
-    for area, seconds in areas.most_common(12):
-        lines.append(f"| {area} | {100 * seconds / total:.1f}% |")
+    for area, micros in added.most_common(12):
+        if micros <= 0:
+            break
+        more = per_call[area] - raw_calls.get(area, 0.0)
+        lines.append(
+            f"| {area} | +{micros:.1f} | {100 * micros / total_added:.0f}% | +{more:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -290,12 +298,12 @@ def core_table(core: dict[str, Any]) -> str:
         )
     lines += [
         f"| the steps together | {stepped * 1e6:.1f} µs | 100% |",
-        "| the rest of `run` (turn context, turn-span check, recording scope), and the "
-        f"stopwatches' own calls | "
-        f"{(core['run_timed'] - stepped) * 1e6:.1f} µs | |",
+        "| the rest of `run` (turn context, turn-span check, recording scope), by difference "
+        f"from the plain run | {max(0.0, core['run'] - stepped) * 1e6:.1f} µs | |",
         "",
         f"`PersonaPipeline.run`, whole: {core['run'] * 1e6:.1f} µs per turn (with the stopwatches: "
-        f"{core['run_timed'] * 1e6:.1f} µs, so they add {added * 1e6:.1f} µs). "
+        f"{core['run_timed'] * 1e6:.1f} µs, so they add {added * 1e6:.1f} µs, about "
+        f"{added * 1e6 / len(STEPS):.1f} µs a step, part of it inside each step's figure). "
         f"`PersonaPipeline.prepare()`, whole (select and inject only, what the Semantic Kernel "
         f"wrapper runs for a persona-only call): {core['prepare'] * 1e6:.1f} µs.",
     ]
@@ -346,8 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             core_table(core),
             "",
-            "### The wrapped framework calls, by module (cProfile, "
-            f"{args.profile_runs} calls each)",
+            f"### What the wrappers add, by module (cProfile, {args.profile_runs} calls each)",
             "",
             autogen,
             "",
