@@ -68,7 +68,7 @@ def test_the_semantic_kernel_section_says_make_demo_does_not_install_it():
 
 def test_the_openai_compatible_server_path_names_the_server_extra():
     autogen = README.split("\n## AutoGen in ten lines\n", 1)[1].split("\n## ", 1)[0]
-    lead = autogen.split("OpenAIChatCompletionClient", 1)[1].split("```python", 1)[0]
+    lead = autogen.split("**An OpenAI-compatible server**", 1)[1].split("```python", 1)[0]
     assert "`server` extra" in lead and 'pip install -e ".[server]"' in lead
     assert "tiktoken" in lead and "llama-cpp-python[server]" in lead
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.trace import NoOpTracerProvider
 
 import persona_plugins.injection as injection
 from persona_plugins import Finding, Message, PersonaChoice, PersonaPipeline, hookimpl
@@ -299,7 +300,14 @@ async def test_a_stage_that_raises_is_recorded_with_tracing_and_metrics_off(bare
         def inject_persona(self, messages: Sequence[Message]) -> list[Message]:
             raise RuntimeError("injector down")
 
-    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    # Explicit no-op providers: an earlier test in the session may have set a global one.
+    pipeline = PersonaPipeline(
+        ScriptedModel(),
+        plugin_manager=bare_manager,
+        persona="chef",
+        tracer_provider=NoOpTracerProvider(),
+        meter_provider=NoOpMeterProvider(),
+    )
     assert not pipeline.telemetry.may_record() and not pipeline.metrics.enabled
     with registered(bare_manager, Broken()):
         result = await pipeline.run(QUESTION)
