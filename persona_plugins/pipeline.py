@@ -1,15 +1,10 @@
 """The :class:`PersonaPipeline`: the conductor of a turn.
 
-It decides the order of the stages and nothing else; each stage's logic lives in the module named
-after it: choose the persona (:mod:`~persona_plugins.selection`), write it into the prompt
-(:mod:`~persona_plugins.injection`), produce candidates (:mod:`~persona_plugins.candidates`),
-choose among them (:mod:`~persona_plugins.judging`), refine (:mod:`~persona_plugins.refinement`),
-guard (:mod:`~persona_plugins.guard`), observe (:mod:`~persona_plugins.observe`). Every stage runs
-the same way (:class:`~persona_plugins.stages.TurnContext`): a plugin that raises is recorded in
-:attr:`TurnResult.errors` and its stage is skipped, so the user's message is never lost. Only a turn
-in which every way of getting an answer failed raises
-(:class:`~persona_plugins.errors.ModelCallError`), as does a response blocked in ``enforce`` mode
-(:class:`~persona_plugins.errors.GuardrailViolation`).
+It orders the stages and nothing else; each stage's logic lives in the module named after it
+(selection, injection, candidates, judging, refinement, guard, observe), and every stage runs the
+same way (:class:`~persona_plugins.stages.TurnContext`): a plugin that raises is recorded in
+:attr:`TurnResult.errors` and its stage skipped, so the user's message is never lost. Only a turn
+with no answer at all (``ModelCallError``) or a response blocked in ``enforce`` mode raises.
 """
 
 from __future__ import annotations
