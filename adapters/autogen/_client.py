@@ -124,12 +124,12 @@ class PersonaChatCompletionClient(
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         translation, view = self._translate(messages, cancellation_token, extra_create_args)
-        if not tools and not json_output and translation.text_only:
+        if _text_turn(translation, tools, json_output):
             return _create_result(await self._turns.run(translation.messages, view))
-        prepared = await self.pipeline.prepare(translation.messages, model=view)
-        args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
+        prepared, sent, args = await self._prepare_direct(
+            translation, view, tools, tool_choice, json_output, extra_create_args
+        )
         with self._span(streaming=False) as span:
-            sent = translation.back(prepared.prompt)
             call = self.inner.create(sent, cancellation_token=cancellation_token, **args)
             result = await with_timeout(call, self.pipeline.config.timeout_s)
             record_call(span, usage_from(result.usage), result.finish_reason)
@@ -151,16 +151,15 @@ class PersonaChatCompletionClient(
 
         async def stream() -> AsyncGenerator[str | CreateResult, None]:
             translation, view = self._translate(messages, cancellation_token, extra_create_args)
-            text_turn = not tools and not json_output and translation.text_only
-            if text_turn and not self.pipeline.can_stream:
+            if _text_turn(translation, tools, json_output) and not self.pipeline.can_stream:
                 result = _create_result(await self._turns.run(translation.messages, view))
                 for piece in text_chunks(str(result.content)):
                     yield piece
                 yield result
                 return
-            prepared = await self.pipeline.prepare(translation.messages, model=view)
-            args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
-            sent = translation.back(prepared.prompt)
+            prepared, sent, args = await self._prepare_direct(
+                translation, view, tools, tool_choice, json_output, extra_create_args
+            )
             chunks = self.inner.create_stream(
                 sent, cancellation_token=cancellation_token, **args, **kwargs
             )
@@ -228,6 +227,21 @@ class PersonaChatCompletionClient(
         if turn.model_calls > 1:  # the reply stands; its usage includes the guard's calls
             return result.model_copy(update={"usage": request_usage(turn.usage)})
         return result
+
+    async def _prepare_direct(
+        self,
+        translation: Translation,
+        view: AutoGenChatModel,
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: Any,
+        json_output: Any,
+        extra_create_args: Mapping[str, Any],
+    ) -> tuple[PreparedPrompt, list[LLMMessage], dict[str, Any]]:
+        """The set-up of a call that goes to the inner client itself (tools, structured output,
+        streaming): the persona's prepared prompt, the messages as sent and the call's arguments."""
+        prepared = await self.pipeline.prepare(translation.messages, model=view)
+        args = self._direct_args(tools, tool_choice, json_output, extra_create_args)
+        return prepared, translation.back(prepared.prompt), args
 
     def _direct_args(
         self,
@@ -297,6 +311,14 @@ class PersonaChatCompletionClient(
     def _from_config(cls, config: PersonaChatCompletionClientConfig) -> Self:
         inner = ChatCompletionClient.load_component(config.client)
         return cls(inner, config.pipeline)
+
+
+def _text_turn(
+    translation: Translation, tools: Sequence[Tool | ToolSchema], json_output: Any
+) -> bool:
+    """A plain text turn (no tools, no structured output, text messages only): the whole turn
+    runs in the pipeline."""
+    return not tools and not json_output and translation.text_only
 
 
 def _create_result(turn: TurnResult) -> CreateResult:
