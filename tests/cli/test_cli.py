@@ -10,17 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from persona_plugins.cli import main
+from tests.cli.helpers import run
 from tests.conftest import free_port
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_personas_list_shows_the_catalog(capsys):

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from persona_plugins.cli import main
 from persona_plugins.errors import DataNotFoundError
 from persona_plugins.evaluation import data_sources
 from persona_plugins.evaluation.data_sources import (
@@ -33,16 +32,8 @@ from persona_plugins.evaluation.data_sources import (
     search_path,
 )
 from persona_plugins.evaluation.datasets import DATASETS, load_dataset
+from tests.cli.helpers import run
 from tests.conftest import free_port
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)

@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from persona_plugins.cli import main
 from persona_plugins.evaluation.datasets import DATASETS, DataNotFoundError, load_dataset
 from persona_plugins.evaluation.jekyll_hyde import markdown_table, summarize
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.helpers import run
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
