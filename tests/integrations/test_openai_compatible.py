@@ -3,6 +3,7 @@ servers that are down, stall or answer garbage (small local stand-ins that force
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import re
@@ -144,9 +145,10 @@ class FaultyHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def faulty_server() -> Iterator[http.server.HTTPServer]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FaultyHandler)
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[http.server.HTTPServer]:
+    """A loopback HTTP server running ``handler`` in a thread, shut down on exit."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -154,6 +156,12 @@ def faulty_server() -> Iterator[http.server.HTTPServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def faulty_server() -> Iterator[http.server.HTTPServer]:
+    with serving(FaultyHandler) as server:
+        yield server
 
 
 def base_of(server: http.server.HTTPServer) -> str:
@@ -294,15 +302,9 @@ class RecordingHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recording_server() -> Iterator[http.server.HTTPServer]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
-    server.bodies = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(RecordingHandler) as server:
+        server.bodies = []  # type: ignore[attr-defined]
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_misspelt_generation_setting_is_refused_when_the_model_is_built():
