@@ -33,7 +33,6 @@ import asyncio
 import inspect
 import json
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -45,6 +44,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from persona_plugins import semconv
+from persona_plugins.concurrency import with_timeout
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ConfigError, ModelCallError
 from persona_plugins.guardrails import NoModel, guard_pipeline
@@ -155,36 +155,6 @@ async def framework_errors(call: Awaitable[T]) -> T:
         if cause is None or isinstance(cause, asyncio.CancelledError):
             raise
         raise cause from None
-
-
-async def _timeout_by_waiting(call: Awaitable[T], seconds: float) -> T:
-    """The timeout for Python 3.10, which has no ``asyncio.timeout``: the call runs as a task of
-    its own, so a cancellation of the caller always propagates (and cancels the call)."""
-    task = asyncio.ensure_future(call)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except BaseException:
-        task.cancel()
-        raise
-    if not done:
-        task.cancel()
-        await asyncio.wait({task})
-        raise asyncio.TimeoutError(f"no answer within {seconds} s")
-    return task.result()
-
-
-async def with_timeout(call: Awaitable[T], seconds: float | None) -> T:
-    """Await ``call``, raising :class:`TimeoutError` after ``seconds`` (None or 0: no limit).
-
-    A cancellation of the caller is never turned into a timeout nor swallowed (``asyncio.timeout``
-    on Python 3.11+, a task of its own on 3.10).
-    """
-    if not seconds:
-        return await call
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await call
-    return await _timeout_by_waiting(call, seconds)  # pragma: no cover - Python 3.10
 
 
 async def timed_steps(stream: AsyncIterator[T], seconds: float | None) -> AsyncIterator[T]:
