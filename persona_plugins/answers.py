@@ -6,7 +6,7 @@ numbers compare by value (``1,000``, ``1000.0`` and ``$1000`` agree), option let
 punctuation.
 
 Extractors are plain functions ``(text) -> str | None`` kept in a registry; the ``answer_format``
-config field picks one (``auto`` guesses from the question), and plugins add more through the
+config field picks one (``auto`` decides from the question), and plugins add more through the
 ``register_answer_extractors`` hook.
 """
 
@@ -30,6 +30,7 @@ __all__ = [
     "BUILTIN_EXTRACTORS",
     "Extractor",
     "answers_agree",
+    "asks_for_number",
     "collect_extractors",
     "extract_answers",
     "extract_choice",
@@ -67,13 +68,20 @@ def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
 
 
 def _format_number(raw: str) -> str | None:
+    """A number in one canonical spelling: integers exactly (however long: 200! has 375 digits),
+    other values to six significant digits; None for what is not a number."""
     cleaned = raw.replace("$", "").replace(",", "")
-    try:
-        value = float(cleaned)
-    except ValueError:
+    negative = cleaned.startswith("-")
+    digits = cleaned.lstrip("-")
+    whole, _, fraction = digits.partition(".")
+    if not (whole or fraction) or not (whole + fraction).isdigit():
         return None
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
+    if not fraction.strip("0"):  # an integer, exactly: no float conversion to overflow
+        whole = whole.lstrip("0") or "0"
+        return f"-{whole}" if negative and whole != "0" else whole
+    value = float(cleaned)  # has a fractional part: finite unless absurdly long
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
     return f"{value:.6g}"
 
 
@@ -146,16 +154,46 @@ _OPTIONS_IN_QUESTION = re.compile(r"(?:^|\s|\()\(?[A-E]\)\s*\S", re.MULTILINE)
 _YES_NO_QUESTION = re.compile(
     r"^\s*(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b", re.I
 )
+# A question asks for a number when it asks how many/much/..., to compute something, for a
+# numeric quantity by name, or poses arithmetic. Every alternative is a fixed word sequence with
+# single bounded gaps, so matching is linear in the question's length.
+_NUMBER_QUESTION = re.compile(
+    r"\bhow\s+(?:many|much|old|long|far|tall|high|big|fast|often|heavy|large|deep|wide)\b"
+    r"|\b(?:calculate|compute|evaluate|solve|simplify|convert|estimate)\b"
+    r"|\bwhat\s+(?:is|was|are|were|will\s+be)\s+(?:the\s+)?(?:exact\s+|approximate\s+)?"
+    r"(?:value|sum|total|product|difference|quotient|remainder|number|count|amount|average|mean|"
+    r"median|percentage|percent|ratio|probability|area|volume|perimeter|length|distance|speed|"
+    r"cost|price|rate|square\s+root|result|answer)\b"
+    r"|\bin\s+what\s+year\b|\bwhat\s+year\b|\bhow\s+many\b"
+    r"|\d\s*[-+*/×÷^%]\s*\d|\d\s*!"
+    r"|\b(?:plus|minus|times|divided\s+by|squared|cubed)\b",
+    re.IGNORECASE,
+)
+#: Longest question text the format guess reads (the end of a long conversation turn).
+_QUESTION_CAP = 4000
+
+
+def asks_for_number(question: str) -> bool:
+    """True when the question asks for a number (how many, compute, the value of, arithmetic).
+
+    >>> asks_for_number("How many apples are left?"), asks_for_number("Who wrote Hamlet?")
+    (True, False)
+    """
+    return _NUMBER_QUESTION.search(question[-_QUESTION_CAP:]) is not None
 
 
 def guess_answer_format(question: str, texts: Sequence[str] = ()) -> str:
-    """Guess the answer format from the question (and the candidates' texts)."""
+    """Guess the answer format from the question: ``choice`` when it lists options, ``yes_no``
+    for a yes/no question, ``number`` only when the question asks for a number (and every
+    candidate states one), else ``text``. Free text agrees only when the final answers match,
+    so in doubt the candidates are judged."""
+    question = question[-_QUESTION_CAP:]
     if len(_OPTIONS_IN_QUESTION.findall(question)) >= 2:
         return "choice"
     last_line = question.strip().splitlines()[-1] if question.strip() else ""
     if _YES_NO_QUESTION.match(last_line) or re.search(r"\byes or no\b", question, re.I):
         return "yes_no"
-    if texts and all(extract_number(t) is not None for t in texts):
+    if asks_for_number(question) and all(extract_number(t) is not None for t in texts):
         return "number"
     return "text"
 
@@ -189,8 +227,11 @@ def extract_answers(
     if not extractors:
         return
     name = answer_format
-    if name == "auto":
-        name = guess_answer_format(question, [c.text for c in candidates])
+    try:  # no answer text may break a turn: at worst the candidates are judged
+        if name == "auto":
+            name = guess_answer_format(question, [c.text for c in candidates])
+    except Exception:
+        return
     extractor = extractors.get(name)
     if extractor is None:
         return

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import pluggy
 
+from persona_plugins.concurrency import run_together
 from persona_plugins.errors import ConfigError
 
 __all__ = [
@@ -81,7 +82,7 @@ async def settle_all(items: Sequence[Any]) -> list[Any]:
     if len(pending) == 1:
         out[pending[0]] = await out[pending[0]]
         return out
-    settled = await asyncio.gather(*(items[i] for i in pending))
+    settled = await run_together(items[i] for i in pending)
     for index, value in zip(pending, settled, strict=True):
         out[index] = value
     return out

@@ -26,7 +26,6 @@ are extracted and ``judge_candidates`` decides; with no decision the first usabl
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from collections.abc import Awaitable, Sequence
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from persona_plugins import semconv
 from persona_plugins.answers import Extractor, extract_answers
+from persona_plugins.concurrency import run_together
 from persona_plugins.config import PipelineConfig
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.messages import last_user_text
@@ -220,7 +220,7 @@ async def judge_pair(
         )
 
     for attempt in range(settings.retries + 1):
-        forward, backward = await asyncio.gather(ask(a, b, attempt), ask(b, a, attempt))
+        forward, backward = await run_together((ask(a, b, attempt), ask(b, a, attempt)))
         calls += 2
         verdicts += [forward, backward]
         if forward.choice is not None and forward.choice == backward.choice:

@@ -119,11 +119,13 @@ class PersonaPipeline:
         self.refiners = collect_refiners(self.pm)
         self.detectors = collect_detectors(self.pm)
         self.extractors = collect_extractors(self.pm)
-        if self.config.answer_format != "auto" and self.config.answer_format not in self.extractors:
-            raise ConfigError(
-                f"answer_format {self.config.answer_format!r} is not a registered extractor; "
-                f"use 'auto' or one of {sorted(self.extractors)}"
-            )
+        _check_names("answer_format", [self.config.answer_format], self.extractors, "auto")
+        chosen = built.model_fields_set  # the defaults name built-ins a manager may leave out
+        if "refiners" in chosen:
+            _check_names("refiners", self.config.refiners, self.refiners)
+        if "detectors" in chosen:
+            names = [entry.partition(":")[0] for entry in self.config.detectors]
+            _check_names("detectors", names, self.detectors)
         announce_configuration(self.pm, self.config)
 
     def extract_answers(self, question: str, candidates: Sequence[Candidate]) -> None:
@@ -397,4 +399,17 @@ class PersonaPipeline:
             persona = self.config.persona
         return await resolve_stage(
             turn, text, list(findings), candidates, persona, self.detectors, failed=[]
+        )
+
+
+def _check_names(field: str, names: Sequence[str], known: Mapping[str, Any], *extra: str) -> None:
+    """A config field naming something that is not registered is a typo: say which, and what is
+    registered (a misspelt detector would otherwise let everything through unchecked)."""
+    unknown = [name for name in names if name not in known and name not in extra]
+    if unknown:
+        choices = sorted([*extra, *known])
+        raise ConfigError(
+            f"{field}: {', '.join(repr(n) for n in unknown)} "
+            f"{'is' if len(unknown) == 1 else 'are'} not registered; the registered names are "
+            f"{', '.join(choices)}. Check the spelling, or install the plugin that provides it."
         )

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 from persona_plugins import semconv
+from persona_plugins.concurrency import run_together, with_timeout
 from persona_plugins.config import PipelineConfig
 from persona_plugins.hookcalls import collect_named
 from persona_plugins.hookspecs import hookimpl
@@ -407,7 +408,7 @@ async def _rounds(
     for round_no in range(1, config.max_rounds + 1):
         if plan.parallel:
             round_reviews = list(
-                await asyncio.gather(*(_review(turn, r, draft, persona, round_no) for r in chosen))
+                await run_together(_review(turn, r, draft, persona, round_no) for r in chosen)
             )
             reviews.extend(round_reviews)
             revised = await _merged(turn, draft, round_reviews, persona)
@@ -454,7 +455,7 @@ async def _review(
     with turn.telemetry.span(f"{semconv.OP_INVOKE_AGENT} {agent}", attributes) as span:
         try:
             call = refiner.review(turn.messages, draft, persona, turn.model.as_agent(agent))
-            review = await (asyncio.wait_for(call, timeout=timeout) if timeout else call)
+            review = await with_timeout(call, timeout)
         except Exception as exc:
             timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
             detail = str(exc) or ("timed out" if timed_out else repr(exc))

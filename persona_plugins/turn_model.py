@@ -8,12 +8,12 @@ optional per-call timeout. Every other attribute is read from the wrapped model.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from persona_plugins import semconv
+from persona_plugins.concurrency import with_timeout
 from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 from persona_plugins.tracing import Telemetry, genai_messages, genai_output
@@ -168,14 +168,14 @@ class TurnModel:
                 lambda: genai_messages(messages),
             )
             call = self.inner.complete(list(messages), **merged)
-            if self._timeout_s is not None:
-                completion = await asyncio.wait_for(call, timeout=self._timeout_s)
-            else:
-                completion = await call
-            if not isinstance(completion, Completion):
+            completion = await with_timeout(call, self._timeout_s)
+            if not isinstance(completion, Completion) or not isinstance(completion.text, str):
+                got = type(completion).__name__
+                if isinstance(completion, Completion):
+                    got = f"a Completion whose text is {type(completion.text).__name__}"
                 raise TypeError(
-                    f"{type(self.inner).__name__}.complete returned "
-                    f"{type(completion).__name__}, expected persona_plugins.Completion"
+                    f"{type(self.inner).__name__}.complete returned {got}, "
+                    "expected persona_plugins.Completion (its text a string)"
                 )
             self._tally.add(completion.usage)
             if not span.recording:

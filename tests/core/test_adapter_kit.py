@@ -25,7 +25,6 @@ from persona_plugins.adapter_kit import (
     TeamGuard,
     Translation,
     Turns,
-    _timeout_by_waiting,
     call_span,
     chosen_candidate,
     close_model,
@@ -47,6 +46,7 @@ from persona_plugins.adapter_kit import (
     usage_from,
     with_timeout,
 )
+from persona_plugins.concurrency import _timeout_by_waiting
 from persona_plugins.guardrails.team import TeamMonitor
 from persona_plugins.injection import render_persona
 from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel

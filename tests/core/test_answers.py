@@ -108,5 +108,5 @@ def test_an_unknown_answer_format_is_a_config_error(plugin_manager):
         async def complete(self, messages, **settings):
             return Completion(text="x")
 
-    with pytest.raises(ConfigError, match="answer_format 'colour'"):
+    with pytest.raises(ConfigError, match="answer_format: 'colour' is not registered"):
         PersonaPipeline(Model(), plugin_manager=plugin_manager, answer_format="colour")
