@@ -66,7 +66,7 @@ async def test_the_persona_comes_first_and_once_on_every_call_of_a_tool_loop(str
         response = await agent.run(TASK)
 
     assert response.text == FIXED
-    tool_turn, answer = client.calls
+    _, answer = client.calls
     persona = persona_prompt(middleware)
     for call in client.calls:
         assert call.system == [persona, INSTRUCTIONS], "persona first, instructions kept, once"
