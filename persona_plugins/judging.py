@@ -53,6 +53,7 @@ __all__ = [
     "build_judge_messages",
     "choose_candidate",
     "judge_pair",
+    "own_lines",
     "parse_verdict",
 ]
 
@@ -74,9 +75,47 @@ JUDGE_CERTAINTY_INSTRUCTION = (
     "to 100 says how sure you are."
 )
 
-_VERDICT = re.compile(r"verdict\s*(?:is)?\s*[:=\-]?\s*\**\s*(?:candidate\s*)?\(?([12])\b", re.I)
-_CANDIDATE_MENTION = re.compile(r"\bcandidate\s*\(?([12])\b", re.I)
-_CERTAINTY = re.compile(r"certainty\s*[:=\-]?\s*(\d{1,3})", re.I)
+# Replies are read line by line, each line capped: every pattern below has bounded gaps only, so
+# reading any reply is linear in its length (a judge that answers 10,000 blank lines costs nothing).
+_VERDICT = re.compile(r"\bverdict\b(?:\s{1,3}is)?[\s:=*\-]{0,12}(?:candidate\s?)?\(?([12])\b", re.I)
+_CANDIDATE_MENTION = re.compile(r"\bcandidate\s?\(?([12])\b", re.I)
+_CERTAINTY = re.compile(r"\bcertainty\b[\s:=*\-]{0,12}(\d{1,3})", re.I)
+_BLOCK_MARKER = re.compile(r"\[\[(/?)C[12]-[0-9a-f]*\]\]")
+#: The longest judge reply read, and the longest line of it.
+REPLY_CAP, LINE_CAP = 8_000, 400
+
+
+def own_lines(
+    reply: str, quoted: Sequence[str], marker: re.Pattern[str]
+) -> list[tuple[int, str]]:
+    """The lines of a model's reply that are its own, for parsing its verdict.
+
+    Left out: blocks it copied between the prompt's ``marker`` lines, runs of two or more lines
+    copied verbatim from one of the ``quoted`` texts (an echoed candidate or draft), and a line
+    that is a whole one-line quoted text. A single line that merely equals one line of a quoted
+    text stays: an honest "Verdict: 1" must count even when a candidate contains the same line.
+    """
+    whole = {text.strip() for text in quoted if text.strip() and "\n" not in text.strip()}
+    copied = {line.strip() for text in quoted for line in text.splitlines() if line.strip()}
+    kept: list[tuple[int, str, bool]] = []  # (line number, line, copied verbatim)
+    depth = 0
+    for number, raw in enumerate(reply[:REPLY_CAP].splitlines()):
+        line = raw.strip()[:LINE_CAP]
+        marks = marker.findall(line)
+        if marks:
+            for closing in marks:
+                depth = max(0, depth - 1) if closing else depth + 1
+            continue
+        if depth or not line or line in whole:
+            continue
+        kept.append((number, line, line in copied))
+    lines: list[tuple[int, str]] = []
+    for index, (number, line, is_copy) in enumerate(kept):
+        neighbours = kept[max(0, index - 1) : index] + kept[index + 1 : index + 2]
+        if is_copy and any(copy for _, _, copy in neighbours):
+            continue  # part of an echoed block
+        lines.append((number, line))
+    return lines
 
 
 def _quote(text: str) -> str:
@@ -105,31 +144,38 @@ def build_judge_messages(
     ]
 
 
-def parse_verdict(text: str) -> tuple[int | None, int | None]:
+def parse_verdict(text: str, quoted: Sequence[str] = ()) -> tuple[int | None, int | None]:
     """Read ``(position, certainty)`` from the judge's reply; None where it cannot be read.
 
-    The last explicit ``Verdict: N`` wins; failing that, a reply that names exactly one
-    candidate, or consists of just ``1`` or ``2``.
+    Only the judge's own lines count (see :func:`own_lines`; ``quoted`` are the candidates'
+    texts). The first line with an explicit ``Verdict: N`` decides (its last verdict, when the
+    judge corrects itself on that line); failing that, a reply that names exactly one candidate,
+    or consists of just ``1`` or ``2``. The certainty is the first ``Certainty: N`` line's.
 
     >>> parse_verdict("Candidate 2 reasons better.\\nVerdict: 2\\nCertainty: 80")
     (2, 80)
     """
+    lines = [line for _, line in own_lines(text, quoted, _BLOCK_MARKER)]
     position: int | None = None
-    verdicts = _VERDICT.findall(text)
-    if verdicts:
-        position = int(verdicts[-1])
+    for line in lines:
+        verdicts = _VERDICT.findall(line)
+        if verdicts:
+            position = int(verdicts[-1])
+            break
     else:
-        mentioned = set(_CANDIDATE_MENTION.findall(text))
-        stripped = text.strip().strip(".*\"' ")
+        mentioned = {m for line in lines for m in _CANDIDATE_MENTION.findall(line)}
+        stripped = " ".join(lines).strip(".*\"' ")
         if len(mentioned) == 1:
             position = int(mentioned.pop())
         elif stripped in {"1", "2"}:
             position = int(stripped)
     certainty: int | None = None
-    found = _CERTAINTY.findall(text)
-    if found:
-        value = int(found[-1])
-        certainty = value if 1 <= value <= 100 else None
+    for line in lines:
+        found = _CERTAINTY.search(line)
+        if found:
+            value = int(found.group(1))
+            certainty = value if 1 <= value <= 100 else None
+            break
     return position, certainty
 
 
@@ -206,7 +252,7 @@ async def judge_pair(
         except Exception as exc:
             error = f"error: {type(exc).__name__}: {exc}"
             return Verdict(order=order, choice=None, raw=error, attempt=attempt)
-        position, certainty = parse_verdict(completion.text)
+        position, certainty = parse_verdict(completion.text, (first.text, second.text))
         choice = order[position - 1] if position else None
         if (
             choice is not None

@@ -39,6 +39,7 @@ from persona_plugins.concurrency import run_together, with_timeout
 from persona_plugins.config import PipelineConfig
 from persona_plugins.hookcalls import collect_named
 from persona_plugins.hookspecs import hookimpl
+from persona_plugins.judging import LINE_CAP, own_lines
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import RefinementPlan, Refiner, RegisterRefiner, Review
@@ -122,12 +123,29 @@ MERGE_SYSTEM_PROMPT = (
     "Reply with the final reply only."
 )
 
-_VERDICT = re.compile(r"verdict\s*[:=\-]\s*\**\s*(ok|revise|pass|fine|change)", re.IGNORECASE)
-_FEEDBACK = re.compile(r"feedback\s*[:=\-]\s*(.*?)(?=\n\s*revision\s*[:=\-]|\Z)", re.I | re.S)
-_REVISION = re.compile(r"revision\s*[:=\-]\s*(.*)\Z", re.IGNORECASE | re.DOTALL)
-_PLAN = re.compile(r"plan\s*[:=\-]\s*(.*)", re.IGNORECASE)
-_RATIONALE = re.compile(r"rationale\s*[:=\-]\s*(.*)", re.IGNORECASE)
-_MARKER = re.compile(r"\[\[/?(?:DRAFT|REVIEW\d*)-[0-9a-f]+\]\]")
+# A labelled line of a reply ("VERDICT: OK", "**Revision:** ...", "PLAN: none"): bounded gaps
+# only, and replies are read line by line, so parsing is linear in the reply's length.
+_LABEL = re.compile(
+    r"^[*#>_\s-]{0,6}(verdict|feedback|revision|plan|rationale)[*_\s]{0,4}[:=\-][*_\s]{0,4}(.*)$",
+    re.IGNORECASE,
+)
+_VERDICT_WORDS = {"ok": False, "pass": False, "fine": False, "revise": True, "change": True}
+_MARKER = re.compile(r"\[\[/?(?:DRAFT|REVIEW\d*|CONVERSATION)-[0-9a-f]+\]\]")
+
+
+def describe_persona(persona: Persona) -> str:
+    """The persona as reviewers and the planner are told about it (in their system message)."""
+    facts = "".join(f"\n- {statement}" for statement in persona.statements)
+    style = f"\nStyle: {persona.style}" if persona.style else ""
+    return f"The persona: {persona.description}.{style}" + (
+        f"\nFacts about the persona:{facts}" if facts else ""
+    )
+
+
+def _label(line: str) -> tuple[str, str] | None:
+    """``(label, rest)`` for a labelled line, lower-case label; None otherwise."""
+    match = _LABEL.match(line)
+    return (match.group(1).lower(), match.group(2).strip()) if match else None
 
 
 def _quote(label: str, text: str, nonce: str) -> str:
@@ -148,25 +166,45 @@ def usable_revision(draft: str, revision: str | None) -> str | None:
     if revision is None or not revision.strip():
         return "the revision is empty"
     text = revision.strip()
-    if _VERDICT.search(text) or re.search(r"^\s*feedback\s*:", text, re.I | re.M):
-        return "the revision repeats the review format instead of a reply"
     if len(text) > 4 * len(draft) + 800:
         return f"the revision is {len(text)} characters against a {len(draft)}-character draft"
+    for line in text.splitlines():
+        labelled = _label(line[:LINE_CAP])
+        if labelled and labelled[0] in ("verdict", "feedback"):
+            return "the revision repeats the review format instead of a reply"
     return None
 
 
 def parse_review(name: str, text: str, draft: str) -> Review:
-    """Read a reviewer's reply. Unreadable output asks for no change and says so."""
-    verdict = _VERDICT.search(text)
-    revision_match = _REVISION.search(text)
-    feedback_match = _FEEDBACK.search(text)
-    feedback = feedback_match.group(1).strip() if feedback_match else ""
-    if verdict is None:
+    """Read a reviewer's reply. Unreadable output asks for no change and says so.
+
+    Only the reviewer's own structure counts: its first ``VERDICT`` line that is not part of an
+    echo of the draft (see :func:`~persona_plugins.judging.own_lines`), and a revision only
+    after its own ``VERDICT: REVISE`` (the ``REVISION`` line and everything after it).
+    """
+    if len(text) > 4 * len(draft) + 4000:
+        return Review(refiner=name, error=f"unreadable review ({len(text)} characters)")
+    raw = text.splitlines()
+    own = own_lines(text, [draft], _MARKER)
+    labelled = [(number, found) for number, line in own if (found := _label(line))]
+    verdict_at = next((i for i, (_, found) in enumerate(labelled) if found[0] == "verdict"), None)
+    verdict = None
+    if verdict_at is not None:
+        words = labelled[verdict_at][1][1].lower().strip("*_ .").split()
+        verdict = _VERDICT_WORDS.get(words[0]) if words else None
+    if verdict_at is None or verdict is None:
         return Review(refiner=name, error=f"unreadable review (no VERDICT line): {text[:120]!r}")
-    wants_change = verdict.group(1).lower() in ("revise", "change")
-    if not wants_change:
+    after = labelled[verdict_at + 1 :]
+    revision_line = next((number for number, found in after if found[0] == "revision"), None)
+    feedback_parts = [found[1] for number, found in after if found[0] == "feedback"][:1]
+    feedback = feedback_parts[0] if feedback_parts else ""
+    if not verdict:
         return Review(refiner=name, needs_change=False, feedback=feedback)
-    revision = revision_match.group(1).strip() if revision_match else None
+    revision = None
+    if revision_line is not None:
+        first = _label(raw[revision_line].strip())
+        rest = raw[revision_line + 1 :]
+        revision = "\n".join([first[1] if first else "", *rest]).strip()
     problem = usable_revision(draft, revision)
     if problem is not None:
         return Review(refiner=name, needs_change=True, feedback=feedback, error=problem)
@@ -196,21 +234,12 @@ class AspectReviewer:
         self, messages: Sequence[Message], draft: str, persona: Persona | None, model: ChatModel
     ) -> Review:
         nonce = secrets.token_hex(4)
-        body = f"The conversation:\n{_request(messages)}\n\nThe draft reply:\n"
-        body += _quote("DRAFT", draft, nonce)
+        body = "The conversation:\n" + _quote("CONVERSATION", _request(messages), nonce)
+        body += "\n\nThe draft reply:\n" + _quote("DRAFT", draft, nonce)
+        system = REVIEWER_SYSTEM_PROMPT.format(aspect=self.aspect)
         if self.name == "persona" and persona is not None:
-            facts = "".join(f"\n- {s}" for s in persona.statements)
-            style = f"\nStyle: {persona.style}" if persona.style else ""
-            body = (
-                f"The persona: {persona.description}.{style}"
-                + (f"\nFacts about the persona:{facts}" if facts else "")
-                + "\n\n"
-                + body
-            )
-        prompt = [
-            Message.system(REVIEWER_SYSTEM_PROMPT.format(aspect=self.aspect)),
-            Message.user(body),
-        ]
+            system += "\n\n" + describe_persona(persona)  # the persona stays in system text
+        prompt = [Message.system(system), Message.user(body)]
         completion = await model.complete(prompt, max_tokens=self.max_tokens)
         return parse_review(self.name, completion.text, draft)
 
@@ -241,21 +270,34 @@ def heuristic_plan(
     return plan
 
 
-def parse_plan(text: str, available: Sequence[str]) -> tuple[list[str], str] | None:
-    """Read ``PLAN: a, b`` and ``RATIONALE: ...``; None when no plan line can be read."""
-    match = _PLAN.search(text)
-    if match is None:
+def parse_plan(
+    text: str, available: Sequence[str], quoted: Sequence[str] = ()
+) -> tuple[list[str], str] | None:
+    """Read ``PLAN: a, b`` and ``RATIONALE: ...``; None when no plan line can be read.
+
+    Only the planner's own lines count (``quoted``: the conversation and the draft it was
+    shown). A plan of ``none`` is not trusted when a quoted text itself carries a ``PLAN`` line:
+    a user cannot switch refinement off by writing one.
+    """
+    own = own_lines(text, quoted, _MARKER)
+    labelled = [found for _, line in own if (found := _label(line))]
+    plan = next((rest for label, rest in labelled if label == "plan"), None)
+    if plan is None:
         return None
-    raw = match.group(1).strip().strip(".")
-    rationale_match = _RATIONALE.search(text)
-    rationale = rationale_match.group(1).strip() if rationale_match else ""
+    raw = plan.strip().strip(".")
+    rationale = next((rest for label, rest in labelled if label == "rationale"), "")
     if raw.lower() in ("none", "no reviewers", "nothing", ""):
-        return [], rationale
+        planted = any(
+            (found := _label(line[:LINE_CAP])) and found[0] == "plan"
+            for quote in quoted
+            for line in quote.splitlines()
+        )
+        return None if planted else ([], rationale)
     names: list[str] = []
-    for part in re.split(r"[,;>\s]+(?:then\s+)?", raw.lower()):
+    for part in re.split(r"[,;>\s]+", raw.lower()[:LINE_CAP]):
         part = part.strip(" .*`'\"")
         for name in available:
-            if part and part.startswith(name[:5]) and name not in names:
+            if part and part != "then" and part.startswith(name[:5]) and name not in names:
                 names.append(name)
     if not names:
         return None
@@ -271,18 +313,22 @@ async def _adaptive_plan(
 ) -> RefinementPlan:
     listing = "\n".join(f"- {name}: {r.description}" for name, r in refiners.items())
     nonce = secrets.token_hex(4)
-    persona_line = f"Persona: {persona.description}\n" if persona else "Persona: none\n"
+    conversation = _request(messages)
+    system = PLANNER_SYSTEM_PROMPT.format(reviewers=listing) + "\n\n"
+    system += describe_persona(persona) if persona else "No persona is set."
     prompt = [
-        Message.system(PLANNER_SYSTEM_PROMPT.format(reviewers=listing)),
+        Message.system(system),  # the persona stays in system text, never in a user message
         Message.user(
-            f"{persona_line}The conversation:\n{_request(messages)}\n\nThe draft reply:\n"
+            "The conversation:\n"
+            + _quote("CONVERSATION", conversation, nonce)
+            + "\n\nThe draft reply:\n"
             + _quote("DRAFT", draft, nonce)
         ),
     ]
     planner = TurnModel.wrap(model).as_agent("refinement_planner")
     try:
         completion = await planner.complete(prompt, max_tokens=80)
-        parsed = parse_plan(completion.text, list(refiners))
+        parsed = parse_plan(completion.text, list(refiners), (conversation, draft))
         problem = None if parsed is not None else f"unreadable plan: {completion.text[:100]!r}"
     except Exception as exc:
         parsed, problem = None, f"the planner call failed: {type(exc).__name__}: {exc}"
