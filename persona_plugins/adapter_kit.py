@@ -293,18 +293,20 @@ def model_config(model: ChatModel) -> tuple[str, dict[str, Any]]:
     Only the built-in models have a config form; an API key is never written (it is read from the
     environment on load). Any other model is a :class:`TypeError`.
     """
-    from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
-
     if type(model).__name__ == "LlamaCppChatModel":  # no import: it would load llama.cpp
         llama: Any = model
         options = {"model_path": str(llama.model_path), "n_ctx": llama.n_ctx}
         return "llama_cpp", {**options, "generation": llama.generation}
-    if isinstance(model, OpenAICompatibleChatModel):
+    if type(model).__name__ == "OpenAICompatibleChatModel":  # no import: it needs httpx
+        server: Any = model
         return "openai_compatible", {
-            "base_url": model.base_url,
-            "model": model.model_name,
-            "timeout_s": model.timeout_s,
-            "generation": model.generation,
+            "base_url": server.base_url,
+            "model": server.model_name,
+            "timeout_s": server.timeout_s,
+            "generation": server.generation,
+            "max_retries": server.max_retries,
+            "backoff_s": server.backoff_s,
+            "max_wait_s": server.max_wait_s,
         }
     raise TypeError(
         f"cannot serialize a client around {type(model).__name__}: only LlamaCppChatModel and "

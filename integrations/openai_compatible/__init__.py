@@ -1,15 +1,34 @@
 """A :class:`~persona_plugins.ChatModel` for any OpenAI-compatible chat completions server.
 
 Ollama, vLLM, LM Studio and llama.cpp's own server (``python -m llama_cpp.server``) all speak this
-protocol. It uses only the standard library, so no extra is needed.
+protocol. It needs the ``openai-compatible`` extra (httpx)::
+
+    pip install "persona-plugins[openai-compatible]"
+
+Calls are async HTTP requests: cancelling a call closes its connection at once. A rate limit
+(HTTP 429), a server error (500, 502, 503, 504), a reset connection or a failed connect is retried
+with exponential backoff and jitter, honouring the server's ``Retry-After``.
 
 Example::
 
     from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
 
-    model = OpenAICompatibleChatModel("http://127.0.0.1:8000/v1", model="smollm2")
+    async with OpenAICompatibleChatModel("http://127.0.0.1:8000/v1", model="smollm2") as model:
+        completion = await model.complete([Message.user("Hello?")])
 """
 
-from persona_plugins.integrations.openai_compatible._model import OpenAICompatibleChatModel
+try:
+    import httpx  # noqa: F401
+except ImportError as exc:  # exercised with httpx hidden from sys.modules
+    from persona_plugins.errors import MissingExtraError
 
-__all__ = ["OpenAICompatibleChatModel"]
+    raise MissingExtraError(
+        "persona_plugins.integrations.openai_compatible", "openai-compatible", missing=exc.name
+    ) from exc
+
+from persona_plugins.integrations.openai_compatible._model import (
+    RETRY_STATUSES,
+    OpenAICompatibleChatModel,
+)
+
+__all__ = ["RETRY_STATUSES", "OpenAICompatibleChatModel"]
