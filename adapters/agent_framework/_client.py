@@ -35,8 +35,11 @@ from persona_plugins.turn_model import model_name
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _LAYERS = (FunctionInvocationLayer, ChatMiddlewareLayer, ChatTelemetryLayer)
-#: Options that belong to the agent's own call only: the pipeline's extra calls never use tools.
-TOOL_OPTIONS = frozenset({"tools", "tool_choice", "allow_multiple_tool_calls"})
+#: Options of the agent's own call only: the pipeline's extra calls (candidates, judge, reviewers,
+#: regeneration) use no tools, ask for text, and stay out of a server-side conversation.
+AGENT_CALL_OPTIONS = frozenset(
+    {"tools", "tool_choice", "allow_multiple_tool_calls", "response_format", "conversation_id"}
+)
 
 
 class Translation(adapter_kit.Translation[Message]):
@@ -147,7 +150,7 @@ class AgentFrameworkChatModel:
 
     Args:
         client: the Agent Framework chat client.
-        options: chat options for every call (tool options are dropped).
+        options: chat options for every call (less those of :data:`AGENT_CALL_OPTIONS`).
         originals: framework originals of core messages (set by the middleware).
         model_name: the name recorded on spans (default: the client's ``model``).
     """
@@ -169,7 +172,7 @@ class AgentFrameworkChatModel:
             )
         self.client = client
         self.model_name = model_name or str(getattr(client, "model", None) or type(client).__name__)
-        self._options = {k: v for k, v in (options or {}).items() if k not in TOOL_OPTIONS}
+        self._options = {k: v for k, v in (options or {}).items() if k not in AGENT_CALL_OPTIONS}
         self._translation = originals or Translation()
         self._get_response = beneath_layers(client)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -30,7 +31,7 @@ from persona_plugins.adapters.agent_framework._client import (
     usage_of,
 )
 from persona_plugins.config import PipelineConfig
-from persona_plugins.model import Completion
+from persona_plugins.model import Completion, Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import TurnResult
 
@@ -66,7 +67,7 @@ class PersonaMiddleware(ChatMiddleware):
 
     Attributes:
         last_result: the :class:`~persona_plugins.TurnResult` of the latest model call.
-        model_calls: model calls made through this middleware so far.
+        model_calls, usage: model calls and tokens spent through this middleware so far.
     """
 
     def __init__(
@@ -94,7 +95,13 @@ class PersonaMiddleware(ChatMiddleware):
     def model_calls(self) -> int:
         return self._turns.tally.calls
 
+    @property
+    def usage(self) -> Usage:
+        """Tokens of every model call made through this middleware so far."""
+        return self._turns.tally.usage
+
     async def process(self, context: ChatContext, call_next: Next) -> None:
+        started = time.perf_counter()
         options = dict(context.options or {})
         translation = to_core_messages(context.messages, options.get("instructions"))
         view = AgentFrameworkChatModel(context.client, options=options, originals=translation)
@@ -131,6 +138,7 @@ class PersonaMiddleware(ChatMiddleware):
                 structured=structured,
                 final=not calls,
             )
+            turn.duration_s = time.perf_counter() - started
             if turn.text == response.text:
                 return response
             return text_response(turn.text, turn.usage, "stop", response.model)

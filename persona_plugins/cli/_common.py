@@ -198,6 +198,11 @@ FRAMEWORKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "semantic-kernel",
         ("semantic_kernel",),
     ),
+    "agent-framework": (
+        "persona_plugins.adapters.agent_framework._cli",
+        "agent-framework",
+        ("agent_framework", "agent_framework_orchestrations"),
+    ),
 }
 
 #: A team member in the demo: the agent's name and its persona.
