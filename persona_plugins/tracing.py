@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOT_RECORDING",
     "TRACE_HOOKS_ENV",
+    "Explanation",
     "SafeSpan",
     "Telemetry",
     "capture_content_enabled",
@@ -68,7 +69,18 @@ def capture_content_enabled() -> bool:
 _SCALARS = frozenset({str, bool, int, float})
 
 
-def _clean(attributes: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
+class Explanation(NamedTuple):
+    """An evaluation's explanation: the full ``text`` (which may quote the persona, the reply or
+    a reviewer's feedback) is recorded only when content capture is on; otherwise ``redacted``,
+    which names only the detector or reviewer, its rule and lengths or offsets."""
+
+    text: str
+    redacted: str
+
+
+def _clean(
+    attributes: Mapping[str, Any] | None, capture: bool = False
+) -> dict[str, AttributeValue]:
     clean: dict[str, AttributeValue] = {}
     if not attributes:
         return clean
@@ -77,6 +89,8 @@ def _clean(attributes: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
             continue
         if type(value) in _SCALARS:
             clean[key] = value
+        elif type(value) is Explanation:
+            clean[key] = value.text if capture else value.redacted
         elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             clean[key] = list(value)
         else:
@@ -143,7 +157,9 @@ def turn_result_attributes(result: TurnResult) -> dict[str, Any]:
     }
 
 
-def _evaluation(name: str, label: Any, value: Any, explanation: str | None) -> dict[str, Any]:
+def _evaluation(
+    name: str, label: Any, value: Any, explanation: str | Explanation | None
+) -> dict[str, Any]:
     """A GenAI evaluation result: its name, score label and value, and explanation (if any)."""
     attributes = {
         semconv.GEN_AI_EVALUATION_NAME: name,
@@ -177,9 +193,22 @@ def verdict_event(verdict: Verdict) -> dict[str, Any]:
     }
 
 
+#: Finding metadata that names a rule, never content: kept in redacted explanations.
+_RULE_KEYS = ("kind", "category", "reason", "rule", "start", "end")
+
+
 def finding_event(finding: Finding) -> dict[str, Any]:
-    """A guardrail finding as a ``gen_ai.evaluation.result`` event."""
-    return _evaluation(finding.detector, finding.severity, finding.score, finding.message)
+    """A guardrail finding as a ``gen_ai.evaluation.result`` event (its message, which may quote
+    the persona or the response, only with content capture on)."""
+    parts = [f"detector={finding.detector}"]
+    for key in _RULE_KEYS:
+        value = finding.metadata.get(key)
+        if isinstance(value, (int, float)) or (isinstance(value, str) and len(value) <= 40):
+            parts.append(f"{key}={value}")
+    if finding.evidence:
+        parts.append(f"evidence_length={len(finding.evidence)}")
+    explanation = Explanation(finding.message, "; ".join(parts))
+    return _evaluation(finding.detector, finding.severity, finding.score, explanation)
 
 
 def refinement_plan_attributes(plan: RefinementPlan) -> dict[str, Any]:
@@ -206,8 +235,19 @@ def review_attributes(refiner: str, review: Review) -> dict[str, Any]:
     return {
         semconv.GEN_AI_EVALUATION_NAME: refiner,
         semconv.GEN_AI_EVALUATION_SCORE_LABEL: review_verdict(review),
-        semconv.GEN_AI_EVALUATION_EXPLANATION: review.feedback or review.error,
+        semconv.GEN_AI_EVALUATION_EXPLANATION: _review_explanation(refiner, review),
     }
+
+
+def _review_explanation(refiner: str, review: Review) -> Explanation | None:
+    text = review.feedback or review.error
+    if not text:
+        return None
+    if review.error:  # "TimeoutError: ...", "unreadable review (...): '<the reply>'": the kind
+        redacted = f"refiner={refiner}; error={review.error.split(':')[0][:60]}"
+    else:
+        redacted = f"refiner={refiner}; feedback_length={len(review.feedback)}"
+    return Explanation(text, redacted)
 
 
 def review_verdict(review: Review) -> str:
@@ -231,7 +271,7 @@ class SafeSpan:
         if value is None or not self.recording:
             return
         try:
-            self._span.set_attributes(_clean({key: value}))
+            self._span.set_attributes(_clean({key: value}, self.capture_content))
         except Exception:  # instrumentation must never raise
             _log.debug("could not set span attribute %s", key, exc_info=True)
 
@@ -239,7 +279,7 @@ class SafeSpan:
         if not self.recording:
             return
         try:
-            self._span.set_attributes(_clean(attributes))
+            self._span.set_attributes(_clean(attributes, self.capture_content))
         except Exception:
             _log.debug("could not set span attributes", exc_info=True)
 
@@ -264,7 +304,7 @@ class SafeSpan:
         if not self.recording:
             return
         try:
-            self._span.add_event(name, _clean(attributes))
+            self._span.add_event(name, _clean(attributes, self.capture_content))
         except Exception:
             _log.debug("could not add span event %s", name, exc_info=True)
 
@@ -272,9 +312,16 @@ class SafeSpan:
         if not self.recording:
             return
         try:
-            self._span.record_exception(exc)
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:300]))
-            self._span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+            kind = type(exc).__qualname__
+            if self.capture_content:
+                self._span.record_exception(exc)
+                self._span.set_status(
+                    Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:300])
+                )
+            else:  # an exception's message (and its traceback's last line) may quote the prompt
+                self._span.add_event("exception", {"exception.type": kind})
+                self._span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            self._span.set_attribute(semconv.ERROR_TYPE, kind)
         except Exception:
             _log.debug("could not record an error on a span", exc_info=True)
 

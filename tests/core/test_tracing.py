@@ -285,6 +285,89 @@ async def test_content_is_recorded_when_the_user_opts_in(
     assert sent[-1] == {"role": "user", "parts": text(QUESTION)}
 
 
+def everything_recorded(spans: Sequence[ReadableSpan]) -> str:
+    """Attributes, event attributes and status descriptions of every span, as one text."""
+    parts = [all_attribute_text(spans)]
+    parts.extend(span.status.description or "" for span in spans)
+    return "\n".join(parts)
+
+
+class SecretReviewer:
+    """A reviewer whose feedback quotes the user's secret (reviewers quote what they review)."""
+
+    name, description = "secretive", "quotes the draft in its feedback"
+
+    async def review(self, messages, draft, persona, model):
+        from persona_plugins import Review
+
+        return Review(refiner=self.name, needs_change=False, feedback=f"fine; it said {SECRET}")
+
+
+class RefinerPlugin:
+    @hookimpl
+    def register_refiners(self, register):
+        register(SecretReviewer())
+
+
+async def run_with_quoting_explanations(provider, plugin_manager) -> None:
+    """A turn whose findings, review and failed model call all quote content."""
+
+    def reply(messages):
+        if messages[0].role == "system" and "grader" not in messages[0].content:
+            return Boom(f"the prompt was {SECRET}")  # the persona candidate's call fails
+        return "As a pirate captain, I can't help with sums; women are bad at math anyway."
+
+    with registered(plugin_manager, RefinerPlugin()):
+        pipeline = pipeline_on(
+            provider,
+            plugin_manager,
+            ScriptedModel(default=reply),
+            persona="pirate_captain",
+            ensemble="jekyll_hyde",
+            refine="sequential",
+            refiners=["secretive"],
+            guard="monitor",
+        )
+        result = await pipeline.run(QUESTION)
+    assert result.findings, "the detectors should have found something to explain"
+
+
+async def test_explanations_and_exception_messages_carry_no_content_by_default(
+    memory_tracing, plugin_manager
+):
+    provider, exporter = memory_tracing
+    await run_with_quoting_explanations(provider, plugin_manager)
+    spans = finished(exporter)
+    recorded = everything_recorded(spans)
+    assert SECRET not in recorded  # neither the review's feedback nor the model's exception
+    assert "pirate captain" not in recorded.lower()  # findings quote the persona
+    explanations = [
+        (event.attributes or {}).get(sc.GEN_AI_EVALUATION_EXPLANATION)
+        for span in spans
+        for event in span.events
+    ]
+    assert any(e and e.startswith("detector=") for e in explanations)
+    errors = [s for s in spans if s.status.status_code is StatusCode.ERROR]
+    assert errors and all(s.status.description == "Boom" for s in errors)
+    assert all(
+        set(event.attributes or {}) == {"exception.type"}
+        for span in errors
+        for event in span.events
+        if event.name == "exception"
+    )
+
+
+async def test_explanations_and_exception_messages_are_recorded_on_opt_in(
+    memory_tracing, plugin_manager, monkeypatch
+):
+    monkeypatch.setenv(sc.CAPTURE_CONTENT_ENV, "true")
+    provider, exporter = memory_tracing
+    await run_with_quoting_explanations(provider, plugin_manager)
+    recorded = everything_recorded(finished(exporter))
+    assert f"fine; it said {SECRET}" in recorded
+    assert f"the prompt was {SECRET}" in recorded
+
+
 # -- tracing never breaks a turn -----------------------------------------------------------------
 
 
