@@ -67,6 +67,8 @@ def test_every_example_script_has_a_test():
         "sk_kernel_plugin.py",
         "sk_agent.py",
         "sk_orchestration.py",
+        "agent_framework_agent.py",  # tests/examples/test_agent_framework_examples.py
+        "agent_framework_workflow.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
