@@ -6,7 +6,7 @@ import difflib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -174,7 +174,54 @@ def nest_generation_settings(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-class JudgeSettings(BaseModel):
+class _CheckedModel(BaseModel):
+    """A model whose every invalid value is a ConfigError naming the field path, however it is
+    built: the constructor, ``model_validate`` or an assignment (pydantic's ValidationError never
+    reaches the caller)."""
+
+    if not TYPE_CHECKING:  # runtime wrappers; type checkers keep pydantic's typed signatures
+
+        def __init__(self, /, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise _config_error(exc, f"{type(self).__name__}(...)") from None
+            except RecursionError:
+                raise ConfigError(f"{type(self).__name__}(...): {_TOO_DEEP}") from None
+
+        # Validation itself (model_validate, a nested table) need not call this wrapper: pydantic
+        # treats it as its own base __init__, as it does RootModel's.
+        __init__.__pydantic_base_init__ = True
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            try:
+                super().__setattr__(name, value)
+            except ValidationError as exc:
+                raise _config_error(exc, f"{type(self).__name__}.{name} = {value!r:.60}") from None
+
+        @classmethod
+        def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:
+            return cls._validate(obj, source=cls.__name__, table=None, args=args, kwargs=kwargs)
+
+    @classmethod
+    def _validate(
+        cls,
+        obj: Any,
+        *,
+        source: str,
+        table: str | None,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        try:
+            return super().model_validate(obj, *args, **(kwargs or {}))
+        except ValidationError as exc:
+            raise _config_error(exc, source, table) from None
+        except RecursionError:
+            raise ConfigError(f"{source}: {_TOO_DEEP}") from None
+
+
+class JudgeSettings(_CheckedModel):
     """How the Jekyll & Hyde judge decides.
 
     Args:
@@ -186,13 +233,14 @@ class JudgeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    retries: int = Field(default=1, ge=0, le=10)
+    # Strict: true is not 1, "5" is not 5 (a config file that says so has a mistake in it).
+    retries: int = Field(default=1, ge=0, le=10, strict=True)
     fallback: Literal["neutral", "persona", "first"] = "neutral"
-    certainty: bool = False
-    min_certainty: int | None = Field(default=None, ge=1, le=100)
+    certainty: bool = Field(default=False, strict=True)
+    min_certainty: int | None = Field(default=None, ge=1, le=100, strict=True)
 
 
-class PipelineConfig(BaseModel):
+class PipelineConfig(_CheckedModel):
     """Configuration of a :class:`~persona_plugins.PersonaPipeline`.
 
     Every field has a working default; unknown keys are errors (a typo never passes silently).
@@ -240,20 +288,20 @@ class PipelineConfig(BaseModel):
     persona: Persona | str | None = None
     persona_mode: PersonaMode = "static"
     persona_template: PersonaTemplate = "describe"
-    merge_system_messages: bool | None = None
+    merge_system_messages: bool | None = Field(default=None, strict=True)
     ensemble: EnsembleMode = "off"
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     answer_format: str = "auto"
     refine: RefineStrategy = "off"
     refiners: list[str] = Field(default_factory=lambda: ["factuality", "persona", "coherence"])
-    max_rounds: int = Field(default=1, ge=1, le=10)
+    max_rounds: int = Field(default=1, ge=1, le=10, strict=True)
     guard: GuardMode = "off"
     guard_errors: GuardErrors = "open"
     detectors: list[str] = Field(
         default_factory=lambda: ["abstention", "stereotype", "toxicity", "persona_contradiction"]
     )
     model_settings: dict[str, Any] = Field(default_factory=dict)
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
 
     @field_validator("persona", mode="before")
     @classmethod
@@ -302,11 +350,8 @@ class PipelineConfig(BaseModel):
         ``table`` is the TOML table the data came from (``"persona_plugins"``), so that a
         problem inside a nested table is named as the file shows it (``[model_settings]``).
         """
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(_config_problem(err, table) for err in exc.errors())
-            raise ConfigError(f"{source}: invalid configuration: {problems}") from None
+        config: PipelineConfig = cls._validate(data, source=source, table=table)
+        return config
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineConfig:
@@ -329,6 +374,8 @@ class PipelineConfig(BaseModel):
             raise ConfigError(f"{file}: cannot read the config file ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{file}: invalid TOML: {_TOO_DEEP}") from None
         table = ""
         if isinstance(data.get("persona_plugins"), dict):
             data, table = data["persona_plugins"], "persona_plugins"
@@ -339,6 +386,35 @@ class PipelineConfig(BaseModel):
         return cls.validated(data, source=str(file), table=table)
 
 
+#: Said of data nested so deep that reading it would exhaust Python's stack.
+_TOO_DEEP = "tables or lists nested too deeply to read; flatten the configuration"
+
+#: What to write instead, by pydantic error type (the values a field of that kind takes).
+_HINTS = {
+    "int_type": "write a whole number, such as 2 (not text, true/false or 2.0)",
+    "float_type": "write a number, such as 30 or 2.5 (not text or true/false)",
+    "bool_type": "write true or false (not text or a number)",
+    "finite_number": "write a finite number, or leave it unset",
+    "string_type": "write text",
+    "list_type": 'write a list, such as ["a", "b"]',
+    "dict_type": "write a table of names to values",
+}
+
+#: Pydantic error types whose message is clearer with the value given.
+_SHOW_INPUT = (
+    "literal_error",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+)
+
+
+def _config_error(exc: ValidationError, source: str, table: str | None = None) -> ConfigError:
+    problems = "; ".join(_config_problem(err, table) for err in exc.errors())
+    return ConfigError(f"{source}: invalid configuration: {problems}")
+
+
 def _config_problem(error: Any, table: str | None) -> str:
     location = ".".join(str(part) for part in error["loc"])
     cause = (error.get("ctx") or {}).get("error")
@@ -347,4 +423,11 @@ def _config_problem(error: Any, table: str | None) -> str:
             return f"'{location}': {cause}"
         # From a file: the table as the file spells it ([model_settings], [tool.x.model_settings]).
         return f"[{table + '.' if table else ''}{location}]: {cause}"
-    return f"'{location or '(top level)'}': {error['msg']}"
+    problem = f"'{location or '(top level)'}': {error['msg']}"
+    kind = error["type"]
+    if kind in _HINTS or kind in _SHOW_INPUT:
+        value = error.get("input")
+        problem += f", got {value!r:.60} ({type(value).__name__})"
+    if kind in _HINTS:
+        problem += f": {_HINTS[kind]}"
+    return problem

@@ -128,6 +128,26 @@ def test_bad_config_file_names_the_file(capsys, tmp_path: Path):
     assert str(config) in err and "ensemble" in err
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("max_rounds = true\n", "'max_rounds': Input should be a valid integer, got True"),
+        ("timeout_s = inf\n", "'timeout_s': Input should be a finite number, got inf"),
+    ],
+    ids=["nested-too-deeply", "bool-for-int", "infinite-timeout"],
+)
+def test_a_bad_config_file_is_one_line_naming_the_file_not_a_traceback(
+    capsys, tmp_path: Path, text, expected
+):
+    config = tmp_path / "pipeline.toml"
+    config.write_text(text)
+    code, out, err = run(capsys, "ask", "hi", "--config", str(config))
+    assert code == 2 and out == ""
+    assert err.startswith(f"persona-plugins: error: {config}: ") and err.count("\n") == 1
+    assert expected in err and "Traceback" not in err
+
+
 def test_a_misspelt_model_setting_in_a_config_file_names_the_file_table_and_closest_name(
     capsys, tmp_path: Path
 ):

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from persona_plugins import (
     ConfigError,
@@ -138,6 +139,103 @@ def test_assigning_an_invalid_value_to_a_config_is_rejected():
     config = PipelineConfig()
     with pytest.raises(ValueError, match="guard"):
         config.guard = "strict"  # type: ignore[assignment]
+
+
+# -- strict values: no coercion, no infinity, and always a ConfigError --------------------------
+
+#: Values pydantic's lax mode would quietly coerce (True -> 1, "5" -> 5.0) or accept (infinity).
+NOT_COERCED = [
+    ({"max_rounds": True}, "max_rounds", "got True (bool)"),
+    ({"max_rounds": 2.0}, "max_rounds", "got 2.0 (float)"),
+    ({"max_rounds": "3"}, "max_rounds", "got '3' (str)"),
+    ({"timeout_s": "5"}, "timeout_s", "got '5' (str)"),
+    ({"timeout_s": True}, "timeout_s", "got True (bool)"),
+    ({"timeout_s": float("inf")}, "timeout_s", "got inf (float)"),
+    ({"timeout_s": float("nan")}, "timeout_s", "got nan (float)"),
+    ({"merge_system_messages": 1}, "merge_system_messages", "got 1 (int)"),
+    ({"merge_system_messages": "yes"}, "merge_system_messages", "got 'yes' (str)"),
+    ({"judge": {"retries": True}}, "judge.retries", "got True (bool)"),
+    ({"judge": {"certainty": "yes"}}, "judge.certainty", "got 'yes' (str)"),
+    ({"judge": {"min_certainty": 50.0}}, "judge.min_certainty", "got 50.0 (float)"),
+]
+
+
+@pytest.mark.parametrize(("values", "field", "got"), NOT_COERCED)
+def test_a_value_of_the_wrong_type_is_refused_not_coerced(values, field, got):
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.build(**values)
+    message = str(info.value)
+    assert message.startswith("config: invalid configuration: ")
+    assert f"'{field}'" in message and got in message
+    assert ": write " in message, "the message says what to write instead"
+
+
+@pytest.mark.parametrize(("values", "field", "got"), NOT_COERCED)
+def test_constructing_a_config_directly_raises_config_error_not_pydantics(values, field, got):
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig(**values)
+    assert not isinstance(info.value, ValidationError)
+    assert str(info.value).startswith("PipelineConfig(...): invalid configuration: ")
+    assert f"'{field}'" in str(info.value) and got in str(info.value)
+    with pytest.raises(ConfigError, match=re.escape(f"'{field}'")):
+        PipelineConfig.model_validate(values)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_rounds", True), ("timeout_s", float("inf")), ("guard", "strict"), ("judge", 3)],
+)
+def test_assigning_a_bad_value_raises_config_error_naming_the_field(field, value):
+    config = PipelineConfig()
+    with pytest.raises(ConfigError) as info:
+        setattr(config, field, value)
+    assert not isinstance(info.value, ValidationError)
+    assert f"'{field}'" in str(info.value)
+    assert getattr(config, field) == getattr(PipelineConfig(), field), "the old value is kept"
+
+
+def test_judge_settings_built_directly_raise_config_error():
+    with pytest.raises(ConfigError, match=r"^JudgeSettings\(\.\.\.\): .*'retries'.*got '2'"):
+        JudgeSettings(retries="2")  # type: ignore[arg-type]
+
+
+def test_a_whole_number_of_seconds_is_a_timeout():
+    assert PipelineConfig(timeout_s=5).timeout_s == 5.0
+    assert PipelineConfig.build({"judge": {"min_certainty": 70}}).judge.min_certainty == 70
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("max_rounds = true", "max_rounds"),
+        ('timeout_s = "5"', "timeout_s"),
+        ("timeout_s = inf", "timeout_s"),
+        ("timeout_s = nan", "timeout_s"),
+        ("merge_system_messages = 1", "merge_system_messages"),
+    ],
+)
+def test_a_mistyped_value_in_a_config_file_names_the_file_and_field(tmp_path, line, field):
+    path = write(tmp_path, "pipeline.toml", f"[persona_plugins]\n{line}\n")
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.from_toml(path)
+    assert str(info.value).startswith(f"{path}: invalid configuration: '{field}': ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * 5000 + "]" * 5000,
+        "model_settings = {extra = " + "{a = " * 3000 + "1" + "}" * 3001,
+    ],
+    ids=["arrays", "inline-tables"],
+)
+def test_a_config_file_nested_too_deeply_is_a_config_error_not_a_recursion_error(tmp_path, text):
+    path = write(tmp_path, "deep.toml", text + "\n")
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.from_toml(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid TOML: ")
+    assert "nested too deeply to read; flatten the configuration" in message
 
 
 # -- build(config, **overrides) ------------------------------------------------------------------
