@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format typecheck bench clean
+.PHONY: demo test lint format typecheck bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ test: lint typecheck $(VENV)/.llama-checked .venv-phoenix/.installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run_all.py
+
+# 10,000 turns per configuration on a seeded faulty model with random cancellation (outside
+# `make test`, which runs 500 of them): writes its table to benchmarks/RESULTS.md.
+soak: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/bench_faults.py --turns 10000
 
 clean:
 	rm -rf $(VENV) .venv-phoenix build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
