@@ -7,6 +7,7 @@ translation, so the persona the pipeline puts at the head goes back into the ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -135,9 +136,14 @@ def beneath_layers(client: Any) -> Any:
     """The client's ``get_response`` beneath its function-invocation, middleware and telemetry
     layers: no tool loop, no middleware, no framework ``chat`` span (the pipeline traces the
     calls it makes itself, so none is traced twice)."""
-    mro = type(client).__mro__
-    last = max((mro.index(layer) for layer in _LAYERS if layer in mro), default=None)
-    return client.get_response if last is None else super(mro[last], client).get_response
+    lowest = _lowest_layer(type(client))
+    return client.get_response if lowest is None else super(lowest, client).get_response
+
+
+@functools.cache
+def _lowest_layer(cls: type) -> type | None:
+    mro = cls.__mro__
+    return max((layer for layer in _LAYERS if layer in mro), key=mro.index, default=None)
 
 
 class AgentFrameworkChatModel:

@@ -20,7 +20,13 @@ from agent_framework import (
 )
 from opentelemetry.trace import TracerProvider
 
-from persona_plugins.adapter_kit import TeamGuard, Turns, chosen_candidate, rewrites_replies
+from persona_plugins.adapter_kit import (
+    TeamGuard,
+    Turns,
+    chosen_candidate,
+    passed_through_turn,
+    rewrites_replies,
+)
 from persona_plugins.adapters.agent_framework._client import (
     AgentFrameworkChatModel,
     instruction_parts,
@@ -86,9 +92,12 @@ class PersonaMiddleware(ChatMiddleware):
             **overrides,
         )
         self._turns = Turns(self.pipeline)
+        self._latest: Callable[[], TurnResult] | None = None  # a persona-only turn, built lazily
 
     @property
     def last_result(self) -> TurnResult | None:
+        if self._latest is not None:
+            self._turns.last, self._latest = self._latest(), None
         return self._turns.last
 
     @property
@@ -108,6 +117,7 @@ class PersonaMiddleware(ChatMiddleware):
         structured = options.get("response_format") is not None
         direct = bool(options.get("tools")) or structured or not translation.text_only
         if not direct and not self.pipeline.can_stream:
+            self._latest = None
             turn = await self._turns.run(translation.messages, view)
             chosen = chosen_candidate(turn)
             reason = chosen.finish_reason if chosen else None
@@ -125,18 +135,29 @@ class PersonaMiddleware(ChatMiddleware):
 
         async def finish(response: Any) -> Any:
             calls = [c for m in response.messages for c in m.contents if c.type == "function_call"]
-            turn = await self._turns.finish(
-                translation.messages,
-                prepared,
-                response.text,
-                model=view,
+            facts: dict[str, Any] = dict(
                 usage=usage_of(response.usage_details),
                 finish_reason=str(response.finish_reason) if response.finish_reason else None,
                 tool_calls=[
                     {"id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls
                 ],
+            )
+            if not rewrites_replies(self.pipeline.config):  # nothing can change the reply
+                self._turns.tally.add(facts["usage"])
+                elapsed = time.perf_counter() - started
+                self._latest = lambda: passed_through_turn(
+                    prepared, response.text, **facts
+                ).model_copy(update={"duration_s": elapsed})  # made when it is read
+                return response
+            self._latest = None
+            turn = await self._turns.finish(
+                translation.messages,
+                prepared,
+                response.text,
+                model=view,
                 structured=structured,
                 final=not calls,
+                **facts,
             )
             turn.duration_s = time.perf_counter() - started
             if turn.text == response.text:
