@@ -533,12 +533,33 @@ WITHHELD_TEMPLATE = "[persona-plugins withheld this message from {speaker}: {rea
 TEAM_NOTE_TEMPLATE = "\n\n[persona-plugins team guard: {message}]"
 
 _TEAM_SETTINGS = frozenset(inspect.signature(TeamMonitor).parameters) - {"task"}
+_TEAM_NOTE_START = TEAM_NOTE_TEMPLATE.split("{", 1)[0]
+
+
+def _without_team_notes(text: str) -> str:
+    """A message as its speaker wrote it: the team notes a guard appended are taken off."""
+    head, found, _ = text.partition(_TEAM_NOTE_START)
+    return head if found and text.rstrip().endswith("]") else text
+
+
+def _team_transcript(received: Sequence[Message], speaker: str) -> list[tuple[str, str]]:
+    """The ``(speaker, text)`` transcript of the messages a member received (see
+    :meth:`TeamGuard.review_reply`)."""
+    transcript: list[tuple[str, str]] = []
+    for message in received:
+        if message.role == "user":
+            transcript.append((message.name or "user", _without_team_notes(message.content)))
+        elif message.role == "assistant":
+            transcript.append((message.name or speaker, _without_team_notes(message.content)))
+    return transcript
 
 
 class TeamGuard:
     """The guardrails of a team conversation, framework-free: a framework's team hook (AutoGen's
     :class:`~persona_plugins.adapters.autogen.TeamGuardHandler`) calls :meth:`review` with each
-    member's message and writes back the text it returns.
+    member's message and writes back the text it returns; a hook on one member's side (AutoGen's
+    :class:`~persona_plugins.adapters.autogen.TeamGuardClient`, for runtimes with no team hook)
+    calls :meth:`review_reply` with the member's reply and the conversation it received.
 
     Each message goes through the pipeline's guard operation with the speaker's persona
     (:meth:`~persona_plugins.PersonaPipeline.guard`: every detector, then in ``enforce`` mode the
@@ -656,6 +677,23 @@ class TeamGuard:
             span.set(semconv.PP_ACTION, action)
             self.metrics.stage("team_guard", time.perf_counter() - started)
             return new
+
+    async def review_reply(self, speaker: str, text: str, received: Sequence[Message]) -> str:
+        """Guard a member's reply, given the conversation the member received; for a hook on the
+        member's own side (a wrapper around its model client or the agent), which any runtime
+        runs, distributed ones included. Return the text the team should see.
+
+        ``received`` becomes the team transcript (:meth:`TeamMonitor.follow
+        <persona_plugins.guardrails.team.TeamMonitor.follow>`): system and tool messages are
+        left out; a user message counts as said by its ``name`` (``user`` when it has none), an
+        assistant message by its ``name`` or else by ``speaker``; the notes a team guard appended
+        to earlier messages are taken off again. The reply then goes to :meth:`review`.
+
+        Each member holding its own guard checks the transcript it sees: a finding about the
+        team (monopolization, drift, length) may come once from each member's guard.
+        """
+        self.monitor.follow(_team_transcript(received, speaker))
+        return await self.review(speaker, text)
 
     def _pipeline(self, speaker: str) -> PersonaPipeline:
         """The guard pipeline of one speaker (with that speaker's persona), made on first use."""

@@ -29,6 +29,10 @@ from persona_plugins.adapters.autogen._model import (  # noqa: E402
     ChatModelCompletionClientConfig,
     embedded_model_client,
 )
+from persona_plugins.adapters.autogen._team_client import (  # noqa: E402
+    TeamGuardClient,
+    TeamGuardClientConfig,
+)
 from persona_plugins.adapters.autogen._team_guard import TeamGuardHandler  # noqa: E402
 
 __all__ = [
@@ -38,6 +42,8 @@ __all__ = [
     "ChatModelCompletionClientConfig",
     "PersonaChatCompletionClient",
     "PersonaChatCompletionClientConfig",
+    "TeamGuardClient",
+    "TeamGuardClientConfig",
     "TeamGuardHandler",
     "embedded_model_client",
     "from_core_messages",

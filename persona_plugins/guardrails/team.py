@@ -13,7 +13,10 @@ Lengths are counted in words, a stable stand-in for tokens that needs no tokeniz
 - ``discussion_length`` (info): the discussion passed ``max_turns`` turns or ``max_words`` words.
 
 :class:`TeamMonitor` keeps the transcript and repeats a finding of the same kind only every
-``repeat_every`` turns, so that a long discussion is not annotated on every message.
+``repeat_every`` turns, so that a long discussion is not annotated on every message. It is fed
+either message by message by a hook that sees the whole team (:meth:`TeamMonitor.add`), or, on a
+runtime with no such hook, from one member's side: before each of the member's replies, the
+discussion the member received (:meth:`TeamMonitor.follow`), then the reply (``add``).
 
 Example::
 
@@ -236,6 +239,24 @@ class TeamMonitor:
     def set_task(self, task: str) -> None:
         if isinstance(task, str) and task.strip() and not self.task:
             self.task = task
+
+    def follow(self, transcript: Transcript) -> None:
+        """Take ``transcript`` as the discussion so far, without reporting on it.
+
+        For a member that checks the team from its own side (a wrapper around its model client,
+        on a runtime where no hook sees every message): before each of its replies it passes the
+        discussion it received, and :meth:`add` then checks the whole with the reply. The first
+        message of an excluded speaker (the ``user``) sets the task when none is set. A transcript
+        shorter than the one kept starts a new discussion: findings may be reported afresh.
+        """
+        received = [(str(s), t if isinstance(t, str) else str(t)) for s, t in transcript]
+        if len(received) < len(self.transcript):
+            self._last_reported.clear()
+        self.transcript = received
+        for speaker, text in received:
+            if speaker in self.exclude:
+                self.set_task(text)
+                break
 
     def check(self) -> list[Finding]:
         """Every team finding for the transcript as it stands (no repeat suppression)."""

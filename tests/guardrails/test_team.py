@@ -99,3 +99,24 @@ def test_bad_transcript_entries_do_not_crash():
     for text in ("", "x" * 300_000, "Bonjour à tous, parlons du budget.", None, 42):
         monitor.add("a", text)  # type: ignore[arg-type]
     assert isinstance(monitor.check(), list)
+
+
+def test_following_a_received_transcript_reports_nothing_until_the_next_message():
+    monitor = TeamMonitor(max_turns=2, min_turns=2, drift_threshold=0.0)
+    monitor.follow([("user", "Plan a picnic."), ("a", "word " * 40), ("b", "ok"), ("a", "more")])
+    assert monitor.task == "Plan a picnic."
+    assert monitor.findings == []
+    new = monitor.add("b", "fine")
+    assert {f.detector for f in new} == {"monopolization", "discussion_length"}
+    assert all(f.metadata["turn"] == 5 for f in new)
+
+
+def test_a_shorter_received_transcript_is_a_new_discussion_with_findings_afresh():
+    monitor = TeamMonitor(min_turns=2, max_turns=None, drift_threshold=0.0, repeat_every=5)
+    talk = [("user", "Plan a picnic."), ("a", "word " * 40), ("b", "ok")]
+    monitor.follow(talk)
+    assert [f.detector for f in monitor.add("a", "word " * 40)] == ["monopolization"]
+    monitor.follow([*talk, ("a", "word " * 40), ("b", "ok")])
+    assert monitor.add("a", "word " * 40) == []  # two turns later: not repeated yet
+    monitor.follow(talk)
+    assert [f.detector for f in monitor.add("a", "word " * 40)] == ["monopolization"]
