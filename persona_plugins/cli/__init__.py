@@ -26,6 +26,7 @@ from persona_plugins.cli._common import (
     UsageError,
     exit_now_if_calls_still_run,
     fail,
+    printable,
 )
 from persona_plugins.errors import ModelCallError, PersonaPluginsError
 
@@ -67,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         # The evaluation commands say how many results were saved and how to resume.
         detail = str(exc)
-        print(f"{PROG}: interrupted" + (f": {detail}" if detail else ""), file=sys.stderr)
+        print(
+            f"{PROG}: interrupted" + (f": {printable(detail)}" if detail else ""), file=sys.stderr
+        )
         exit_now_if_calls_still_run(130)
         raise SystemExit(130) from None
     except BrokenPipeError:

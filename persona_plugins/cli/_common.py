@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -58,8 +59,46 @@ class UsageError(Exception):
 
 
 def fail(message: str, code: int) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
     raise SystemExit(code)
+
+
+# -- text from files and models, made safe for the terminal ---------------------------------------
+
+#: What is never echoed: C0 control characters but tab and newline (escape sequences start with
+#: ESC; a carriage return overwrites the line), DEL, the C1 controls (0x9b starts an escape
+#: sequence on some terminals) and the bidirectional marks and overrides that reorder what is
+#: shown.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+#: The same characters that JSON output still holds as they are (json.dumps escapes C0 itself).
+_UNPRINTABLE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object, *, one_line: bool = False) -> str:
+    r"""``text`` safe to print on a terminal: every command passes what it echoes from a file, a
+    plugin or a model through this. Control characters (escape sequences, carriage returns, bells),
+    DEL, C1 controls and bidirectional overrides are removed; newlines and tabs stay, unless
+    ``one_line`` (a table cell, a one-line report), which makes each of them a space.
+
+    Example:
+        >>> printable("ok\x1b[2J\r\nnext\tline", one_line=True)
+        'ok[2J next line'
+    """
+    value = str(text).replace("\r\n", "\n")
+    if one_line:
+        value = value.replace("\n", " ").replace("\t", " ")
+    return _UNPRINTABLE.sub("", value)
+
+
+def printable_json(value: Any, **options: Any) -> str:
+    """``json.dumps(value, **options)`` safe to print on a terminal: the characters
+    :func:`printable` removes are written as ``\\uXXXX`` escapes instead (the same JSON value)."""
+    return _UNPRINTABLE_IN_JSON.sub(
+        lambda found: f"\\u{ord(found.group()):04x}", json.dumps(value, **options)
+    )
 
 
 # -- shared options ------------------------------------------------------------------------------
@@ -291,9 +330,9 @@ def print_summary(
 ) -> int:
     """Print a harness's summary (``--json``: as JSON) and where its files were written."""
     if args.json:
-        print(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
+        print(printable_json({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
     else:
-        print(summary["markdown"])
+        print(printable(summary["markdown"]))
         print(f"\nwritten to {args.out}/{stem}.{{jsonl,json,md}}{note}")
     return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from typing import Any
 
@@ -16,6 +15,8 @@ from persona_plugins.cli._common import (
     add_model_options,
     add_trace_options,
     framework_cli,
+    printable,
+    printable_json,
     shutdown,
     tracer_provider,
 )
@@ -68,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutdown(provider)
     if args.json:
-        print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        print(printable_json(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return 0
-    print(result.text)
-    persona = result.persona.name if result.persona else "none"
+    print(printable(result.text))
+    persona = printable(result.persona.name, one_line=True) if result.persona else "none"
     print(
         f"\n[persona: {persona} ({result.persona_source}) | chosen: {result.chosen} | "
         f"model calls: {result.model_calls} | tokens: {result.usage.input_tokens} in, "
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     for error in result.errors:
-        print(f"[recovered: {error.stage}: {error.error}]", file=sys.stderr)
+        print(printable(f"[recovered: {error.stage}: {error.error}]"), file=sys.stderr)
     return 0
 
 

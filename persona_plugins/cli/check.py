@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from persona_plugins.cli import _common
-from persona_plugins.cli._common import UsageError, add_model_options, catalog
+from persona_plugins.cli._common import (
+    UsageError,
+    add_model_options,
+    catalog,
+    printable,
+    printable_json,
+)
 from persona_plugins.persona import resolve_persona
 
 _SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2}
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(
-            json.dumps(
+            printable_json(
                 {
                     "detectors": detectors,
                     "source": source,
@@ -137,15 +142,19 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     elif not findings:
-        origin = "" if source == "text" else f" from {source}"
+        origin = "" if source == "text" else f" from {printable(source, one_line=True)}"
         print(f"no findings ({', '.join(detectors)}; {len(text)} characters{origin} checked)")
     else:
         print(f"{'detector':<22} {'severity':<8} {'score':>5}  message")
         for f in findings:
             score = f"{f.score:.2f}" if f.score is not None else "-"
-            print(f"{f.detector:<22} {f.severity:<8} {score:>5}  {f.message}")
+            detector, message = (
+                printable(f.detector, one_line=True),
+                printable(f.message, one_line=True),
+            )
+            print(f"{detector:<22} {f.severity:<8} {score:>5}  {message}")
             if f.evidence:
-                print(f"{'':<38}evidence: {f.evidence}")
+                print(f"{'':<38}evidence: {printable(f.evidence, one_line=True)}")
     if args.fail_on:
         limit = _SEVERITY_RANK[args.fail_on]
         if any(_SEVERITY_RANK.get(f.severity, 0) >= limit for f in findings):

@@ -24,6 +24,7 @@ from persona_plugins.cli._common import (
     catalog,
     framework_cli,
     model_label,
+    printable,
     require,
     shutdown,
     tracer_provider,
@@ -92,7 +93,7 @@ async def _run_team(
     team: FrameworkCli, args: argparse.Namespace, members: list[Member], provider: Any
 ) -> list[tuple[int, int, int]]:
     model = _common.build_model(args)
-    print(f"Question: {args.question}\n")
+    print(f"Question: {printable(args.question)}\n")
     return await team.run_team(
         model,
         members,
@@ -104,7 +105,7 @@ async def _run_team(
 
 
 def print_reply(agent: str, text: str) -> None:
-    print(f"[{agent}] {text}\n", flush=True)
+    print(f"[{printable(agent, one_line=True)}] {printable(text)}\n", flush=True)
 
 
 # -- the summary ---------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def print_reply(agent: str, text: str) -> None:
 def fit(text: str, width: int) -> str:
     """``text`` on one line in at most ``width`` characters: whole, or cut after the last word that
     fits and ended with ``...`` (a single word longer than the room is cut inside)."""
-    text = " ".join(text.split())
+    text = " ".join(printable(text, one_line=True).split())
     if len(text) <= width:
         return text
     room = max(width - 3, 1)

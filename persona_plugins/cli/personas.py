@@ -4,12 +4,11 @@ validate persona files (every problem of every file, one line each)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from persona_plugins.cli._common import catalog, require
+from persona_plugins.cli._common import catalog, printable, printable_json, require
 from persona_plugins.errors import PersonaError
 from persona_plugins.persona import Persona, resolve_persona
 
@@ -42,27 +41,29 @@ def _list(args: argparse.Namespace) -> int:
     if args.kind:
         rows = [p for p in rows if p.metadata.get("kind") == args.kind]
     if args.json:
-        print(json.dumps([p.model_dump(mode="json") for p in rows], indent=2))
+        print(printable_json([p.model_dump(mode="json") for p in rows], indent=2))
         return 0
     print(f"{'name':<22} {'kind':<9} description")
     for p in rows:
-        print(f"{p.name:<22} {p.metadata.get('kind', '-')!s:<9} {p.description}")
+        name = printable(p.name, one_line=True)
+        kind = printable(p.metadata.get("kind", "-"), one_line=True)
+        print(f"{name:<22} {kind:<9} {printable(p.description, one_line=True)}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     persona = require(resolve_persona(args.name, catalog()))
     if args.json:
-        print(json.dumps(persona.model_dump(mode="json"), indent=2))
+        print(printable_json(persona.model_dump(mode="json"), indent=2))
         return 0
     from persona_plugins.injection import render_persona
 
-    print(f"name: {persona.name}")
-    print(f"description: {persona.description}")
+    print(f"name: {printable(persona.name, one_line=True)}")
+    print(f"description: {printable(persona.description)}")
     if persona.demographics:
-        print(f"demographics: {persona.demographics}")
+        print(f"demographics: {printable(persona.demographics, one_line=True)}")
     print(f"\nsystem prompt ({args.template}):\n")
-    print(render_persona(persona, args.template))
+    print(printable(render_persona(persona, args.template)))
     return 0
 
 
@@ -75,7 +76,8 @@ def _validate(args: argparse.Namespace) -> int:
         except PersonaError as exc:
             failed += 1
             for problem in exc.problems:
-                print(problem, file=sys.stderr, flush=True)
+                print(printable(problem, one_line=True), file=sys.stderr, flush=True)
             continue
-        print(f"{path}: ok ({persona.name}: {persona.description[:60]})", flush=True)
+        summary = printable(f"{persona.name}: {persona.description[:60]}", one_line=True)
+        print(f"{printable(path, one_line=True)}: ok ({summary})", flush=True)
     return 2 if failed else 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from persona_plugins.cli._common import printable, printable_json
 
 
 def add_parser(sub: Any) -> None:
@@ -18,10 +19,10 @@ def run(args: argparse.Namespace) -> int:
 
     rows = describe_plugins()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(printable_json(rows, indent=2))
         return 0
     for row in rows:
-        print(f"{row['name']}  ({row['source']})")
+        print(printable(f"{row['name']}  ({row['source']})", one_line=True))
         for hook in row["hooks"]:
-            print(f"    {hook}")
+            print(f"    {printable(hook, one_line=True)}")
     return 0
