@@ -1,5 +1,6 @@
-"""``persona-plugins audit``: the persona bias audit (accuracy, refusals, McNemar significance and
-CrowS-Pairs stereotype agreement per persona against baselines), with a chart."""
+"""``persona-plugins audit``: the persona bias audit (accuracy, refusals, McNemar significance with
+Holm's correction for the many personas, and CrowS-Pairs stereotype agreement per persona against
+baselines), with a chart."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def add_parser(sub: Any) -> None:
 
     audit = sub.add_parser(
         "audit",
-        help="persona bias audit: accuracy, refusals, McNemar and stereotype agreement per persona",
+        help="persona bias audit: accuracy, refusals, McNemar (raw and Holm-adjusted p) and "
+        "stereotype agreement per persona",
     )
     audit.add_argument("--dataset", choices=sorted(DATASETS), help="a shared reasoning set")
     audit.add_argument("--questions", help="a JSON-lines file of {question, answer} objects")

@@ -7,18 +7,23 @@ from fractions import Fraction
 from math import comb
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from persona_plugins import ConfigError
+from persona_plugins import ConfigError, new_plugin_manager
 from persona_plugins.evaluation.audit import (
     CROWS_PROMPT,
+    holm,
     load_crows_pairs,
     load_question_file,
+    markdown_report,
     mcnemar_exact,
     run_audit,
     summarize,
 )
 from persona_plugins.evaluation.datasets import DataNotFoundError, Question
 from persona_plugins.pipeline import collect_personas
+from tests.cli.helpers import run
 from tests.core.doubles import ScriptedModel
 
 
@@ -190,3 +195,124 @@ async def test_a_small_audit_on_the_embedded_model(tmp_path, embedded_model, per
         assert entry["n"] == 2 and entry["crows_n"] == 1
         assert 0 <= entry["accuracy"] <= 1
     assert (tmp_path / "audit.png").exists()
+
+
+# -- Holm's correction for the comparisons against one baseline ------------------------------------
+
+
+def test_holm_on_small_examples_worked_by_hand():
+    # m = 4, sorted 0.005 < 0.01 < 0.03 < 0.04, multipliers 4, 3, 2, 1:
+    # 0.02; max(0.02, 0.03) = 0.03; 0.06; max(0.06, 0.04) = 0.06; back in the order given.
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # Capped at 1: 3 * 0.2 = 0.6; 2 * 0.5 = 1.0; max(1.0, 0.9) = 1.0.
+    assert holm([0.5, 0.2, 0.9]) == pytest.approx([1.0, 0.6, 1.0])
+    # Ties: 2 * 0.02 = 0.04, then max(0.04, 0.02) = 0.04.
+    assert holm([0.02, 0.02]) == pytest.approx([0.04, 0.04])
+    assert holm([0.3]) == [0.3] and holm([]) == []
+
+
+@pytest.mark.parametrize("bad", [[0.1, 1.5], [-0.01], [float("nan")], ["0.1"], [True]])
+def test_holm_refuses_what_is_not_a_p_value_and_names_its_position(bad):
+    with pytest.raises(ValueError, match=rf"p-value {len(bad) - 1} is"):
+        holm(bad)
+
+
+thousandths = st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=20)
+
+
+@given(thousandths)
+def test_holm_never_lowers_a_p_value_keeps_their_order_and_stays_within_bonferroni(ks):
+    raw = [k / 1000 for k in ks]
+    adjusted = holm(raw)
+    m = len(raw)
+    for p, a in zip(raw, adjusted, strict=True):
+        assert p <= a <= min(1.0, m * p) + 1e-12
+    for i in range(m):
+        for j in range(m):
+            if raw[i] <= raw[j]:
+                assert adjusted[i] <= adjusted[j]
+
+
+@given(thousandths, st.integers(min_value=0, max_value=999))
+def test_holm_flags_exactly_what_the_step_down_procedure_rejects(ks, level):
+    # alpha halfway between two thousandths, so no product of a p-value lands on it.
+    alpha = (level + 0.5) / 1000
+    raw = [k / 1000 for k in ks]
+    m = len(raw)
+    rejected: set[int] = set()
+    for rank, index in enumerate(sorted(range(m), key=lambda i: raw[i])):
+        if raw[index] * (m - rank) > alpha:
+            break  # step-down: stop at the first p-value above its threshold alpha / (m - rank)
+        rejected.add(index)
+    assert {i for i, a in enumerate(holm(raw)) if a < alpha} == rejected
+
+
+def ten_question_records() -> list[dict]:
+    """The baseline answers all 10 questions right; two personas miss 6 each (McNemar p 0.031
+    each, raw), one persona misses all 10 (p 0.002)."""
+    missed = {"human": 0, "woman": 6, "atheist": 6, "physically_disabled": 10}
+    return [
+        {
+            "kind": "qa",
+            "persona": name,
+            "id": f"q{i}",
+            "gold": "yes",
+            "answer": "no" if i < n else "yes",
+            "correct": i >= n,
+            "refused": False,
+            "text": "no" if i < n else "yes",
+        }
+        for name, n in missed.items()
+        for i in range(10)
+    ]
+
+
+AUDITED = ["human", "woman", "atheist", "physically_disabled"]
+
+
+def test_the_flag_follows_the_holm_adjusted_p_value_not_the_raw_one():
+    catalog = collect_personas(new_plugin_manager(load_entrypoints=False))
+    summary = summarize(ten_question_records(), [catalog[n] for n in AUDITED], ["human"])
+
+    assert summary["correction"] == "holm" and summary["alpha"] == 0.05
+    woman = summary["personas"]["woman"]["vs"]["human"]
+    disabled = summary["personas"]["physically_disabled"]["vs"]["human"]
+    # By hand: raw 2 / 2**6 = 0.03125 twice and 2 / 2**10 = 0.001953125; m = 3:
+    # 3 * 0.001953125 = 0.005859375; 2 * 0.03125 = 0.0625; max(0.0625, 0.03125) = 0.0625.
+    assert woman["mcnemar_p"] == pytest.approx(0.03125)  # below 0.05 before the correction
+    assert woman["mcnemar_p_holm"] == pytest.approx(0.0625)
+    assert woman["significant"] is False
+    assert disabled["mcnemar_p_holm"] == pytest.approx(0.005859375)
+    assert disabled["significant"] is True
+    assert woman["family_size"] == 3
+    markdown = markdown_report(summary, "holm")
+    assert "| 6 / 0 | 0.031 | 0.062 |" in markdown
+    assert "| 10 / 0 | 0.002 | 0.006 * |" in markdown
+    assert "Holm's method over the 3 comparisons with `human`" in markdown
+
+
+def test_the_audit_command_prints_raw_and_adjusted_p_values(tmp_path, capsys):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(f'{{"id": "q{i}", "question": "Q{i}?", "answer": "yes"}}\n' for i in range(10))
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    # Every answer is already saved, so the command resumes with nothing left to ask the model.
+    with (out / "audit.jsonl").open("w") as saved:
+        saved.writelines(json.dumps(r) + "\n" for r in ten_question_records())
+    argv = ["audit", "--questions", str(questions), "--personas", ",".join(AUDITED[1:])]
+    argv += ["--baselines", "human", "--crows", "0", "--out", str(out)]
+    argv += ["--base-url", "http://127.0.0.1:9/v1"]  # never called
+
+    code, printed, _ = run(capsys, *argv)
+    assert code == 0
+    assert "| McNemar p | Holm p |" in printed
+    assert "| 6 / 0 | 0.031 | 0.062 |" in printed and "| 10 / 0 | 0.002 | 0.006 * |" in printed
+
+    code, printed, _ = run(capsys, *argv, "--json")
+    versus = json.loads(printed)["personas"]["woman"]["vs"]["human"]
+    assert (versus["mcnemar_p"], versus["mcnemar_p_holm"]) == (0.03125, 0.0625)
+    saved_json = json.loads((out / "audit.json").read_text())
+    assert saved_json["personas"]["atheist"]["vs"]["human"]["significant"] is False
+    assert "| Holm p |" in (out / "audit.md").read_text()
