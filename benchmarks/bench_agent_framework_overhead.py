@@ -175,12 +175,12 @@ def check_measured_what_was_meant(parts: dict[str, Any]) -> None:
     if not middleware.pipeline.can_stream:
         raise RuntimeError("the middleware runs more than persona injection")
     messages, options = parts["clients"]["persona"].last
-    instructions = options.get("instructions") or []
+    instructions = options.get("instructions") or ""
     persona = middleware.pipeline.config.persona
     if not (
-        len(instructions) == 2
-        and persona.description.rstrip(".") in instructions[0]
-        and instructions[1] == "Be brief."
+        instructions.startswith(f"You are {persona.description.rstrip('.')}")
+        and instructions.endswith("\nBe brief.")
+        and instructions.count(persona.description) == 1
         and len(messages) == 1
     ):
         raise RuntimeError(f"the persona was not injected once: {instructions!r}, {messages!r}")

@@ -71,6 +71,20 @@ def instruction_parts(value: Any) -> tuple[list[str], list[Any]]:
     return texts, [p for p in parts if not isinstance(p, str)]
 
 
+def with_instructions(options: Mapping[str, Any], texts: Sequence[str]) -> dict[str, Any]:
+    """A new ``options`` dict whose instructions are ``texts``, in the shape the caller gave: a
+    list for a list, else one string (joined with a newline, as the framework joins
+    instructions); provider-native structured parts are kept after the texts."""
+    original = options.get("instructions")
+    others = instruction_parts(original)[1]
+    listed = others or isinstance(original, (list, tuple))
+    value = [*texts, *others] if listed else "\n".join(texts)
+    new = {key: item for key, item in options.items() if key != "instructions"}
+    if value:
+        new["instructions"] = value
+    return new
+
+
 def to_core_messages(messages: Sequence[Message], instructions: Any = None) -> Translation:
     """Translate a call's messages, its instructions first; ``text_only`` is False when any
     message carries something other than text (a tool call or result, an image)."""
@@ -184,9 +198,8 @@ class AgentFrameworkChatModel:
 
     async def complete(self, messages: Sequence[CoreMessage], **settings: Any) -> Completion:
         instructions, sent = self._translation.back(messages)
-        _, structured = instruction_parts(self._options.get("instructions"))
-        options = {**self._options, **flatten_generation_settings(settings)}
-        options["instructions"] = [*instructions, *structured] or None
+        options = with_instructions(self._options, instructions)
+        options.update(flatten_generation_settings(settings))
         response = await self._get_response(sent, stream=False, options=options)
         return Completion(
             text=response.text,

@@ -29,12 +29,12 @@ from persona_plugins.adapter_kit import (
 )
 from persona_plugins.adapters.agent_framework._client import (
     AgentFrameworkChatModel,
-    instruction_parts,
     streamed,
     streamed_text,
     text_response,
     to_core_messages,
     usage_of,
+    with_instructions,
 )
 from persona_plugins.config import PipelineConfig
 from persona_plugins.model import Completion, Usage
@@ -127,8 +127,7 @@ class PersonaMiddleware(ChatMiddleware):
         prepared = await self.pipeline.prepare(translation.messages, model=view)
         instructions, messages = translation.back(prepared.prompt)
         # A new dict: the tool loop passes the same options to every call of a turn.
-        structured_parts = instruction_parts(options.get("instructions"))[1]
-        context.options = {**options, "instructions": [*instructions, *structured_parts] or None}
+        context.options = with_instructions(options, instructions)
         if list(map(id, messages)) != list(map(id, context.messages)):
             context.messages = messages  # a plugin placed the persona among the messages
         await call_next()

@@ -46,8 +46,7 @@ async def test_an_agent_runs_on_a_chat_model_with_the_persona_then_the_instructi
     assert response.text == "Arr, the sea be salty from the rocks."
     (sent,) = model.calls
     assert [(m.role, m.content) for m in sent] == [
-        ("system", prompt_of(middleware)),
-        ("system", INSTRUCTIONS),
+        ("system", f"{prompt_of(middleware)}\n{INSTRUCTIONS}"),
         ("user", "Why is the sea salty?"),
     ]
     assert response.usage_details["input_token_count"] == CALL_USAGE.input_tokens

@@ -69,12 +69,12 @@ async def test_the_persona_comes_first_and_once_on_every_call_of_a_tool_loop(str
     _, answer = client.calls
     persona = persona_prompt(middleware)
     for call in client.calls:
-        assert call.system == [persona, INSTRUCTIONS], "persona first, instructions kept, once"
+        assert call.system == [f"{persona}\n{INSTRUCTIONS}"], "persona first, then instructions"
         assert call.tools, "the agent's tools reach the model"
-        assert [m.role for m in call.messages].count("system") == 2
+        assert [m.role for m in call.messages].count("system") == 1
     assert all(persona not in m.text for m in answer.messages if m.role != "system")
     roles = [m.role for m in answer.messages]
-    assert roles == ["system", "system", "user", "assistant", "tool"]
+    assert roles == ["system", "user", "assistant", "tool"]
     result = answer.messages[-1].contents[0]
     assert result.type == "function_result" and "left headlight" in str(result.result)
     turn = middleware.last_result
@@ -112,7 +112,7 @@ async def test_a_text_turn_without_tools_is_one_call_with_the_persona_first():
 
     assert response.text == "The pyramids were tombs."
     (call,) = client.calls
-    assert call.system == [persona_prompt(middleware), INSTRUCTIONS]
+    assert call.system == [f"{persona_prompt(middleware)}\n{INSTRUCTIONS}"]
     assert call.messages[-1].text == "Why were the pyramids built?"
     assert middleware.last_result.persona.name == "historian"
 
@@ -172,7 +172,7 @@ async def test_jekyll_hyde_runs_through_the_agents_client_with_a_consistent_judg
     assert sorted(c.kind for c in client.calls) == ["judge", "judge", "neutral", "persona"]
     assert turn.model_calls == middleware.model_calls == len(client.calls) == 4
     persona_call = next(c for c in client.calls if c.kind == "persona")
-    assert persona_call.system == [persona_prompt(middleware), INSTRUCTIONS]
+    assert persona_call.system == [f"{persona_prompt(middleware)}\n{INSTRUCTIONS}"]
     neutral_call = next(c for c in client.calls if c.kind == "neutral")
     assert neutral_call.system == [INSTRUCTIONS], "the neutral candidate keeps the instructions"
     assert not any(c.tools or c.stream for c in client.calls), "extra calls: no tools, no stream"
@@ -242,3 +242,21 @@ async def test_monitor_records_the_finding_and_keeps_the_reply():
     assert middleware.last_result.action == "allow"
     assert any(f.detector == "abstention" for f in middleware.last_result.findings)
     assert len(client.calls) == 2
+
+
+def test_instructions_keep_the_shape_the_agent_gave_them():
+    from persona_plugins.adapters.agent_framework._client import with_instructions
+
+    structured = {"type": "cache_control", "text": "Be brief."}
+    options = {"instructions": "Be brief.", "temperature": 0.2}
+
+    assert with_instructions(options, ["P", "Be brief."]) == {
+        "instructions": "P\nBe brief.",
+        "temperature": 0.2,
+    }
+    assert options == {"instructions": "Be brief.", "temperature": 0.2}, "never edited in place"
+    assert with_instructions({"instructions": ["A"]}, ["P", "A"]) == {"instructions": ["P", "A"]}
+    assert with_instructions({"instructions": [structured]}, ["P"]) == {
+        "instructions": ["P", structured]
+    }
+    assert with_instructions({"instructions": None}, []) == {}, "no empty instructions"
