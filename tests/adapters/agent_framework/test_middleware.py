@@ -260,3 +260,32 @@ def test_instructions_keep_the_shape_the_agent_gave_them():
         "instructions": ["P", structured]
     }
     assert with_instructions({"instructions": None}, []) == {}, "no empty instructions"
+
+
+# -- refinement ----------------------------------------------------------------------------------
+
+REVIEWS = [
+    "VERDICT: REVISE\nFEEDBACK: Wrong purpose.\n"
+    "REVISION: Castles were built to defend land and control territory.",  # factuality
+    "VERDICT: OK",  # persona
+    "VERDICT: OK",  # coherence
+]
+
+
+@pytest.mark.parametrize("tools", [True, False], ids=["with-a-tool", "without-tools"])
+async def test_the_agent_gets_the_refined_reply_and_every_review_goes_to_its_client(tools):
+    draft = "Castles were built for parties."
+    replies = calls_then(draft, *REVIEWS) if tools else [draft, *REVIEWS]
+    client = RecordingClient(replies)
+    middleware = PersonaMiddleware(persona="historian", refine="sequential")
+    agent = mechanic(client, middleware, tools=tools)
+
+    response = await agent.run("Why did people build castles?")
+
+    assert response.text == "Castles were built to defend land and control territory."
+    turn = middleware.last_result
+    assert [r.refiner for r in turn.reviews] == ["factuality", "persona", "coherence"]
+    reviews = client.calls[-3:]
+    assert not any(c.tools or c.stream for c in reviews), "reviewers call without tools"
+    assert len(client.calls) == (5 if tools else 4)
+    assert middleware.model_calls == len(client.calls)
