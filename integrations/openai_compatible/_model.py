@@ -174,7 +174,8 @@ class OpenAICompatibleChatModel:
 
     async def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        for ended in [other for other in self._clients if other.is_closed()]:
+        # A copy: other threads may add their own loop's pool meanwhile.
+        for ended in [other for other in list(self._clients) if other.is_closed()]:
             # Ended without asyncio.run's clean-up: its sockets went with the loop.
             self._clients.pop(ended, None)
             self._closers.pop(ended, None)
