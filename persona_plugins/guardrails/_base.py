@@ -9,6 +9,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
+from opentelemetry import trace
+
+from persona_plugins import semconv
 from persona_plugins.guard import detector_options
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Completion, Message
@@ -22,6 +25,7 @@ __all__ = [
     "NoModel",
     "detector_options",
     "guarded",
+    "record_decision",
     "register_builtin",
 ]
 
@@ -41,6 +45,28 @@ def guarded(name: str, detect: Callable[[], list[Finding]]) -> list[Finding]:
     except Exception:
         _log.warning("guardrail detector %r failed; it reports nothing", name, exc_info=True)
         return []
+
+
+def record_decision(name: str, label: str, score: float | None = None) -> None:
+    """Record a model check's decision (``confirmed``, ``rejected``, ``unreadable``) as a
+    ``gen_ai.evaluation.result`` event on the current span (in a turn, the guard stage's).
+
+    The event carries the check's name, the label and the finding's score, never any text, so
+    it is safe with content capture off. Recording never raises.
+    """
+    try:
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_EVALUATION_NAME: name,
+            semconv.GEN_AI_EVALUATION_SCORE_LABEL: label,
+        }
+        if score is not None:
+            attributes[semconv.GEN_AI_EVALUATION_SCORE_VALUE] = float(score)
+        span.add_event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, attributes)
+    except Exception:  # instrumentation must never raise
+        _log.debug("could not record the decision of %s", name, exc_info=True)
 
 
 #: What a detector's ``check`` returns: the findings, or an awaitable of them, or None when the

@@ -11,11 +11,15 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-#: The longest text a detector reads; the rest of a longer response is not checked (the finding
-#: metadata says ``truncated``). 100,000 characters is about 20,000 words.
-MAX_CHARS = 100_000
+from persona_plugins.guardrails.normalise import MAX_CHARS
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+__all__ = ["MAX_CHARS", "LazyPattern", "bounded", "sentence_spans", "sentences", "words"]
+
+# Linear time: no quantifier here can retry over a run it has already crossed (a run of line
+# breaks or spaces is consumed once; the look-ahead reads spaces and tabs only).
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?。！？])[\"'”’)\]]*\s+|\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*•]|\d+[.)])\s)"
+)
 _WORD = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*")
 
 _STOPWORD_TEXT = """
@@ -46,6 +50,27 @@ def sentences(text: str) -> list[str]:
     """Split text into sentences (and list items); good enough for English prose."""
     parts = _SENTENCE_END.split(text)
     return [p.strip() for p in parts if p and p.strip()]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of every sentence of ``text`` (as :func:`sentences` splits it, with
+    surrounding whitespace left out)."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for found in _SENTENCE_END.finditer(text):
+        _add_span(text, position, found.start(), spans)
+        position = found.end()
+    _add_span(text, position, len(text), spans)
+    return spans
+
+
+def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))
 
 
 def words(text: str) -> list[str]:

@@ -74,7 +74,10 @@ async def test_monitor_records_findings_on_the_result_spans_and_metrics(
     assert event.attributes["gen_ai.evaluation.name"] == "abstention"
     assert event.attributes["gen_ai.evaluation.score.label"] == "high"
     assert event.attributes["gen_ai.evaluation.score.value"] == pytest.approx(0.9)
-    assert "declines the task" in event.attributes["gen_ai.evaluation.explanation"]
+    # content capture is off: the explanation names the detector and its rule, never the text
+    explanation = event.attributes["gen_ai.evaluation.explanation"]
+    assert "detector=abstention" in explanation and "kind=refusal" in explanation
+    assert "disabled" not in explanation
     assert finding_counts(metric_reader) == {("abstention", "high"): 1}
 
 
