@@ -48,6 +48,7 @@ def _opening(section: str) -> str:
     [
         ("AutoGen in ten lines", "autogen,local"),
         ("Semantic Kernel", "semantic-kernel"),
+        ("Agent Framework", "agent-framework"),
         ("The pipeline without a framework", "local"),
         ("Tracing and metrics", "otel"),
     ],

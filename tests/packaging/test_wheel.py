@@ -32,6 +32,8 @@ PACKAGE_DIRS = {
 PUBLIC_MODULES = (
     "persona_plugins",
     "persona_plugins.adapters.autogen",
+    "persona_plugins.adapters.semantic_kernel",
+    "persona_plugins.adapters.agent_framework",
     "persona_plugins.integrations.llama_cpp",
     "persona_plugins.integrations.openai_compatible",
     "persona_plugins.integrations.opentelemetry",
@@ -41,6 +43,7 @@ FRAMEWORKS = (
     "autogen_agentchat",
     "autogen_ext",
     "semantic_kernel",
+    "agent_framework",
     "llama_cpp",
     "openai",
     "tiktoken",
