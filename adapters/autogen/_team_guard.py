@@ -27,6 +27,9 @@ class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
 
     Each member's message goes to :meth:`~persona_plugins.adapter_kit.TeamGuard.review`; with
     ``guard="enforce"`` it is rewritten, never dropped (dropping an agent response hangs the team).
+    Only ``SingleThreadedAgentRuntime`` takes intervention handlers: on ``GrpcWorkerAgentRuntime``
+    (or any runtime) wrap each member's model client in
+    :class:`~persona_plugins.adapters.autogen.TeamGuardClient` instead.
 
     Args: those of :class:`~persona_plugins.adapter_kit.TeamGuard` (an unknown team setting is a
     :class:`~persona_plugins.ConfigError`); ``task`` defaults to the run's first ``user``
