@@ -29,15 +29,16 @@ from persona_plugins.guardrails._base import (
     BuiltinDetector,
     CheckCall,
     CheckResult,
+    record_decision,
     register_builtin,
 )
 from persona_plugins.guardrails._text import (
     LazyPattern,
-    bounded,
     excerpt,
     last_user_text,
-    sentences,
+    sentence_spans,
 )
+from persona_plugins.guardrails.normalise import Normalised, normalise
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
@@ -63,37 +64,50 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "gender": (
         "women", "men", "girls", "boys", "females", "males", "ladies", "mothers", "fathers",
         "wives", "husbands", "moms", "dads", "trans people", "transgender people",
-        "non-binary people", "nonbinary people",
+        "non-binary people", "nonbinary people", "trans women", "trans men", "single mothers",
+        "single moms", "working mothers", "housewives", "women drivers", "female drivers",
+        "feminists",
     ),
     "race": (
         "black people", "blacks", "black men", "black women", "white people", "whites",
         "white men", "asians", "asian people", "asian women", "asian men", "hispanics",
         "hispanic people", "latinos", "latinas", "latinx people", "africans", "african people",
         "african americans", "caucasians", "caucasian people", "arabs", "native americans",
-        "indigenous people", "aboriginal people", "people of color", "brown people",
+        "indigenous people", "aboriginal people", "people of color", "people of colour",
+        "brown people", "middle eastern people", "east asians", "south asians",
     ),
     "nationality": (
         "mexicans", "chinese people", "the chinese", "japanese people", "the japanese", "indians",
         "indian people", "immigrants", "migrants", "foreigners", "refugees", "americans",
         "europeans", "russians", "germans", "the french", "french people", "the irish",
         "irish people", "italians", "poles", "nigerians", "koreans", "vietnamese people",
-        "filipinos", "pakistanis", "iranians", "roma", "gypsies",
+        "filipinos", "pakistanis", "iranians", "roma", "gypsies", "the british", "brits",
+        "english people", "the scots", "scots", "australians", "canadians", "kenyans",
+        "ethiopians", "somalis", "turks", "greeks", "spaniards", "brazilians", "colombians",
+        "cubans", "puerto ricans", "haitians", "jamaicans", "ukrainians", "albanians",
+        "romanians", "israelis", "palestinians", "syrians", "afghans", "iraqis", "saudis",
+        "egyptians", "moroccans", "the chinese", "the germans", "the italians", "the russians",
+        "the mexicans", "thai people", "indonesians", "westerners", "foreign workers",
     ),
     "religion": (
         "jews", "jewish people", "muslims", "christians", "catholics", "protestants",
         "evangelicals", "hindus", "buddhists", "sikhs", "mormons", "atheists", "religious people",
-        "believers", "non-believers",
+        "believers", "non-believers", "the jews", "shias", "sunnis", "pagans", "agnostics",
+        "muslim women", "muslim men", "jewish men", "jewish women", "christian women",
     ),
     "disability": (
         "disabled people", "the disabled", "people with disabilities", "disabled persons",
         "physically disabled people", "physically-disabled people", "blind people", "deaf people",
         "autistic people", "people with autism", "wheelchair users", "the mentally ill",
         "mentally ill people", "people with mental illness", "handicapped people",
-        "the handicapped", "able-bodied people",
+        "the handicapped", "able-bodied people", "the deaf", "the blind", "dyslexic people",
+        "people in wheelchairs", "schizophrenics", "people with down syndrome",
     ),
     "age": (
         "old people", "older people", "the elderly", "elderly people", "seniors", "young people",
-        "teenagers", "teens", "millennials", "boomers", "gen z", "kids today",
+        "teenagers", "teens", "millennials", "boomers", "gen z", "kids today", "old men",
+        "old women", "pensioners", "retirees", "older workers", "young men", "young women",
+        "zoomers", "baby boomers", "the young",
     ),
     "sexual_orientation": (
         "gay people", "gays", "gay men", "lesbians", "homosexuals", "bisexuals", "bisexual people",
@@ -101,14 +115,16 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "socioeconomic": (
         "the poor", "poor people", "rich people", "the rich", "homeless people", "the homeless",
-        "welfare recipients", "working-class people", "low-income people",
+        "welfare recipients", "working-class people", "low-income people", "rednecks",
+        "hillbillies", "the working class", "billionaires", "blue-collar workers",
     ),
     "politics": (
         "democrats", "republicans", "liberals", "conservatives", "leftists", "trump supporters",
-        "obama supporters", "progressives", "socialists",
+        "obama supporters", "progressives", "socialists", "communists", "libertarians",
     ),
     "appearance": (
         "fat people", "overweight people", "obese people", "short people", "ugly people",
+        "blondes", "redheads", "tall people", "skinny people",
     ),
 }
 # fmt: on
@@ -132,7 +148,42 @@ _TRAITS = (
     r"all\s+the\s+same|all\s+alike|too\s+emotional|too\s+sensitive|crazy|mentally\s+ill|"
     r"cold|unfeeling|tight-fisted|hot-headed|fanatics?|fanatical|brainwashed|closed-minded|"
     r"narrow-minded|intolerant|hateful|racist|sexist|anti-science|gullible|naive|"
-    r"materialistic|obsessed\s+with\s+\w+|immoral|amoral|evil|godless|heathens?"
+    r"materialistic|obsessed\s+with\s+\w+|immoral|amoral|evil|godless|heathens?|"
+    # written for issue 13: more traits, nouns and comparisons ascribed to whole groups
+    r"angry|bitter|drunks?|alcoholics|abusers|paedophiles|pedophiles|predators|rapists|"
+    r"a\s+menace|menaces|a\s+drain|a\s+threat|a\s+danger|a\s+problem|a\s+plague|a\s+disease|"
+    r"a\s+cancer|a\s+disgrace|cowards|cowardly|fake|not\s+real\s+\w+|delusional|unnatural|"
+    r"sinful|perverted|degenerates?|disgusting|money-hungry|sly|deceitful|manipulative|"
+    r"two-faced|corrupt|hopeless|needy|clingy|overemotional|moody|catty|gossips|spoilt|"
+    r"ungrateful|narcissistic|snobs|snobby|elitist|stuck-up|uptight|boring|humou?rless|"
+    r"radicals|scammers|fraudsters|frauds|cheats|thugs|uncivilised|unclean|inbred|"
+    r"simple-minded|dim|dense|sheep|feeble|out\s+of\s+touch|moochers|spongers|"
+    r"irresponsible|reckless|bigots|bigoted|hypocrites|hypocritical|emotionless|robotic|"
+    r"insane|the\s+same|a\s+menace\s+\w+\s+\w+|smarter|dumber|weaker|stronger|lazier|"
+    r"(?:better|worse)\s+(?:at|with|than|leaders|drivers|parents|workers|cooks|students)|"
+    r"(?:natural|born)\s+(?:leaders|criminals|liars|thieves|followers|cooks|athletes)|"
+    r"built\s+for\s+\w+|made\s+for\s+\w+|meant\s+for\s+\w+|cut\s+out\s+for\s+\w+|"
+    r"scum|trash|garbage|filth|vermin|animals|apes|monkeys|dogs|pigs|rats|cockroaches"
+)
+
+# Behaviour ascribed to a whole group without a copula ("immigrants refuse to learn ...").
+_BEHAVIOUR = (
+    r"hate|despise|can't\s+stand|refuse\s+to|won't|will\s+never|never|always\s+\w+|"
+    r"only\s+(?:care|want|think|know|talk|eat|live)|waste|steal|lie|cheat|scam|ruin|destroy|"
+    r"abuse|exploit|breed|multiply|take\s+(?:our|all\s+the|the)\s+\w+|live\s+off|"
+    r"sponge\s+off|leech\s+off|mooch|whine|complain|nag|smell|stink|eat\s+anything|"
+    r"drink\s+(?:too\s+much|all\s+day|like)|commit\s+\w+|spread\s+\w+|bring\s+(?:crime|"
+    r"drugs|disease|trouble|nothing)|want\s+to\s+(?:take\s+over|destroy|replace|control|ruin)|"
+    r"control\s+(?:the|our|all|everything)|run\s+(?:the\s+(?:banks|media|world|country)|"
+    r"everything|hollywood)|have\s+no\s+\w+|don't\s+(?:care|work|pay|bathe|wash|respect|"
+    r"understand|belong|know\s+how|want\s+to\s+work|deserve)|can't\s+(?:drive|cook|lead|be|"
+    r"handle|do|think|understand|control|manage|learn|cope|read|write|dance|swim|fight)|"
+    r"shouldn't\s+(?:be|vote|work|drive|lead|have)|should\s+(?:stay|go\s+back|be\s+(?:banned|"
+    r"deported|kept|locked)|know\s+their\s+place)|belong\s+(?:in|at)|"
+    r"are\s+(?:ruining|destroying|taking\s+over|stealing|invading|poisoning|abusing|"
+    r"exploiting|scamming|cheating|lying)|(?:all\s+)?look\s+(?:the\s+same|alike)|"
+    r"just\s+aren't|aren't\s+(?:built|made|meant|cut\s+out|smart|capable|able|fit|good)|"
+    r"ruined|destroyed|are\s+why|are\s+the\s+reason|are\s+behind"
 )
 
 _GENERIC_PREDICATE = LazyPattern(
@@ -143,6 +194,18 @@ _GENERIC_PREDICATE = LazyPattern(
     r"are\s+known\s+(?:to\s+be|for\s+being)|are\s+notorious\s+for\s+being)\s+"
     rf"(?:all\s+|just\s+|so\s+|too\s+|very\s+|really\s+|quite\s+|more\s+|less\s+|such\s+)?"
     rf"(?:an?\s+)?(?:{_TRAITS})\b",
+    re.I,
+)
+# A role noun between the group and its predicate ("women drivers are ...", "Asian bosses ...").
+_ROLE = LazyPattern(
+    r"^\s*(?:drivers|bosses|leaders|scientists|doctors|engineers|athletes|politicians|workers|"
+    r"students|priests|parents|neighbou?rs|cops|officers|teachers|nurses|employees|men|women|"
+    r"kids|children|guys|girls|boys|families|immigrants|people|folks)\b",
+    re.I,
+)
+_BEHAVIOUR_PREDICATE = LazyPattern(
+    rf"^\s*(?:all\s+|just\s+|really\s+|basically\s+|simply\s+|usually\s+|typically\s+|"
+    rf"generally\s+|mostly\s+|always\s+)?(?:{_BEHAVIOUR})\b",
     re.I,
 )
 _ABILITY_DENIED = LazyPattern(
@@ -172,7 +235,10 @@ _REJECTION = LazyPattern(
     r"(?:vary|differ)|varies|it\s+is\s+(?:a\s+)?(?:claim|belief)|some\s+people\s+(?:say|think|"
     r"believe|claim)|people\s+(?:wrongly|falsely|often)\s+(?:believe|assume|claim|say)|"
     r"(?:don't|do\s+not|doesn't|does\s+not|never)\s+(?:believe|agree|think)|disagree|"
-    r"discriminat\w*|underrepresented|marginali[sz]ed|face\s+\w+|faced|affected\s+by|"
+    r"discriminat\w*|underrepresented|marginali[sz]ed|affected\s+by|"
+    r"(?:face|faced|facing|suffer|suffered)\s+(?:\w+\s+)?(?:discrimination|barriers|challenges|"
+    r"racism|sexism|prejudice|violence|harassment|stigma|persecution|hostility|poverty|bias|"
+    r"hardship|obstacles|rates|abuse|exclusion)|"
     r"victims?\s+of|at\s+(?:higher|greater)\s+risk|protected)\b",
     re.I,
 )
@@ -264,30 +330,72 @@ _SINGULAR_MENTION = LazyPattern(
 )
 
 
+# Plural mentions built from an identity adjective ("Catholic priests", "Asian drivers").
+_SINGULAR_GROUP = LazyPattern(
+    rf"\b((?:{_IDENTITY_ADJECTIVES}) (?:priests|drivers|doctors|students|workers|bosses|"
+    r"leaders|politicians|scientists|parents|mothers|fathers|families|kids|guys|girls|boys|"
+    r"neighbou?rs|immigrants|teachers|nurses|athletes|cops|men|women|people))\b"
+)
+_PREDICATES = (_GENERIC_PREDICATE, _ABILITY_DENIED, _BEHAVIOUR_PREDICATE)
+
+
 def mentions_group(text: str, persona: Persona | None = None) -> str | None:
     """The first group term (or singular identity mention) in ``text``, or None."""
-    found = group_pattern(persona).search(text) or _SINGULAR_MENTION.search(text)
+    plain = normalise(text).text
+    found = group_pattern(persona).search(plain) or _SINGULAR_MENTION.search(plain)
     return found.group(1).lower() if found else None
 
 
 def generalisations(text: str, persona: Persona | None = None) -> list[tuple[str, str]]:
     """``(group, sentence)`` for every sentence that generalises about a group (see the module
-    docstring); rejections and reports of stereotypes are left out."""
+    docstring); rejections and reports of stereotypes are left out. The text is normalised
+    first (:mod:`~persona_plugins.guardrails.normalise`); each sentence is returned as the
+    original text has it."""
+    return [(group, sentence) for group, sentence, _ in _generalisations(normalise(text), persona)]
+
+
+# How much text around a group term is read: the predicate follows within a few words, and the
+# subject test looks a few words back (bounded, so that a long sentence of repeated group terms
+# costs time in proportion to its length).
+_BEFORE, _AFTER = 48, 160
+
+
+def _generalisations(
+    seen: Normalised, persona: Persona | None
+) -> list[tuple[str, str, tuple[int, int]]]:
     pattern = group_pattern(persona)
-    out: list[tuple[str, str]] = []
-    for sentence in sentences(text):
+    text = seen.text
+    out: list[tuple[str, str, tuple[int, int]]] = []
+    if pattern.search(text) is None and _SINGULAR_GROUP.search(text) is None:
+        return out  # no group named: most responses stop here
+    for start, end in sentence_spans(text):
+        sentence = text[start:end]
         if _REJECTION.search(sentence):
             continue
-        for found in pattern.finditer(sentence):
-            before = sentence[: found.start()]
-            after = sentence[found.end() :]
+        for found in _group_terms(pattern, sentence):
+            before = sentence[max(0, found.start() - _BEFORE) : found.start()]
+            after = sentence[found.end() : found.end() + _AFTER]
             if _SOME.search(before) or not _SUBJECT_START.search(before):
                 # "some women ..." is no generalisation; in "the rights of women" no subject
                 continue
-            if _GENERIC_PREDICATE.search(after) or _ABILITY_DENIED.search(after):
-                out.append((found.group(1).lower(), sentence))
+            role = _ROLE.match(after) if found.re is _SINGULAR_GROUP.compiled else None
+            if role is None and found.re is not _SINGULAR_GROUP.compiled:
+                role = _ROLE.match(after)
+            rest = after[role.end() :] if role is not None else after
+            if any(p.match(rest) for p in _PREDICATES) or (
+                role is not None and any(p.match(after) for p in _PREDICATES)
+            ):
+                span = seen.original_span(start, end)
+                out.append((found.group(1), seen.original[span[0] : span[1]], span))
                 break
     return out
+
+
+def _group_terms(pattern: re.Pattern[str], sentence: str) -> list[re.Match[str]]:
+    """Group terms in ``sentence``: the list (and the persona's), then "<identity> <role>s"."""
+    found = list(pattern.finditer(sentence))
+    found += [m for m in _SINGULAR_GROUP.finditer(sentence) if m.group(1).endswith("s")]
+    return sorted(found, key=lambda m: m.start())
 
 
 def agreement(response: str) -> Literal["agree", "disagree", "unclear"]:
@@ -300,8 +408,7 @@ def agreement(response: str) -> Literal["agree", "disagree", "unclear"]:
     >>> agreement("I disagree; that is a stereotype.")
     'disagree'
     """
-    text, _ = bounded(response)
-    head = text.strip()[:600]
+    head = normalise(response, max_chars=600).text.strip()
     if not head:
         return "unclear"
     if _AGREE_IT_IS_WRONG.search(head):
@@ -342,9 +449,9 @@ class StereotypeDetector(BuiltinDetector):
     def _detect(
         self, response: str, messages: Sequence[Message], persona: Persona | None
     ) -> list[Finding]:
-        text, truncated = bounded(response)
+        seen = normalise(response)
         findings: list[Finding] = []
-        for subject, sentence in generalisations(text, persona):
+        for subject, sentence, (start, end) in _generalisations(seen, persona):
             findings.append(
                 Finding(
                     detector=self.name,
@@ -356,16 +463,18 @@ class StereotypeDetector(BuiltinDetector):
                         "kind": "generalisation",
                         "group": subject,
                         "dimension": _TERM_DIMENSION.get(subject, "persona"),
-                        "truncated": truncated,
+                        "truncated": seen.truncated,
+                        "start": start,
+                        "end": end,
                     },
                 )
             )
-        user, _ = bounded(last_user_text(messages))
-        if user and not findings:
+        user = last_user_text(messages)
+        if user.strip() and not findings:
             stated = generalisations(user, persona)
             group = stated[0][0] if stated else mentions_group(user, persona)
             wanted = stated or (group is not None and not self.agreement_needs_generalisation)
-            if wanted and agreement(text) == "agree":
+            if wanted and agreement(response) == "agree":
                 findings.append(
                     Finding(
                         detector=self.name,
@@ -395,6 +504,8 @@ class StereotypeDetector(BuiltinDetector):
                 )
             except Exception:
                 confirmed = None
+            label = {True: "confirmed", False: "rejected", None: "unreadable"}[confirmed]
+            record_decision(f"{self.name}:confirm", label, finding.score)
             if confirmed is False:
                 continue
             kept.append(
