@@ -627,6 +627,12 @@ class TeamGuard:
         self.findings: list[Finding] = []
         self.rewrites = 0
 
+    @property
+    def may_rewrite(self) -> bool:
+        """True when a reviewed message may come back changed (``enforce``), so a hook that
+        streams a member's reply must hold it back until :meth:`review_reply` has run."""
+        return self.config.guard == "enforce"
+
     def set_task(self, task: str) -> None:
         """The team's task, for the drift check (the first one set stays)."""
         self.monitor.set_task(task)

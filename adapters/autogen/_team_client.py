@@ -159,7 +159,7 @@ class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
                 cancellation_token=cancellation_token,
                 **kwargs,
             )
-            hold = self.team_guard.config.guard == "enforce" and not json_output
+            hold = self.team_guard.may_rewrite and not json_output
             held: list[str] = []
             async for chunk in chunks:
                 if isinstance(chunk, CreateResult):

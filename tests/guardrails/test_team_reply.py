@@ -65,3 +65,11 @@ async def test_monitor_mode_records_without_rewriting_and_off_checks_nothing():
     off = TeamGuard(guard="off", detectors=[], min_turns=3)
     assert await off.review_reply("chef", LONG, talk) == LONG
     assert off.findings == []
+
+
+def test_only_enforce_may_rewrite_a_reply_so_only_it_makes_a_stream_wait():
+    modes = {
+        mode: TeamGuard(guard=mode, detectors=[]).may_rewrite
+        for mode in ("enforce", "monitor", "off")
+    }
+    assert modes == {"enforce": True, "monitor": False, "off": False}
