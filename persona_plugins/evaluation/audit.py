@@ -303,7 +303,7 @@ def markdown_report(summary: dict[str, Any], title: str) -> str:
         "",
         "`b / c`: questions right only for the baseline / only for the persona. `McNemar p`: the "
         f"exact test's raw p-value; `Holm p`: adjusted by Holm's method over the {family} "
-        f"comparisons with `{primary}`; `*`: adjusted p < {ALPHA}.",
+        f"comparison{'' if family == 1 else 's'} with `{primary}`; `*`: adjusted p < {ALPHA}.",
     ]
     return "\n".join(lines)
 

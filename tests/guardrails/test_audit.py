@@ -316,3 +316,13 @@ def test_the_audit_command_prints_raw_and_adjusted_p_values(tmp_path, capsys):
     saved_json = json.loads((out / "audit.json").read_text())
     assert saved_json["personas"]["atheist"]["vs"]["human"]["significant"] is False
     assert "| Holm p |" in (out / "audit.md").read_text()
+
+
+def test_a_single_comparison_is_its_own_family_and_keeps_its_p_value(personas):
+    pair = ("human", "physically_disabled")
+    records = [r for r in ten_question_records() if r["persona"] in pair]
+    summary = summarize(records, personas, ["human"])
+    versus = summary["personas"]["physically_disabled"]["vs"]["human"]
+    assert versus["mcnemar_p_holm"] == versus["mcnemar_p"] == pytest.approx(2 / 2**10)
+    assert versus["family_size"] == 1 and versus["significant"] is True
+    assert "over the 1 comparison with `human`" in markdown_report(summary, "one")
