@@ -384,6 +384,7 @@ async def run_audit(
     dataset: str = "",
     model_label: str = "",
     progress: Progress | None = None,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) the audit; writes ``audit.jsonl`` as it goes, then ``audit.md``,
     ``audit.json`` and ``audit.png`` in ``out_dir``.
@@ -398,6 +399,8 @@ async def run_audit(
     :param progress: reports on stderr (a new :class:`Progress` when None); when the run is
         cancelled (Ctrl-C), ``audit.jsonl`` holds only complete lines and ``progress`` says how
         many.
+    :param concurrency: answers in flight at once (one by default); the figures are those of a
+        sequential run whatever order the answers finish in.
     """
     from persona_plugins.pipeline import PersonaPipeline
 
@@ -463,9 +466,10 @@ async def run_audit(
         model_label=model_label,
         item_key=lambda job: f"{job[0]}|{job[1].name}|{job[2].id}",
         record_key=_key,
+        concurrency=concurrency,
     )
-    wanted = {f"{k}|{p.name}|{i.id}" for k, p, i in jobs}
-    records = [r for key, r in done.items() if key in wanted]
+    wanted = dict.fromkeys(f"{k}|{p.name}|{i.id}" for k, p, i in jobs)
+    records = [done[key] for key in wanted if key in done]  # in job order, not finishing order
     summary = summarize(
         records, personas, [b for b in baselines if b in {p.name for p in personas}]
     )

@@ -171,11 +171,14 @@ async def run_jekyll_hyde_eval(
     settings: dict[str, Any] | None = None,
     model_label: str = "",
     progress: Progress | None = None,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) the comparison and write ``<dataset>.jsonl``, ``.json`` and ``.md``.
 
     ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
     (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
+    ``concurrency`` questions are in flight at once (one by default); the figures are those of a
+    sequential run whatever order they finish in.
     """
     pipelines = _build(model, persona, fallback_persona, settings or {})
 
@@ -194,6 +197,7 @@ async def run_jekyll_hyde_eval(
         detail=f"(systems: {', '.join(systems)})",
         model_label=model_label,
         item_key=lambda question: question.id,
+        concurrency=concurrency,
     )
     records = [done[q.id] for q in questions if q.id in done]
     summary = summarize(records)

@@ -3,10 +3,12 @@
 :class:`Progress` writes to stderr: a start line at once (what runs, how many items, how many are
 already saved, the model and the results file), then a line per finished item, redrawn in place on
 a terminal. A ticker thread keeps it alive while an item runs: on a terminal the line is redrawn
-every second with the running item's time; elsewhere (a log, CI) a line is written at least every
+every second with the running item's time (with several items in flight: how many, and the longest
+running one's time); elsewhere (a log, CI) a line is written at least every
 ``interval`` seconds (10 by default) and at most one per finished item in between, so logs stay
-short. Speed and the estimate of the time left count only the items this run has finished: items
-saved by an earlier run are reported as done but are not timed.
+short. Throughput (items per minute, whatever number are in flight) and the estimate of the time
+left count only the items this run has finished: items saved by an earlier run are reported as
+done but are not timed.
 
 :func:`run_interruptible` runs a harness coroutine like :func:`asyncio.run`, except that blocking
 model calls (``asyncio.to_thread``, as the embedded llama.cpp model does) run in daemon threads that
@@ -62,10 +64,11 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Progress of one harness run, written to ``stream`` (stderr by default).
 
-    The harness calls :meth:`start` once it knows what it will do, :meth:`advance` after saving each
-    item, and :meth:`close` at the end (also on an error or an interruption); used as a context
-    manager, :meth:`close` is called on exit. After an interruption :meth:`interrupted_note` says
-    how much was saved and how to resume.
+    The harness calls :meth:`start` once it knows what it will do, :meth:`begin` as an item starts
+    (optional; with several items in flight it lets the ticker name the longest running one),
+    :meth:`advance` after saving each item, and :meth:`close` at the end (also on an error or an
+    interruption); used as a context manager, :meth:`close` is called on exit. After an
+    interruption :meth:`interrupted_note` says how much was saved and how to resume.
 
     :param interval: seconds between lines: the ticker writes when nothing was written for that
         long, and outside a terminal :meth:`advance` writes at most one line per interval (the
@@ -94,6 +97,7 @@ class Progress:
         self.clock = clock
         self.ticker = ticker
         self.label = ""
+        self.unit = "items"
         self.total = 0
         self.resumed = 0
         self.completed = 0
@@ -103,6 +107,8 @@ class Progress:
         self._item_started = 0.0
         self._last_write = 0.0
         self._drawn = 0  # length of the line drawn in place on a terminal (0: none pending)
+        self._in_flight: dict[int, float] = {}  # begin() token -> when that item started
+        self._tokens = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -130,9 +136,11 @@ class Progress:
         """
         with self._lock:
             self.label = label
+            self.unit = unit
             self.total = max(0, total)
             self.resumed = min(max(0, done), self.total)
             self.completed = 0
+            self._in_flight.clear()
             self.output = os.fspath(output) if output is not None else None
             self.started = True
             now = self.clock()
@@ -155,9 +163,19 @@ class Progress:
                 )
                 self._ticker.start()
 
-    def advance(self, status: str = "") -> None:
-        """One more item of this run is finished and saved; ``status`` describes its outcome."""
+    def begin(self) -> int:
+        """An item starts now; returns the token to give :meth:`advance` when it is saved."""
         with self._lock:
+            self._tokens += 1
+            self._in_flight[self._tokens] = self.clock()
+            return self._tokens
+
+    def advance(self, status: str = "", token: int | None = None) -> None:
+        """One more item of this run is finished and saved; ``status`` describes its outcome and
+        ``token`` (from :meth:`begin`) says which item it was."""
+        with self._lock:
+            if token is not None:
+                self._in_flight.pop(token, None)
             self.completed += 1
             now = self.clock()
             self._item_started = now
@@ -176,10 +194,14 @@ class Progress:
             if not self.started or self.resumed + self.completed >= self.total:
                 return
             now = self.clock()
-            running = format_duration(now - self._item_started)
-            line = self._line(
-                now, f"item {self.resumed + self.completed + 1} running for {running}"
-            )
+            if len(self._in_flight) > 1:
+                longest = format_duration(now - min(self._in_flight.values()))
+                status = f"{len(self._in_flight)} running, the longest for {longest}"
+            else:
+                began = next(iter(self._in_flight.values()), self._item_started)
+                running = format_duration(now - max(began, self._item_started))
+                status = f"item {self.resumed + self.completed + 1} running for {running}"
+            line = self._line(now, status)
             if self.tty:
                 self._draw(line)
             else:
@@ -224,10 +246,11 @@ class Progress:
         done = self.saved
         percent = 100 * done / self.total if self.total else 100.0
         parts = [f"{self.label} [{done:>{width}}/{self.total}] {percent:3.0f}%"]
-        if self.completed:
-            rate = (now - self._run_started) / self.completed
-            left = rate * (self.total - done)
-            parts.append(f"{rate:.1f} s/item | eta {format_duration(left)}")
+        elapsed = now - self._run_started
+        if self.completed and elapsed > 0:
+            per_second = self.completed / elapsed  # whatever number of items were in flight
+            left = (self.total - done) / per_second
+            parts.append(f"{60 * per_second:.1f} {self.unit}/min | eta {format_duration(left)}")
         if status:
             parts.append(status)
         return " | ".join(parts)

@@ -1,6 +1,12 @@
 """The results files every evaluation harness keeps: a JSON-lines file with one record per finished
 item, appended as each item finishes so that re-running the same command resumes where it stopped
 (:func:`run_resumable`), and the JSON summary written at the end (:func:`write_summary`).
+
+Items may run several at a time (``concurrency``, :func:`~persona_plugins.evaluation.runner.
+run_bounded`); the file then holds them in the order they finished. Each record is one line
+written with one ``write`` and flushed at once, in the event loop's thread, so the file holds only
+whole lines whatever moment an interruption lands, and records are keyed by item, so a resumed run
+neither redoes nor repeats one, and figures built from the records do not depend on that order.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from persona_plugins.evaluation.progress import Progress
+from persona_plugins.evaluation.runner import check_concurrency, run_bounded
 
 __all__ = ["by_name", "load_records", "run_resumable", "write_summary"]
 
@@ -57,34 +64,56 @@ async def run_resumable(
     model_label: str,
     item_key: Callable[[_T], str],
     record_key: Callable[[Record], str] = _by_id,
+    concurrency: int = 1,
 ) -> dict[str, Record]:
     """Run ``run_one`` on each item that ``path`` has no record of yet, appending each record (and
     showing its progress note) as it finishes; return every record, the earlier ones included, by
     key (``item_key`` of an item is ``record_key`` of its record). ``progress`` reports on stderr
-    (a new :class:`Progress` when None).
+    (a new :class:`Progress` when None). Up to ``concurrency`` items run at once
+    (:func:`~persona_plugins.evaluation.runner.run_bounded`); an item whose key appears twice in
+    ``items`` runs once.
 
-    When the run is cancelled (Ctrl-C), the file holds only complete lines and ``progress`` says
-    how many.
+    When the run is cancelled (Ctrl-C), every item in flight is cancelled, the file holds only
+    complete lines and ``progress`` says how many.
     """
+    check_concurrency(concurrency)
     done = load_records(path, record_key)
-    todo = [item for item in items if item_key(item) not in done]
+    todo: dict[str, _T] = {}
+    for item in items:
+        key = item_key(item)
+        if key not in done:
+            todo.setdefault(key, item)
+    total = len({item_key(item) for item in items})
     progress = progress if progress is not None else Progress()
+    tokens: dict[int, int] = {}  # id(item) -> its progress token while it runs
+
+    def started(item: _T) -> None:
+        tokens[id(item)] = progress.begin()
+
+    def finished(item: _T, outcome: tuple[Record, str]) -> None:
+        record, note = outcome
+        sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
+        sink.flush()
+        done[record_key(record)] = record
+        progress.advance(note, tokens.pop(id(item), None))
+
     with progress, path.open("a", encoding="utf-8") as sink:
         progress.start(
             name,
-            len(items),
-            done=len(items) - len(todo),
+            total,
+            done=total - len(todo),
             unit=unit,
             detail=detail,
             model=model_label,
             output=path,
         )
-        for item in todo:
-            record, note = await run_one(item)
-            sink.write(json.dumps(record) + "\n")  # a record is one write, then flushed
-            sink.flush()
-            done[record_key(record)] = record
-            progress.advance(note)
+        await run_bounded(
+            list(todo.values()),
+            run_one,
+            concurrency=concurrency,
+            on_start=started,
+            on_done=finished,
+        )
     return done
 
 

@@ -245,11 +245,14 @@ async def run_refine_eval(
     max_rounds: int = 1,
     model_label: str = "",
     progress: Progress | None = None,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) the comparison; writes ``refine.jsonl``, ``refine.json``, ``refine.md``.
 
     ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
     (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
+    ``concurrency`` questions are in flight at once (one by default); the figures are those of a
+    sequential run whatever order they finish in.
     """
 
     async def one(item: PersonaQuestion) -> tuple[dict[str, Any], str]:
@@ -271,6 +274,7 @@ async def run_refine_eval(
         detail=f"(strategies: {', '.join(strategies)}; max rounds {max_rounds})",
         model_label=model_label,
         item_key=lambda item: item.id,
+        concurrency=concurrency,
     )
     records = [done[i.id] for i in items if i.id in done]
     summary = summarize(records)

@@ -81,9 +81,41 @@ def test_speed_and_eta_count_only_the_items_of_this_run():
     clock.now += 4.0
     progress.advance("cooking")
     line = stream.getvalue().splitlines()[-1]
-    # 4 s for the one item timed; 49 items left; the 50 resumed ones are done but not timed
-    assert line == "refine [ 51/100]  51% | 4.0 s/item | eta 3m 16s | cooking"
+    # 4 s for the one item timed (15 a minute); 49 items left; the 50 resumed ones are done but
+    # not timed
+    assert line == "refine [ 51/100]  51% | 15.0 items/min | eta 3m 16s | cooking"
     assert progress.saved == 51
+
+
+def test_throughput_counts_items_finished_per_minute_whatever_number_run_at_once():
+    clock = FakeClock()
+    progress, stream = log_progress(clock)
+    progress.start("audit", 20, unit="answers")
+    tokens = [progress.begin() for _ in range(4)]  # four in flight, all finished after 10 s
+    clock.now += 10.0
+    for token in tokens:
+        progress.advance(token=token)
+    line = stream.getvalue().splitlines()[-1]
+    # 4 answers in 10 s: 24 a minute; 16 left: 40 s
+    assert line == "audit [ 4/20]  20% | 24.0 answers/min | eta 40s"
+
+
+def test_with_several_items_in_flight_the_ticker_says_how_many_and_the_longest():
+    clock = FakeClock()
+    progress, stream = log_progress(clock)
+    progress.start("audit", 10)
+    first = progress.begin()
+    clock.now += 30
+    progress.begin()
+    progress.begin()
+    clock.now += 15
+    progress.tick()
+    assert (
+        stream.getvalue().splitlines()[-1] == "audit [ 0/10]   0% | 3 running, the longest for 45s"
+    )
+    progress.advance(token=first)
+    progress.tick()
+    assert stream.getvalue().splitlines()[-1].endswith("| 2 running, the longest for 15s")
 
 
 def test_in_a_log_lines_are_rate_limited_but_the_first_and_last_item_always_show():
@@ -233,7 +265,7 @@ async def test_a_resumed_run_says_so_and_times_only_its_own_items(tmp_path):
         in (lines[0])
     )
     # one item timed: its 2 model calls (persona and neutral agree, so no judge) of 5 s each
-    assert lines[-1].startswith("jekyll-hyde tiny [3/3] 100% | 10.0 s/item | eta 0s")
+    assert lines[-1].startswith("jekyll-hyde tiny [3/3] 100% | 6.0 questions/min | eta 0s")
 
 
 # -- eval refine says why a score is n/a ---------------------------------------------------------
