@@ -117,23 +117,53 @@ def _findings_of(name: str, produced: Any) -> list[Finding]:
     return found
 
 
-async def _isolated(jobs: list[tuple[str, Callable[[], Any]]]) -> list[tuple[str, Any]]:
-    """Run every job, each in isolation: ``(name, findings)`` or ``(name, the exception)``.
+#: Responses longer than this many characters are checked off the event loop: the synchronous
+#: part of every detector that declares itself ``thread_safe`` (the built-in ones do) runs in a
+#: worker thread, so that a long text never holds the loop (and every other agent of the
+#: process) for more than a moment. Shorter texts take well under a millisecond on the loop,
+#: less than the hand-off to a thread would cost.
+OFF_LOOP_CHARS = 2_000
 
-    Synchronous detectors run one after the other; the awaitables they (or async detectors)
-    return are awaited concurrently.
-    """
+
+def _start(jobs: Sequence[tuple[str, Callable[[], Any]]]) -> list[tuple[str, Any]]:
+    """Call every job: ``(name, its result or awaitable)`` or ``(name, the exception)``."""
     started: list[tuple[str, Any]] = []
     for name, job in jobs:
         try:
             started.append((name, job()))
         except PASS_THROUGH:
-            for _, value in started:  # the turn ends here: never leave a coroutine unawaited
-                if inspect.iscoroutine(value):
-                    value.close()
+            _close(started)
             raise
         except Exception as exc:
             started.append((name, exc))
+    return started
+
+
+def _close(started: Sequence[tuple[str, Any]]) -> None:
+    for _, value in started:  # the turn ends here: never leave a coroutine unawaited
+        if inspect.iscoroutine(value):
+            value.close()
+
+
+async def _isolated(
+    jobs: list[tuple[str, Callable[[], Any]]], *, off_loop: frozenset[str] = frozenset()
+) -> list[tuple[str, Any]]:
+    """Run every job, each in isolation: ``(name, findings)`` or ``(name, the exception)``.
+
+    Synchronous detectors run one after the other (those named in ``off_loop`` in one worker
+    thread, the others on the loop); the awaitables they (or async detectors) return are awaited
+    concurrently, on the loop. Results keep the order of ``jobs``.
+    """
+    on_loop = [job for job in jobs if job[0] not in off_loop]
+    threaded = [job for job in jobs if job[0] in off_loop]
+    started_here = _start(on_loop)
+    try:
+        started_there = await asyncio.to_thread(_start, threaded) if threaded else []
+    except BaseException:
+        _close(started_here)
+        raise
+    by_name = iter(started_here), iter(started_there)
+    started = [next(by_name[1] if name in off_loop else by_name[0]) for name, _ in jobs]
     waiting = [i for i, (_, value) in enumerate(started) if inspect.isawaitable(value)]
     if waiting:
         settled = await asyncio.gather(*(started[i][1] for i in waiting), return_exceptions=True)
@@ -176,17 +206,22 @@ async def run_detectors(
     }
 
     async def check(span: SafeSpan) -> list[Finding]:
+        chosen = selected_detectors(detectors, config)
         jobs: list[tuple[str, Callable[[], Any]]] = [
-            (name, functools.partial(detector.check, *kwargs.values()))
-            for name, detector in selected_detectors(detectors, config)
+            (name, functools.partial(detector.check, *kwargs.values())) for name, detector in chosen
         ]
+        off_loop = frozenset(
+            name
+            for name, detector in chosen
+            if len(text) > OFF_LOOP_CHARS and getattr(detector, "thread_safe", False) is True
+        )
         jobs += [
             (impl.label, functools.partial(impl.call, **kwargs))
             for impl in each_implementation(turn.pm, "check_response")
         ]
         found: list[Finding] = []
         failing: list[str] = []
-        for name, result in await _isolated(jobs):
+        for name, result in await _isolated(jobs, off_loop=off_loop):
             if isinstance(result, BaseException):
                 record_failure(turn.errors, span, stage, result, plugin=name)
                 failing.append(name)

@@ -93,6 +93,10 @@ class BuiltinDetector:
 
     name: str
 
+    #: The guard stage may run :meth:`check` in a worker thread (for long texts, see
+    #: :data:`persona_plugins.guard.OFF_LOOP_CHARS`): it keeps no state of its own between calls.
+    thread_safe = True
+
     def detect(
         self,
         response: str,

@@ -8,12 +8,20 @@ a runaway generation cannot make a check slow.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from persona_plugins.guardrails.normalise import MAX_CHARS
 
-__all__ = ["MAX_CHARS", "LazyPattern", "bounded", "sentence_spans", "sentences", "words"]
+__all__ = [
+    "MAX_CHARS",
+    "LazyPattern",
+    "bounded",
+    "sentence_spans",
+    "sentences",
+    "trie_pattern",
+    "words",
+]
 
 # Linear time: no quantifier here can retry over a run it has already crossed (a run of line
 # breaks or spaces is consumed once; the look-ahead reads spaces and tabs only).
@@ -144,3 +152,37 @@ class LazyPattern:
 
     def split(self, text: str, maxsplit: int = 0) -> list[str | Any]:
         return self.compiled.split(text, maxsplit=maxsplit)
+
+
+def trie_pattern(terms: Iterable[str], space: str = "[ -]") -> str:
+    """One regular expression (no group) matching any of ``terms``, written as a trie: terms that
+    share a beginning share its characters in the pattern, so matching tries one branch per
+    character instead of every term in turn (a long alternation of words is several times
+    slower). A space in a term matches ``space`` (one space or hyphen: text normalised by
+    :func:`~persona_plugins.guardrails.normalise.normalise` has single spaces), a hyphen an
+    optional space or hyphen; other characters match themselves. Longer terms win where one term
+    begins another."""
+    trie: dict[str, Any] = {}
+    for term in terms:
+        if not term:
+            continue
+        node = trie
+        for char in term:
+            node = node.setdefault(char, {})
+        node[""] = {}  # the end of a term
+
+    def build(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [
+            (space if char == " " else "[ -]?" if char == "-" else re.escape(char)) + build(child)
+            for char, child in sorted(node.items())
+            if char != ""
+        ]
+        if not branches:
+            return ""
+        if len(branches) == 1 and not ends:
+            return branches[0]
+        body = "(?:" + "|".join(branches) + ")"
+        return body + "?" if ends else body
+
+    return build(trie)

@@ -56,6 +56,7 @@ is a ``gen_ai.evaluation.result`` event (name ``abstention:judge``, label ``conf
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -215,7 +216,7 @@ ACTS: dict[str, str] = {
         r"bowing out|leaving (?:this|that|it)|not going to (?:answer|help|do|engage|touch|"
         r"discuss|comment|solve|weigh|provide|give|attempt|try|take|get)|"
         r"not up to (?:it|this|that|the task|[a-z]+ing))\b|"
-        r"\b(?:shouldn't|should not|am not|'m not|wouldn't|would not|not really) (?:be )?the "
+        r"\b(?:shouldn't|should not|am not|i'm not|wouldn't|would not|not really) (?:be )?the "
         r"(?:one|person|right one|right person|best person|best one) (?:to|who|explaining|"
         r"answering|doing|giving|teaching|solving|helping)\b"
     ),
@@ -264,10 +265,11 @@ ACTS: dict[str, str] = {
         r"for|made for|suited to|suitable for) (?:me|someone like me|people like me|us|"
         r"my kind|the likes of me)\b|\bno business (?:answering|discussing|commenting|"
         r"weighing|touching|doing|getting|talking)|"
-        r"(?:\b(?:is|are|was|were)(?: really| just| simply)? not|n't(?: really| just| simply)?) "
+        r"(?:\b(?:is|are|was|were)(?: really| just| simply)? not|\b[a-z]+n't(?: really| just| "
+        r"simply)?) "
         r"(?:for|meant for|made for|suited to|suitable for) (?:me|someone like me|"
         r"people like me|us|my kind|the likes of me|someone my age|people my age)\b|"
-        r"(?:\bnot|n't|\bnever) (?:[a-z']+ ){0,4}?mine to (?:answer|discuss|solve|judge|say|"
+        r"(?:\bnot|\b[a-z]+n't|\bnever) (?:[a-z']+ ){0,4}?mine to (?:answer|discuss|solve|judge|say|"
         r"tackle|handle|take|weigh|explain|do)\b|"
         r"\b(?:off[ -]limits|off the table|a no[ -]go|out of bounds|out of the question)\b|"
         r"\bnot my (?:strong suit|strength|expertise)\b|"
@@ -414,7 +416,11 @@ REASONS: dict[str, str] = {
     ),
 }
 
-_ACT = LazyPattern("|".join(f"(?:{source})" for source in ACTS.values()))
+# Every act begins at the start of a word: one look-behind in front of the alternation lets the
+# matcher leave the middle of a word at once instead of trying every alternative there.
+_ACT = LazyPattern(
+    r"(?<![\w'])(?:" + "|".join(f"(?P<{kind}>{source})" for kind, source in ACTS.items()) + ")"
+)
 _REASON = LazyPattern("|".join(f"(?:{source})" for source in REASONS.values()))
 
 # A refusal of the whole task, not of a way of doing it ("unable to show my work").
@@ -524,10 +530,7 @@ def _persona_names(persona: Persona | None) -> list[str]:
 
 
 def _act_kind(found: re.Match[str]) -> str:
-    for kind, source in ACTS.items():
-        if re.match(source, found.group()):
-            return kind
-    return "act"
+    return found.lastgroup or "act"
 
 
 def _reason_in(sentence: str, persona_names: Sequence[str]) -> tuple[str, str] | None:
@@ -550,10 +553,13 @@ def _reason_in(sentence: str, persona_names: Sequence[str]) -> tuple[str, str] |
     return None
 
 
-def _acts_in(sentence: str) -> list[re.Match[str]]:
-    if _IDIOMS.search(sentence):
-        sentence = _IDIOMS.compiled.sub(lambda m: " " * len(m.group()), sentence)
-    return list(_ACT.finditer(sentence))
+def _acts_in(text: str) -> list[re.Match[str]]:
+    """The declining acts in ``text``, idioms that only look like one left out."""
+    acts = list(_ACT.finditer(text))
+    if acts and _IDIOMS.search(text):
+        idioms = [m.span() for m in _IDIOMS.finditer(text)]
+        acts = [a for a in acts if not any(s < a.end() and a.start() < e for s, e in idioms)]
+    return acts
 
 
 def assess(
@@ -575,26 +581,36 @@ def _assess(
     min_answer_words: int,
 ) -> Assessment:
     text = seen.text
-    if not text.strip() or _ACT.search(text) is None:  # most answers stop here
+    acts = _acts_in(text) if text.strip() else []
+    if not acts:  # most answers stop here, after one scan of the text
         return Assessment(kind=None)
     spans = sentence_spans(text)
+    starts = [a for a, _ in spans]
+    by_sentence: dict[int, list[re.Match[str]]] = {}
+    for act in acts:
+        by_sentence.setdefault(bisect_right(starts, act.start()) - 1, []).append(act)
     parts = [text[a:b] for a, b in spans]
     names = _persona_names(persona)
-    reasons = [_reason_in(part, names) for part in parts]
+    reasons: dict[int, tuple[str, str] | None] = {}
+
+    def reason(index: int) -> tuple[str, str] | None:
+        if index not in reasons:
+            reasons[index] = _reason_in(parts[index], names)
+        return reasons[index]
+
     refusals: list[int] = []
     certain: list[bool] = []
-    acts: list[str] = []
+    kinds: list[str] = []
     identity: str | None = None
     reason_kind: str | None = None
-    for index, part in enumerate(parts):
-        found = _acts_in(part)
-        if not found:
+    for index in sorted(by_sentence):
+        if index < 0:
             continue
-        near = [i for i in (index, index - 1, index + 1) if 0 <= i < len(parts) and reasons[i]]
+        near = [i for i in (index, index - 1, index + 1) if 0 <= i < len(parts) and reason(i)]
         if not near:
             continue
         refusals.append(index)
-        acts.append(_act_kind(found[0]))
+        kinds.append(_act_kind(by_sentence[index][0]))
         phrase, kind = reasons[near[0]]  # type: ignore[misc]
         certain.append(near[0] == index and kind != "persona")
         if identity is None:
@@ -610,7 +626,12 @@ def _assess(
         return Assessment(
             kind="ordinary_refusal", identity=identity, refusal=refusal_text, span=span
         )
-    answered = _answered(parts, refusals, min_answer_words)
+    local = {
+        i: [(a.start() - spans[i][0], a.end() - spans[i][0]) for a in found]
+        for i, found in by_sentence.items()
+        if i >= 0
+    }
+    answered = _answered(parts, refusals, local, min_answer_words)
     return Assessment(
         kind="disclaimer" if answered else "refusal",
         identity=identity,
@@ -618,33 +639,47 @@ def _assess(
         whole_task=whole_task,
         answered=answered,
         span=span,
-        act=acts[0],
+        act=kinds[0],
         reason=reason_kind,
         certain=whole_task and any(certain),
     )
 
 
-def _substance(text: str) -> int:
-    """Words of ``text`` that could carry an answer (declining acts and pleasantries removed)."""
-    plain = _ACT.sub(" ", _IDIOMS.sub(" ", text))
+def _substance(text: str, acts: Sequence[tuple[int, int]] = ()) -> int:
+    """Words of ``text`` that could carry an answer (the declining acts at ``acts``, idioms and
+    pleasantries left out)."""
+    if acts:
+        pieces, position = [], 0
+        for start, end in acts:
+            pieces.append(text[position:start])
+            position = max(position, end)
+        pieces.append(text[position:])
+        text = " ".join(pieces)
+    if _IDIOMS.search(text):
+        text = _IDIOMS.sub(" ", text)
     return sum(
         1
-        for w in words(plain)
+        for w in words(text)
         if w not in _EMPTY_WORDS and (len(w) > 2 or any(c.isdigit() for c in w))
     )
 
 
-def _pivots_to_substance(part: str, start: int = 0) -> bool:
-    """Whether ``part`` turns (at or after ``start``) to a clause that answers: a pivot followed by
-    words of substance that decline nothing."""
-    pivot = _PIVOT.compiled.search(part, start)
+def _pivots_to_substance(part: str, acts: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``part`` turns, after its last declining act, to a clause that answers: a pivot
+    followed by words of substance that decline nothing."""
+    pivot = _PIVOT.compiled.search(part, acts[-1][1])
     if pivot is None:
         return False
     tail = part[pivot.end() :]
     return not _acts_in(tail) and not _NON_ANSWER.search(tail) and _substance(tail) >= 3
 
 
-def _answered(parts: list[str], refusals: list[int], min_words: int = 40) -> bool:
+def _answered(
+    parts: list[str],
+    refusals: list[int],
+    acts: dict[int, list[tuple[int, int]]],
+    min_words: int = 40,
+) -> bool:
     first = refusals[0]
     answer_at = [i for i in range(first, len(parts)) if _ANSWER_CUES.search(parts[i])]
     final_refusal = max(
@@ -657,11 +692,10 @@ def _answered(parts: list[str], refusals: list[int], min_words: int = 40) -> boo
     amount = 0
     for i in range(start, len(parts)):
         part = parts[i]
-        acts = _acts_in(part)
-        if acts:
+        if i in acts:
             # Only what follows a pivot after the last declining act counts ("I can't give
             # legal advice, but in general a contract requires ...").
-            if _pivots_to_substance(part, acts[-1].end()):
+            if _pivots_to_substance(part, acts[i]):
                 return True
         elif _APOLOGY.match(part):
             continue

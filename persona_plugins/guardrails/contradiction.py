@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import lru_cache
 
 from persona_plugins.guardrails._base import (
     BuiltinDetector,
@@ -55,6 +57,7 @@ from persona_plugins.guardrails._text import (
     last_user_text,
     sentences,
 )
+from persona_plugins.guardrails.normalise import normalise
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
@@ -261,61 +264,118 @@ def _frame_values(text: str, slot: str) -> set[str]:
     return values
 
 
-def _overlap(a: set[str], b: set[str]) -> float:
+def _overlap(a: AbstractSet[str], b: AbstractSet[str]) -> float:
     return len(a & b) / len(a) if a else 0.0
 
 
-def score_statement(statement: str, question: str, response: str) -> StatementScore:
-    """The heuristic relevance, entailment and contradiction of one statement (module docstring)."""
-    s_words = content_words(statement)
-    s_plain = {w for w in s_words if not w.isdigit()}
-    q_words = content_words(question)
+@dataclass(frozen=True)
+class _Features:
+    """What the heuristic reads in one sentence or statement, computed once (statements once per
+    process, response sentences once per response, not once per statement)."""
+
+    text: str
+    content: frozenset[str]
+    plain: frozenset[str]  # content words that are not numbers
+    negated: bool
+    numbers: frozenset[str]
+    raw: frozenset[str]  # lower-cased whitespace tokens, for the antonym prefixes
+    frames: tuple[tuple[str, frozenset[str]], ...]  # (slot, content words of its values)
+
+
+def _features(text: str) -> _Features:
+    content = frozenset(content_words(text))
+    frames = []
+    for slot in _FRAMES:
+        values = _frame_values(text, slot)
+        if values:
+            frames.append((slot, frozenset(w for v in values for w in content_words(v))))
+    return _Features(
+        text=text,
+        content=content,
+        plain=frozenset(w for w in content if not w.isdigit()),
+        negated=bool(_NEGATION.search(text)),
+        numbers=frozenset(_numbers(text)),
+        raw=frozenset(text.lower().split()),
+        frames=tuple(frames),
+    )
+
+
+#: A persona's statements are read once and remembered (the most recent 4,096 statements).
+_statement_features = lru_cache(maxsize=4096)(_features)
+
+
+def _antonym(statement: frozenset[str], sentence: frozenset[str]) -> str:
+    for a, b in _ANTONYMS:
+        a_s = any(w.startswith(a) for w in statement)
+        b_t = any(w.startswith(b) for w in sentence)
+        b_s = any(w.startswith(b) for w in statement)
+        a_t = any(w.startswith(a) for w in sentence)
+        if (a_s and b_t and not a_t) or (b_s and a_t and not b_t):
+            return f"antonym ({a}/{b})"
+    return ""
+
+
+def _score(
+    statement: _Features, question_words: frozenset[str], response: Sequence[_Features]
+) -> StatementScore:
+    s_plain = statement.plain
     best: tuple[float, str] = (0.0, "")
     contradiction, reason, evidence = 0.0, "", ""
-    s_neg = bool(_NEGATION.search(statement))
-    s_nums = _numbers(statement)
-    for sentence in sentences(response):
-        t_words = content_words(sentence)
-        ov = _overlap(s_plain, t_words)
+    for sentence in response:
+        ov = _overlap(s_plain, sentence.content)
         if ov > best[0]:
-            best = (ov, sentence)
+            best = (ov, sentence.text)
         found = 0.0
         why = ""
-        if ov >= 0.5 and s_neg != bool(_NEGATION.search(sentence)):
+        if ov >= 0.5 and statement.negated != sentence.negated:
             found, why = 0.8, "negation"
-        t_nums = _numbers(sentence)
-        if ov >= 0.34 and s_nums and t_nums and not (s_nums & t_nums) and found < 0.85:
+        if (
+            ov >= 0.34
+            and statement.numbers
+            and sentence.numbers
+            and not (statement.numbers & sentence.numbers)
+            and found < 0.85
+        ):
             found, why = 0.85, "number"
         if ov >= 0.2 and found < 0.7:
-            raw_s, raw_t = set(statement.lower().split()), set(sentence.lower().split())
-            for a, b in _ANTONYMS:
-                a_s = any(w.startswith(a) for w in raw_s)
-                b_t = any(w.startswith(b) for w in raw_t)
-                b_s = any(w.startswith(b) for w in raw_s)
-                a_t = any(w.startswith(a) for w in raw_t)
-                if (a_s and b_t and not a_t) or (b_s and a_t and not b_t):
-                    found, why = 0.7, f"antonym ({a}/{b})"
-                    break
-        for slot in _FRAMES:
-            s_vals, t_vals = _frame_values(statement, slot), _frame_values(sentence, slot)
-            if s_vals and t_vals and found < 0.75:
-                s_toks = {w for v in s_vals for w in content_words(v)}
-                t_toks = {w for v in t_vals for w in content_words(v)}
+            antonym = _antonym(statement.raw, sentence.raw)
+            if antonym:
+                found, why = 0.7, antonym
+        if found < 0.75 and statement.frames and sentence.frames:
+            theirs = dict(sentence.frames)
+            for slot, s_toks in statement.frames:
+                t_toks = theirs.get(slot)
                 if s_toks and t_toks and not (s_toks & t_toks):
                     found, why = 0.75, f"different {slot}"
         if found > contradiction:
-            contradiction, reason, evidence = found, why, sentence
+            contradiction, reason, evidence = found, why, sentence.text
     aligned = max(best[0], _overlap(s_plain, content_words(evidence)) if evidence else 0.0)
-    topical = max(_overlap(s_plain, q_words), aligned)
+    topical = max(_overlap(s_plain, question_words), aligned)
     relevance = 0.5 + 0.5 * min(1.0, topical)
     entailment = 0.0 if contradiction else min(1.0, best[0]) if best[0] >= 0.6 else 0.0
     return StatementScore(
-        statement=statement,
+        statement=statement.text,
         relevance=round(relevance, 3),
         entailment=round(entailment, 3),
         contradiction=contradiction,
         reason=reason,
         evidence=evidence or best[1],
+    )
+
+
+def _response_features(response: str) -> list[_Features]:
+    """The features of every sentence of ``response``, normalised first (case kept, so that
+    names still read as names)."""
+    text = normalise(response, casefold=False).text
+    return [_features(sentence) for sentence in sentences(text)]
+
+
+def score_statement(statement: str, question: str, response: str) -> StatementScore:
+    """The heuristic relevance, entailment and contradiction of one statement (module docstring)."""
+    return _score(
+        _statement_features(statement),
+        frozenset(content_words(question)),
+        _response_features(response),
     )
 
 
@@ -380,9 +440,13 @@ class PersonaContradictionDetector(BuiltinDetector):
     ) -> list[StatementScore]:
         if persona is None or not persona.statements:
             return []
-        text, _ = bounded(response)
-        question = last_user_text(messages)
-        return [score_statement(s, question, text) for s in persona.statements]
+        sentences_read = _response_features(response)
+        question = frozenset(
+            content_words(normalise(last_user_text(messages), max_chars=4000).text)
+        )
+        return [
+            _score(_statement_features(s), question, sentences_read) for s in persona.statements
+        ]
 
     def findings(self, scores: Sequence[StatementScore]) -> list[Finding]:
         apc = apc_score(scores)

@@ -159,6 +159,13 @@ def normalise(text: object, *, max_chars: int = MAX_CHARS, casefold: bool = True
     """
     if not isinstance(text, str):
         return Normalised("", "")
+    return _normalise(text, max_chars, casefold)
+
+
+# The detectors of one guard check read the same response: the last few results are kept, so the
+# text is normalised once, not once per detector.
+@lru_cache(maxsize=16)
+def _normalise(text: str, max_chars: int, casefold: bool) -> Normalised:
     truncated = len(text) > max_chars
     original = text[:max_chars] if truncated else text
     if original.isascii() and _SPECIAL.search(original) is None:  # the common case: no copy

@@ -22,6 +22,7 @@ answer is kept with ``metadata["confirmed"] = None``.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -37,6 +38,7 @@ from persona_plugins.guardrails._text import (
     excerpt,
     last_user_text,
     sentence_spans,
+    trie_pattern,
 )
 from persona_plugins.guardrails.normalise import Normalised, normalise
 from persona_plugins.model import ChatModel, Message
@@ -283,14 +285,11 @@ CONFIRM_PROMPT = (
 
 
 def _phrase_pattern(terms: Iterable[str]) -> str:
-    ordered = sorted({t.lower() for t in terms if t}, key=len, reverse=True)
-    return "|".join(
-        re.escape(t).replace(r"\ ", r"[\s-]+").replace(r"\-", r"[\s-]?") for t in ordered
-    )
+    return trie_pattern({" ".join(t.lower().split()) for t in terms if t and t.strip()})
 
 
 _BUILTIN_TERMS = [t for group in GROUPS.values() for t in group]
-_BUILTIN_PATTERN = LazyPattern(rf"\b({_phrase_pattern(_BUILTIN_TERMS)})\b", re.I)
+_BUILTIN_PATTERN = LazyPattern(rf"\b({_phrase_pattern(_BUILTIN_TERMS)})\b")
 _TERM_DIMENSION = {t: dim for dim, group in GROUPS.items() for t in group}
 
 
@@ -313,7 +312,13 @@ def group_pattern(persona: Persona | None = None) -> re.Pattern[str]:
     extra = _demographic_terms(persona)
     if not extra:
         return _BUILTIN_PATTERN.compiled
-    return re.compile(rf"\b({_phrase_pattern([*_BUILTIN_TERMS, *extra])})\b", re.I)
+    return _compiled_group_pattern(tuple(sorted(extra)))
+
+
+@lru_cache(maxsize=64)
+def _compiled_group_pattern(extra: tuple[str, ...]) -> re.Pattern[str]:
+    # one compiled pattern per persona's demographics, not one per response
+    return re.compile(rf"\b({_phrase_pattern([*_BUILTIN_TERMS, *extra])})\b")
 
 
 # Singular mentions ("a black man", "the Muslim woman"), for claims the user puts to the assistant.

@@ -50,7 +50,8 @@ from typing import Literal, Protocol
 
 from persona_plugins.guardrails import _lexicon
 from persona_plugins.guardrails._base import BuiltinDetector, CheckCall, guarded, register_builtin
-from persona_plugins.guardrails._text import LazyPattern, bounded, excerpt
+from persona_plugins.guardrails._text import LazyPattern, excerpt, trie_pattern
+from persona_plugins.guardrails.normalise import Normalised, normalise
 from persona_plugins.guardrails.stereotype import GROUPS
 from persona_plugins.model import Message
 from persona_plugins.persona import Persona
@@ -87,14 +88,13 @@ class ToxicityHit:
 
 
 def _terms_pattern(terms: Iterable[str]) -> LazyPattern:
-    ordered = sorted({t.lower() for t in terms}, key=len, reverse=True)
-    body = "|".join(re.escape(t).replace(r"\ ", r"[\s_-]+") for t in ordered)
+    # A trie of the words (see trie_pattern): one branch per character, not one per word.
+    body = trie_pattern({t.lower() for t in terms}, space="[ _-]")
     return LazyPattern(rf"(?<![a-z0-9])(?:{body})(?![a-z0-9])")
 
 
-_GROUP_TERMS = sorted({t for group in GROUPS.values() for t in group}, key=len, reverse=True)
-_GROUP = "(?:" + "|".join(re.escape(t).replace(r"\ ", r"[\s-]+") for t in _GROUP_TERMS) + ")"
-_INSULT = "(?:" + "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in _lexicon.INSULTS) + ")"
+_GROUP = "(?:" + trie_pattern({t for group in GROUPS.values() for t in group}) + ")"
+_INSULT = "(?:" + trie_pattern(set(_lexicon.INSULTS), space=" ") + ")"
 
 _THREATS = [
     LazyPattern(
@@ -102,46 +102,40 @@ _THREATS = [
         r"'m\s+gonna|\s+gonna|\s+want\s+to|\s+wanna|\s+should)\s+(?:\w+\s+)?(?:kill|murder|hurt|"
         r"stab|shoot|strangle|choke|rape|burn|find\s+and\s+hurt)\s+"
         r"(?:you|u|ya|your\s+family|him|her|them)\b|\bbeat\s+(?:you|u|him|her|them)\s+"
-        r"(?:up|to\s+death|senseless|black\s+and\s+blue)\b",
-        re.I,
+        r"(?:up|to\s+death|senseless|black\s+and\s+blue)\b"
     ),
     LazyPattern(
         r"\b(?:kill|hang|shoot)\s+your\s*self\b|\bkys\b|\bgo\s+(?:and\s+)?die\b|"
         r"\b(?:i\s+)?hope\s+(?:you|u)\s+(?:die|get\s+killed|get\s+hurt|rot|burn)\b|"
-        r"\byou\s+(?:should|deserve\s+to|ought\s+to|need\s+to)\s+(?:die|be\s+killed|suffer|rot)\b",
-        re.I,
+        r"\byou\s+(?:should|deserve\s+to|ought\s+to|need\s+to)\s+(?:die|be\s+killed|suffer|rot)\b"
     ),
 ]
 _DEHUMANISING = [
     LazyPattern(
         rf"\b{_GROUP}\s+(?:should|must|need\s+to|ought\s+to|deserve\s+to)\s+(?:all\s+)?(?:die|be\s+"
         r"(?:killed|exterminated|eliminated|wiped\s+out|gassed|shot|hanged|hung|sterili[sz]ed|"
-        r"eradicated|purged))\b",
-        re.I,
+        r"eradicated|purged))\b"
     ),
     LazyPattern(
         r"\b(?:kill|exterminate|gas|eliminate|wipe\s+out|eradicate|purge)\s+(?:all\s+)?(?:the\s+)?"
-        rf"{_GROUP}\b",
-        re.I,
+        rf"{_GROUP}\b"
     ),
     LazyPattern(
         rf"\b{_GROUP}\s+are\s+(?:all\s+|just\s+|nothing\s+but\s+)?(?:\w+\s+)?(?:vermin|animals|"
         r"subhuman|sub-human|parasites|cockroaches|rats|a\s+disease|a\s+plague|a\s+cancer|filth|"
-        r"scum|savages|apes|monkeys|dogs|not\s+human)\b",
-        re.I,
+        r"scum|savages|apes|monkeys|dogs|not\s+human)\b"
     ),
-    LazyPattern(r"\bgo\s+back\s+to\s+(?:your|their)\s+(?:own\s+)?(?:country|countries)\b", re.I),
+    LazyPattern(r"\bgo\s+back\s+to\s+(?:your|their)\s+(?:own\s+)?(?:country|countries)\b"),
 ]
 _INSULTS = [
     LazyPattern(
         r"\byou(?:'re|’re|\s+are|\s+r|\s+were|\s+look\s+like|\s+sound\s+like)?\s+"
         r"(?:such\s+|so\s+|a\s+|an\s+|the\s+|total\s+|complete\s+|absolute\s+|utter\s+|"
         r"fucking\s+|little\s+|stupid\s+|dumb\s+|pathetic\s+|worthless\s+|big\s+)*"
-        rf"{_INSULT}\b",
-        re.I,
+        rf"{_INSULT}\b"
     ),
-    LazyPattern(rf"\b{_INSULT}s?\s+like\s+you\b", re.I),
-    LazyPattern(r"\bshut\s+(?:the\s+fuck\s+)?up\b", re.I),
+    LazyPattern(rf"\b{_INSULT}s?\s+like\s+you\b"),
+    LazyPattern(r"\bshut\s+(?:the\s+fuck\s+)?up\b"),
 ]
 
 _SLUR_PATTERN = _terms_pattern(_lexicon.SLURS)
@@ -154,8 +148,11 @@ class LexiconBackend:
 
     name = "lexicon"
 
-    def hits(self, text: str) -> list[ToxicityHit]:
-        lowered = text.lower()
+    def hits(self, text: str | Normalised) -> list[ToxicityHit]:
+        """What the lexicon finds in ``text`` (normalised first: disguised words are found,
+        and the evidence quotes the original text)."""
+        seen = text if isinstance(text, Normalised) else normalise(text)
+        plain = seen.text
         out: list[ToxicityHit] = []
 
         def add(
@@ -163,15 +160,16 @@ class LexiconBackend:
         ) -> None:
             if found:
                 first = found[0]
-                context = text[max(0, first.start() - 40) : first.end() + 40]
+                start, end = seen.original_span(first.start(), first.end())
+                context = seen.original[max(0, start - 40) : end + 40]
                 out.append(ToxicityHit(category, severity, score, excerpt(context), len(found)))
 
-        add("slur", "high", 0.95, list(_SLUR_PATTERN.finditer(lowered)))
-        add("threat", "high", 0.95, [m for p in _THREATS for m in p.finditer(text)])
-        add("dehumanising", "high", 0.95, [m for p in _DEHUMANISING for m in p.finditer(text)])
-        add("insult", "warning", 0.7, [m for p in _INSULTS for m in p.finditer(text)])
-        add("profanity", "warning", 0.6, list(_PROFANITY_PATTERN.finditer(lowered)))
-        add("sexual", "warning", 0.6, list(_SEXUAL_PATTERN.finditer(lowered)))
+        add("slur", "high", 0.95, list(_SLUR_PATTERN.finditer(plain)))
+        add("threat", "high", 0.95, [m for p in _THREATS for m in p.finditer(plain)])
+        add("dehumanising", "high", 0.95, [m for p in _DEHUMANISING for m in p.finditer(plain)])
+        add("insult", "warning", 0.7, [m for p in _INSULTS for m in p.finditer(plain)])
+        add("profanity", "warning", 0.6, list(_PROFANITY_PATTERN.finditer(plain)))
+        add("sexual", "warning", 0.6, list(_SEXUAL_PATTERN.finditer(plain)))
         return out
 
 
@@ -302,19 +300,26 @@ class ToxicityDetector(BuiltinDetector):
         self.threshold = threshold
         self._from_options: dict[frozenset[str], ToxicityClassifier | None] = {}
 
-    def hits(self, text: str, classifier: ToxicityClassifier | None = None) -> list[ToxicityHit]:
-        found = self.lexicon.hits(text)
+    def hits(
+        self, text: str | Normalised, classifier: ToxicityClassifier | None = None
+    ) -> list[ToxicityHit]:
+        seen = text if isinstance(text, Normalised) else normalise(text)
+        found = self.lexicon.hits(seen)
         classifier = classifier or self.classifier
-        if classifier is not None and text.strip():
+        if classifier is not None and seen.original.strip():
             try:
-                score = classifier.scores([text])[0]
+                score = classifier.scores([seen.original])[0]
             except Exception:
                 _log.warning("toxicity classifier %r failed", classifier.name, exc_info=True)
             else:
                 if score >= self.threshold:
                     found.append(
                         ToxicityHit(
-                            "toxic", "warning", score, excerpt(text), source=classifier.name
+                            "toxic",
+                            "warning",
+                            score,
+                            excerpt(seen.original),
+                            source=classifier.name,
                         )
                     )
         return found
@@ -330,7 +335,7 @@ class ToxicityDetector(BuiltinDetector):
         return guarded(self.name, lambda: self._findings(response, classifier))
 
     def _findings(self, response: str, classifier: ToxicityClassifier | None) -> list[Finding]:
-        text, truncated = bounded(response)
+        seen = normalise(response)
         return [
             Finding(
                 detector=self.name,
@@ -343,10 +348,10 @@ class ToxicityDetector(BuiltinDetector):
                     "category": hit.category,
                     "count": hit.count,
                     "backend": hit.source,
-                    "truncated": truncated,
+                    "truncated": seen.truncated,
                 },
             )
-            for hit in self.hits(text, classifier)
+            for hit in self.hits(seen, classifier)
         ]
 
     def _check(self, options: frozenset[str], call: CheckCall) -> list[Finding]:
