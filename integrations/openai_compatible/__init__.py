@@ -9,6 +9,9 @@ Calls are async HTTP requests: cancelling a call closes its connection at once. 
 (HTTP 429), a server error (500, 502, 503, 504), a reset connection or a failed connect is retried
 with exponential backoff and jitter, honouring the server's ``Retry-After``.
 
+:class:`OpenAICompatiblePool` is the same model over a fleet of servers: each call goes to the
+least busy one, and a server that fails rests while the call is tried again on another.
+
 Example::
 
     from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
@@ -30,5 +33,9 @@ from persona_plugins.integrations.openai_compatible._model import (
     RETRY_STATUSES,
     OpenAICompatibleChatModel,
 )
+from persona_plugins.integrations.openai_compatible._pool import (
+    OpenAICompatiblePool,
+    split_base_urls,
+)
 
-__all__ = ["RETRY_STATUSES", "OpenAICompatibleChatModel"]
+__all__ = ["RETRY_STATUSES", "OpenAICompatibleChatModel", "OpenAICompatiblePool", "split_base_urls"]

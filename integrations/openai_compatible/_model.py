@@ -246,13 +246,22 @@ class OpenAICompatibleChatModel:
                 f"({type(exc).__name__}: {exc}); use text, numbers, booleans, lists and tables"
             ) from None
 
-    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
-        messages = list(messages)
-        content = self._request(messages, settings)
-        url = f"{self.base_url}/chat/completions"
+    @property
+    def url(self) -> str:
+        """The endpoint every call posts to: ``{base_url}/chat/completions``."""
+        return f"{self.base_url}/chat/completions"
+
+    def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        messages = list(messages)
+        content = self._request(messages, settings)
+        url = self.url
+        headers = self._headers()
         attempts = self.max_retries + 1
         problems: list[str] = []
         for attempt in range(1, attempts + 1):

@@ -48,6 +48,13 @@ INPUT_ERRORS = (
 #: The model every command runs unless told otherwise.
 EMBEDDED_MODEL = "embedded SmolLM2-135M-Instruct"
 
+#: Comma-separated base URLs of OpenAI-compatible servers, used when no ``--base-url`` is given.
+BASE_URLS_ENV = "PERSONA_PLUGINS_BASE_URLS"
+
+#: Questions in flight at once in an evaluation harness over servers (``--base-url``), unless
+#: ``--concurrency`` says otherwise; a local model (embedded or GGUF) runs one at a time.
+SERVER_CONCURRENCY = 8
+
 DATA_DIR_HELP = (
     "a folder holding the data sets, then the only place looked in (default: the download cache, "
     "then ../shared/data; see `persona-plugins data list`)"
@@ -109,8 +116,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model-path", help="a GGUF file to run with llama.cpp instead")
     group.add_argument(
         "--base-url",
+        action="append",
+        metavar="URL",
         help="an OpenAI-compatible server (Ollama, vLLM, llama.cpp server), e.g. "
-        "http://127.0.0.1:8000/v1",
+        "http://127.0.0.1:8000/v1; give it several times (or comma-separated) for a fleet of "
+        f"replicas, each call going to the least busy one (default ${BASE_URLS_ENV})",
     )
     group.add_argument("--model", help="the model name to ask the server for (with --base-url)")
     group.add_argument("--api-key", help="bearer token for the server (default $OPENAI_API_KEY)")
@@ -123,8 +133,26 @@ def add_harness_options(parser: argparse.ArgumentParser, *, out: str) -> None:
     parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--out", default=out, help="output folder (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="N",
+        help="questions in flight at once (default: 1 on a local model, whose calls run one at "
+        f"a time anyway; {SERVER_CONCURRENCY} with --base-url); the figures do not depend on it",
+    )
     add_model_options(parser)
     add_trace_options(parser)
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return number
 
 
 def add_trace_options(parser: argparse.ArgumentParser) -> None:
@@ -143,20 +171,47 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
 # -- the model -----------------------------------------------------------------------------------
 
 
+def base_urls(args: argparse.Namespace) -> list[str]:
+    """The servers the options name: every ``--base-url`` (each may be comma-separated), else
+    ``$PERSONA_PLUGINS_BASE_URLS``; each once, in order. Empty: no server."""
+    given = getattr(args, "base_url", None)
+    if isinstance(given, str):
+        given = [given]
+    if not given:
+        given = [os.environ.get(BASE_URLS_ENV, "")]
+    urls: list[str] = []
+    for part in given:
+        for url in part.split(","):
+            url = url.strip().rstrip("/")
+            if url and url not in urls:
+                urls.append(url)
+    return urls
+
+
 def build_model(args: argparse.Namespace) -> ChatModel:
-    """The model the model options name: a server, a GGUF file, or the embedded model (loaded
-    now, so that a file llama.cpp cannot run fails here with a clear message)."""
+    """The model the model options name: a server (several: a pool over them), a GGUF file, or
+    the embedded model (loaded now, so that a file llama.cpp cannot run fails here with a clear
+    message)."""
     generation = {"max_tokens": args.max_tokens} if args.max_tokens else None
-    if args.base_url:
-        from persona_plugins.integrations.openai_compatible import OpenAICompatibleChatModel
+    urls = base_urls(args)
+    if urls:
+        from persona_plugins.integrations.openai_compatible import (
+            OpenAICompatibleChatModel,
+            OpenAICompatiblePool,
+        )
 
         try:
-            server: ChatModel = OpenAICompatibleChatModel(
-                args.base_url,
-                model=args.model or "default",
-                api_key=args.api_key,
-                generation=generation,
-            )
+            if len(urls) == 1:
+                server: ChatModel = OpenAICompatibleChatModel(
+                    urls[0],
+                    model=args.model or "default",
+                    api_key=args.api_key,
+                    generation=generation,
+                )
+            else:
+                server = OpenAICompatiblePool(
+                    urls, model=args.model or "default", api_key=args.api_key, generation=generation
+                )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return server
@@ -174,8 +229,9 @@ def model_label(args: argparse.Namespace, *, runtime: bool = False) -> str:
     """The model the command runs, as summaries, progress lines and result files name it:
     ``NAME at URL`` for a server, the GGUF path, or the embedded model (with ``runtime``, followed
     by what runs it)."""
-    if args.base_url:
-        return f"{args.model or 'default'} at {args.base_url}"
+    urls = base_urls(args)
+    if urls:
+        return f"{args.model or 'default'} at {', '.join(urls)}"
     if args.model_path:
         return str(args.model_path)
     return f"{EMBEDDED_MODEL} (llama.cpp)" if runtime else EMBEDDED_MODEL
@@ -314,14 +370,27 @@ def run_harness(args: argparse.Namespace, harness: Harness) -> dict[str, Any]:
     provider = tracer_provider(args)
     model = build_model(args)
     progress = Progress()
+    concurrency = getattr(args, "concurrency", None) or (
+        SERVER_CONCURRENCY if base_urls(args) else 1
+    )
     try:
         summary: dict[str, Any] = run_interruptible(
-            harness(model, out_dir=Path(args.out), model_label=model_label(args), progress=progress)
+            harness(
+                model,
+                out_dir=Path(args.out),
+                model_label=model_label(args),
+                progress=progress,
+                concurrency=concurrency,
+            )
         )
     except KeyboardInterrupt:
         raise KeyboardInterrupt(progress.interrupted_note()) from None
     finally:
         shutdown(provider)
+    summary["concurrency"] = concurrency
+    stats = getattr(model, "server_stats", None)
+    if callable(stats):  # a fleet: how the calls were spread
+        summary["servers"] = stats()
     return summary
 
 
@@ -333,6 +402,14 @@ def print_summary(
         print(printable_json({k: v for k, v in summary.items() if k != "markdown"}, indent=2))
     else:
         print(printable(summary["markdown"]))
+        servers = summary.get("servers")
+        if servers:
+            spread = ", ".join(
+                f"{s['base_url']} {s['calls']}"
+                + (f" ({s['failed']} failed)" if s["failed"] else "")
+                for s in servers
+            )
+            print(f"\ncalls per server: {printable(spread, one_line=True)}")
         print(f"\nwritten to {args.out}/{stem}.{{jsonl,json,md}}{note}")
     return 0
 
