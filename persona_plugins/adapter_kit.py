@@ -455,8 +455,8 @@ async def finish_reply(
         tools).
     :param usage, model_calls, finish_reason, tool_calls: what the framework call cost and did
         (the tool calls it asked for, or made in its own function-calling loop).
-    :return: the :class:`~persona_plugins.TurnResult`; usage and calls include the reviewers' and
-        the guard's.
+    :return: the :class:`~persona_plugins.TurnResult`, after the ``on_turn_complete`` observers
+        have seen it; usage and calls include the reviewers' and the guard's.
     :raises GuardrailViolation: when ``enforce`` blocks the reply.
     """
     turn = passed_through_turn(
@@ -469,7 +469,7 @@ async def finish_reply(
     )
     config = pipeline.config
     if structured or not final or not rewrites_replies(config) or not text.strip():
-        return turn
+        return await pipeline.observe(turn, messages)
     counted = _Counted(model)
     update: dict[str, Any] = {}
     errors = []
@@ -496,7 +496,7 @@ async def finish_reply(
         usage=turn.usage + counted.tally.usage,
         model_calls=turn.model_calls + counted.tally.calls,
     )
-    return turn.model_copy(update=update)
+    return await pipeline.observe(turn.model_copy(update=update), messages)
 
 
 class Turns:
@@ -505,13 +505,44 @@ class Turns:
 
     def __init__(self, pipeline: PersonaPipeline):
         self.pipeline = pipeline
-        self.last: TurnResult | None = None
+        self._last: TurnResult | None = None
+        self._pending: Callable[[], TurnResult] | None = None
         self.tally = Tally()
+
+    @property
+    def last(self) -> TurnResult | None:
+        """The latest turn (a passed-through one is built here, when first read)."""
+        if self._pending is not None:
+            self._last, self._pending = self._pending(), None
+        return self._last
+
+    @last.setter
+    def last(self, turn: TurnResult | None) -> None:
+        self._last, self._pending = turn, None
 
     def record(self, turn: TurnResult) -> TurnResult:
         self.last = turn
         self.tally.add(turn.usage, turn.model_calls)
         return turn
+
+    def passed_through(
+        self, prepared: PreparedPrompt, text: str, *, started: float, **facts: Any
+    ) -> bool:
+        """Record a reply the framework's client made with the persona injected, when nothing can
+        change it and no plugin waits for the turn (True); its :class:`TurnResult` is built only
+        if :attr:`last` is read. False: finish it with :meth:`finish` instead."""
+        if rewrites_replies(self.pipeline.config) or self.pipeline.observed:
+            return False
+        self.tally.add(facts.get("usage") or Usage(), facts.get("model_calls", 1))
+        elapsed = time.perf_counter() - started
+
+        def make() -> TurnResult:
+            turn = passed_through_turn(prepared, text, **facts)
+            turn.duration_s = elapsed
+            return turn
+
+        self._last, self._pending = None, make
+        return True
 
     async def run(self, messages: Sequence[Message], model: ChatModel) -> TurnResult:
         """A whole pipeline turn on ``model`` (the framework client's view for this call)."""

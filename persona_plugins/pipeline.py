@@ -18,7 +18,7 @@ import pluggy
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from persona_plugins import semconv
+from persona_plugins import candidates, collaboration, semconv
 from persona_plugins.answers import collect_extractors, extract_answers
 from persona_plugins.candidates import produce_candidates
 from persona_plugins.config import PipelineConfig
@@ -136,8 +136,10 @@ class PersonaPipeline:
     def can_stream(self) -> bool:
         """True when a turn's answer is the model's own output, unchanged after generation.
 
-        Then an adapter may stream the model's tokens straight through after :meth:`prepare`;
-        otherwise (ensemble, refinement, guardrails) the text is known only when the turn ends.
+        Then an adapter passes the call to the framework's own client after :meth:`prepare`
+        (streaming its tokens straight through, or not) and finishes the turn with
+        :func:`~persona_plugins.adapter_kit.finish_reply`; otherwise (ensemble, refinement,
+        guardrails, a plugin of its own producing candidates) the whole turn runs here.
         """
         c = self.config
         return (
@@ -145,7 +147,28 @@ class PersonaPipeline:
             and c.refine == "off"
             and c.guard == "off"
             and c.persona_mode in ("static", "none")
+            and all(
+                impl.function in _BUILTIN_CANDIDATES or impl.wrapper or impl.hookwrapper
+                for impl in self.pm.hook.generate_candidates.get_hookimpls()
+            )
         )
+
+    @property
+    def observed(self) -> bool:
+        """True when a plugin watches finished turns (an ``on_turn_complete`` implementation):
+        an adapter must then hand it every turn it finishes itself (see :meth:`observe`)."""
+        return self.hooks.implementations("on_turn_complete") != ()
+
+    async def observe(self, result: TurnResult, messages: Sequence[Message] = ()) -> TurnResult:
+        """Stage 7 for a turn an adapter finished itself (a call its framework's client answered
+        with the persona injected): every ``on_turn_complete`` implementation sees ``result``, as
+        for :meth:`run`; an observer's failure is recorded in ``result.errors``."""
+        if not self.observed:
+            return result
+        turn = self._context(list(messages), None)
+        turn.errors = list(result.errors)
+        await observe_turn(turn, result)
+        return result
 
     def _context(
         self,
@@ -400,6 +423,11 @@ class PersonaPipeline:
         return await resolve_stage(
             turn, text, list(findings), candidates, persona, self.detectors, failed=[]
         )
+
+
+#: The built-in ``generate_candidates`` implementations: the persona/neutral answers, and the SPP
+#: candidate (which produces nothing outside ``persona_mode="multi"``).
+_BUILTIN_CANDIDATES = frozenset({candidates.generate_candidates, collaboration.generate_candidates})
 
 
 def _check_names(field: str, names: Sequence[str], known: Mapping[str, Any], *extra: str) -> None:

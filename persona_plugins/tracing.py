@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -405,6 +405,27 @@ class _SpanScope:
             _log.debug("could not end span %s", self._name, exc_info=True)
 
 
+_NOT_THERE = object()
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
+def _global_tracer_provider() -> TracerProvider:
+    """``trace.get_tracer_provider()`` without its environment lookup on every call (this is
+    asked on every turn while no SDK provider is set): the module's global, read directly when
+    OpenTelemetry keeps it where this version does and no provider is named in the environment."""
+    provider = getattr(trace, "_TRACER_PROVIDER", _NOT_THERE)
+    if provider is _NOT_THERE or (provider is None and _PROVIDER_FROM_ENV):
+        return trace.get_tracer_provider()
+    return cast(TracerProvider, provider) if provider is not None else _UNSET_PROVIDER
+
+
+class _Unset(trace.ProxyTracerProvider):
+    """Stands for "no global provider yet" (never used to make spans)."""
+
+
+_UNSET_PROVIDER = _Unset()
+
+
 class Telemetry:
     """Creates the pipeline's spans on the given tracer provider (the global one by default)."""
 
@@ -430,7 +451,7 @@ class Telemetry:
             return True
         provider = self._provider
         if provider is None or isinstance(provider, trace.ProxyTracerProvider):
-            provider = trace.get_tracer_provider()
+            provider = _global_tracer_provider()
         may = not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
         # OpenTelemetry sets the global provider once for good: a real one, once seen, stays.
         self._settled = may

@@ -24,7 +24,6 @@ from persona_plugins.adapter_kit import (
     TeamGuard,
     Turns,
     chosen_candidate,
-    passed_through_turn,
     rewrites_replies,
 )
 from persona_plugins.adapters.agent_framework._client import (
@@ -92,12 +91,9 @@ class PersonaMiddleware(ChatMiddleware):
             **overrides,
         )
         self._turns = Turns(self.pipeline)
-        self._latest: Callable[[], TurnResult] | None = None  # a persona-only turn, built lazily
 
     @property
     def last_result(self) -> TurnResult | None:
-        if self._latest is not None:
-            self._turns.last, self._latest = self._latest(), None
         return self._turns.last
 
     @property
@@ -117,7 +113,6 @@ class PersonaMiddleware(ChatMiddleware):
         structured = options.get("response_format") is not None
         direct = bool(options.get("tools")) or structured or not translation.text_only
         if not direct and not self.pipeline.can_stream:
-            self._latest = None
             turn = await self._turns.run(translation.messages, view)
             chosen = chosen_candidate(turn)
             reason = chosen.finish_reason if chosen else None
@@ -141,14 +136,8 @@ class PersonaMiddleware(ChatMiddleware):
                     {"id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls
                 ],
             )
-            if not rewrites_replies(self.pipeline.config):  # nothing can change the reply
-                self._turns.tally.add(facts["usage"])
-                elapsed = time.perf_counter() - started
-                self._latest = lambda: passed_through_turn(
-                    prepared, response.text, **facts
-                ).model_copy(update={"duration_s": elapsed})  # made when it is read
-                return response
-            self._latest = None
+            if self._turns.passed_through(prepared, response.text, started=started, **facts):
+                return response  # nothing can change it: the turn's result is made if it is read
             turn = await self._turns.finish(
                 translation.messages,
                 prepared,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -123,9 +125,15 @@ class PersonaChatCompletionClient(
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
+        started = time.perf_counter()
         translation, view = self._translate(messages, cancellation_token, extra_create_args)
-        if _text_turn(translation, tools, json_output):
+        # Persona injection alone goes straight to the inner client, as a tool call does, unless
+        # the turn is traced (a traced turn keeps its turn span).
+        whole = not self.pipeline.can_stream or self.pipeline.telemetry.recording()
+        if _text_turn(translation, tools, json_output) and whole:
             return _create_result(await self._turns.run(translation.messages, view))
+        if cancellation_token is not None and cancellation_token.is_cancelled():
+            raise asyncio.CancelledError("the call's cancellation token was cancelled")
         prepared, sent, args = await self._prepare_direct(
             translation, view, tools, tool_choice, json_output, extra_create_args
         )
@@ -133,7 +141,7 @@ class PersonaChatCompletionClient(
             call = self.inner.create(sent, cancellation_token=cancellation_token, **args)
             result = await with_timeout(call, self.pipeline.config.timeout_s)
             record_call(span, usage_from(result.usage), result.finish_reason)
-        return await self._finish(translation, view, prepared, result, json_output)
+        return await self._finish(translation, view, prepared, result, json_output, started)
 
     def create_stream(
         self,
@@ -150,6 +158,7 @@ class PersonaChatCompletionClient(
         keyword arguments go to the inner client's ``create_stream``."""
 
         async def stream() -> AsyncGenerator[str | CreateResult, None]:
+            started = time.perf_counter()
             translation, view = self._translate(messages, cancellation_token, extra_create_args)
             if _text_turn(translation, tools, json_output) and not self.pipeline.can_stream:
                 result = _create_result(await self._turns.run(translation.messages, view))
@@ -169,7 +178,9 @@ class PersonaChatCompletionClient(
                 async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
                     if isinstance(chunk, CreateResult):
                         record_call(span, usage_from(chunk.usage), chunk.finish_reason)
-                        final = await self._finish(translation, view, prepared, chunk, json_output)
+                        final = await self._finish(
+                            translation, view, prepared, chunk, json_output, started
+                        )
                         same = final.content == chunk.content
                         for piece in held if same else text_chunks(str(final.content)):
                             yield piece
@@ -207,20 +218,26 @@ class PersonaChatCompletionClient(
         prepared: PreparedPrompt,
         result: CreateResult,
         json_output: Any,
+        started: float,
     ) -> CreateResult:
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
         content = result.content
         text = content if isinstance(content, str) else ""
+        facts: dict[str, Any] = dict(
+            usage=usage_from(result.usage),
+            finish_reason=result.finish_reason,
+            tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
+        )
+        if self._turns.passed_through(prepared, text, started=started, **facts):
+            return result  # nothing can change it: the turn's result is made if it is read
         turn = await self._turns.finish(
             translation.messages,
             prepared,
             text,
             model=view,
-            usage=usage_from(result.usage),
-            finish_reason=result.finish_reason,
-            tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
             structured=bool(json_output),
             final=isinstance(content, str),
+            **facts,
         )
         if turn.text != text:
             return _create_result(turn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -144,6 +145,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         **kwargs: Any,
     ) -> list[ChatMessageContent]:
+        started = time.perf_counter()
         translation = to_core_messages(chat_history.messages)
         if not self._direct(translation, settings, kwargs):
             view = self._view(translation, settings)
@@ -167,8 +169,8 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             m for m in [*injected.messages[sent:], *results[:1]] if m.role == AuthorRole.ASSISTANT
         ]
         reply = results[0] if results else None
-        turn = await self._finish(prepared, chat_history, settings, made, reply)
-        if reply is not None and turn.text != reply.content:
+        turn = await self._finish(prepared, chat_history, settings, made, reply, started=started)
+        if turn is not None and reply is not None and turn.text != reply.content:
             return [_turn_message(turn, self.ai_model_id), *results[1:]]
         return results
 
@@ -178,6 +180,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         **kwargs: Any,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
+        started = time.perf_counter()
         translation = to_core_messages(chat_history.messages)
         if not self._direct(translation, settings, kwargs):
             turn = await self._turns.run(translation.messages, self._view(translation, settings))
@@ -219,9 +222,16 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         reply = _merged(attempt)
         made = [m for m in injected.messages[sent:] if m.role == AuthorRole.ASSISTANT]
         turn = await self._finish(
-            prepared, chat_history, settings, made, reply, usage=sum(usages, Usage()), calls=calls
+            prepared,
+            chat_history,
+            settings,
+            made,
+            reply,
+            usage=sum(usages, Usage()),
+            calls=calls,
+            started=started,
         )
-        rewritten = reply is not None and turn.text != reply.content
+        rewritten = turn is not None and reply is not None and turn.text != reply.content
         for batch in _turn_stream(turn, self.ai_model_id) if rewritten else held:
             yield batch
 
@@ -273,8 +283,10 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         *,
         usage: Usage | None = None,
         calls: int | None = None,
-    ) -> TurnResult:
-        """A function call comes back untouched; a text reply is refined and guarded."""
+        started: float,
+    ) -> TurnResult | None:
+        """A function call comes back untouched; a text reply is refined and guarded. None: the
+        reply passed through unchanged (its result is made if ``last_result`` is read)."""
         if usage is None:
             usage = sum((usage_of(m) for m in made), Usage())
         noted = {
@@ -285,17 +297,23 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             if isinstance(item, FunctionCallContent)
         }
         calls = max(1, calls if calls is not None else len(made))
+        text = reply.content if reply is not None else ""
+        facts: dict[str, Any] = dict(
+            usage=usage,
+            model_calls=calls,
+            finish_reason=reply.finish_reason.value if reply and reply.finish_reason else None,
+            tool_calls=list(noted.values()),
+        )
+        if self._turns.passed_through(prepared, text, started=started, **facts):
+            return None
         # The conversation as it now stands (tool results included), read only when needed.
         after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
         return await self._turns.finish(
             after.messages,
             prepared,
-            reply.content if reply is not None else "",
+            text,
             model=self._view(after, settings),
-            usage=usage,
-            model_calls=calls,
-            finish_reason=reply.finish_reason.value if reply and reply.finish_reason else None,
-            tool_calls=list(noted.values()),
+            **facts,
             # Not the model's text (a function call handed back to the caller, or results of
             # functions that ended the loop): it passes through untouched.
             final=reply is not None

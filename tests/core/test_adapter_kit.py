@@ -291,6 +291,56 @@ async def test_turns_keep_the_latest_turn_and_tally_every_one():
     assert turns.tally.usage == ran.usage + finished.usage
 
 
+async def test_a_reply_nothing_can_change_is_recorded_and_its_result_made_when_read():
+    pipeline = PersonaPipeline(ScriptedModel(), persona="woman")
+    turns = Turns(pipeline)
+    prepared = await prepared_for(pipeline)
+
+    kept = turns.passed_through(prepared, FIXED, started=0.0, usage=Usage(input_tokens=3))
+    assert kept is True
+    assert (turns.tally.calls, turns.tally.usage) == (1, Usage(input_tokens=3))
+    last = turns.last
+    assert last is not None and last.text == FIXED and last.persona.name == "woman"
+    assert last.duration_s > 0 and turns.last is last  # made once, on the first read
+
+
+class Observer:
+    def __init__(self):
+        self.seen: list[TurnResult] = []
+
+    @hookimpl
+    def on_turn_complete(self, result, config):
+        self.seen.append(result)
+
+
+async def test_observers_see_every_turn_an_adapter_finishes_itself(plugin_manager):
+    observer = Observer()
+    plugin_manager.register(observer)
+    pipeline = PersonaPipeline(ScriptedModel(), persona="woman", plugin_manager=plugin_manager)
+    turns = Turns(pipeline)
+    prepared = await prepared_for(pipeline)
+
+    # with an observer, a reply is not merely recorded: it is finished, and the observer sees it
+    assert turns.passed_through(prepared, FIXED, started=0.0) is False
+    finished = await turns.finish(QUESTION, prepared, FIXED, model=ScriptedModel())
+    assert observer.seen == [finished]
+    # a tool call handed back to the framework is a finished turn too
+    await turns.finish(QUESTION, prepared, "", model=ScriptedModel(), final=False)
+    assert len(observer.seen) == 2
+
+
+async def test_a_plugin_of_ones_own_that_adds_candidates_gets_whole_turns(plugin_manager):
+    class Extra:
+        @hookimpl
+        def generate_candidates(self, messages, prompt, persona, config, model, settings):
+            return None
+
+    pipeline = PersonaPipeline(ScriptedModel(), persona="woman", plugin_manager=plugin_manager)
+    assert pipeline.can_stream
+    plugin_manager.register(Extra())
+    assert not pipeline.can_stream  # the adapter must run the turn, or the plugin is skipped
+
+
 async def test_turns_raise_the_frameworks_own_exception():
     original = ConnectionError("the server is down")
 
