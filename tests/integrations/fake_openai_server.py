@@ -50,6 +50,8 @@ class FakeOpenAIServer:
     :param latency: seconds before each answer, or a callable drawing them (called once per
         request, on the server's loop).
     :param reply: the reply text for a request's messages (default :func:`reply_for`).
+    :param slots: requests it works on at once (None: any number), as a model server's batch
+        size bounds it; the others wait their turn.
     """
 
     def __init__(
@@ -57,8 +59,11 @@ class FakeOpenAIServer:
         latency: float | Callable[[], float] = 0.0,
         *,
         reply: Callable[[list[dict[str, Any]]], str] = reply_for,
+        slots: int | None = None,
     ):
         self.latency = latency
+        self.slots = slots
+        self._slots: asyncio.Semaphore | None = None
         self.reply = reply
         self.requests = 0
         self.answered = 0
@@ -87,6 +92,8 @@ class FakeOpenAIServer:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
+        if self.slots is not None:
+            self._slots = asyncio.Semaphore(self.slots)
         server = self._loop.run_until_complete(
             asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=512)
         )
@@ -102,6 +109,11 @@ class FakeOpenAIServer:
     def _delay(self) -> float:
         return self.latency() if callable(self.latency) else self.latency
 
+    async def _work(self) -> None:
+        delay = self._delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         try:
             while True:
@@ -114,9 +126,11 @@ class FakeOpenAIServer:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
-                    delay = self._delay()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+                    if self._slots is not None:
+                        async with self._slots:
+                            await self._work()
+                    else:
+                        await self._work()
                 finally:
                     self.in_flight -= 1
                 if self.fail_status is not None:
