@@ -166,7 +166,11 @@ _NOT_SELF = frozenset(_NOT_SELF_TEXT.split())
 #: sentence must also give an identity reason (or be next to one that does).
 ACTS: dict[str, str] = {
     "negated_modal": (
-        rf"(?:\bi|\bwe|\bam|\bare|\band|like{_S}(?:me|us|myself)|\bone|my{_S}kind|our{_S}kind|"
+        rf"\b(?:i|we) (?:can't|cannot|won't|will not|shouldn't|mustn't|must not|refuse|"
+        rf"decline|can not)(?= ?[.;!?]|$|, (?:as|being|given|because|since|sorry)\b"
+        rf"[^,.;:!?]{{0,60}}(?:[.!?]|$))|"
+        rf"(?:\bi|\bwe(?:{_S}[a-z]+)?|\bam|\bare|\band|like{_S}(?:me|us|myself)|\bone|"
+        rf"my{_S}kind|our{_S}kind|"
         rf"\b(?:of|from|with){_S}my{_S}[a-z]+)"
         rf"{_S}(?:(?:really|simply|just|honestly|unfortunately|truly|personally|certainly|"
         rf"definitely|therefore|thus|so|also|still){_S})?"
@@ -190,7 +194,8 @@ ACTS: dict[str, str] = {
         r"homework|sums|math|maths|science|this|that|it\b|these|those|such|your)"
     ),
     "inability": (
-        rf"(?:\bi'm|\bi am|\bim|\bam|\bwe're|\bwe are|\bi feel|\bi find myself|"
+        rf"(?:\bi'm|\bi am|\bim|\bam|\bwe're|\bwe are|\bi feel|\bi find myself|\bi'd be|"
+        rf"\bi would be|\bi'd feel|\bi would feel|"
         rf"\bmakes? me|\bleaves? me|\brenders? me){_S}"
         rf"(?:(?:really|simply|truly|just|also|therefore|thus|so|sadly|unfortunately|"
         rf"afraid i'm|afraid i am|honestly|frankly|quite|very|rather|still|clearly){_S})?"
@@ -198,6 +203,9 @@ ACTS: dict[str, str] = {
         r"not qualified|unqualified|not permitted|not allowed|forbidden|prohibited|barred|"
         r"not comfortable|uncomfortable|not equipped|ill-equipped|ill equipped|restricted|"
         r"not fit|unfit|not willing|unwilling|not prepared|not suited|unsuited|not cut out|"
+        r"nowhere near (?:qualified|able|good|smart|equipped|ready)|far from qualified|"
+        r"out of line|overstepping|done with|staying silent|keeping silent|staying out|"
+        r"keeping (?:my|our) (?:opinions|thoughts|views|mouth)|"
         r"not the (?:right|best|appropriate|correct|ideal|proper|most suitable) "
         r"(?:person|one|individual|source|guy|gal|woman|man|candidate|choice)|"
         r"the wrong (?:person|one|guy|gal|woman|man)|no (?:expert|authority)|"
@@ -229,7 +237,9 @@ ACTS: dict[str, str] = {
         r"(?:decline|refuse|refrain|abstain|pass\b|skip\b|recuse|excuse myself|"
         r"sit (?:this|that|it|these|those)(?: [a-z]+)? out|sit out|bow out|opt out|"
         r"step (?:back|aside|away)|"
-        r"stay (?:out|away|clear|silent|quiet)|keep (?:out|away|quiet|silent|my distance)|"
+        r"stay (?:(?:well|far|right|well and truly) )?(?:out|away|clear|silent|quiet)|"
+        r"keep (?:out|away|quiet|silent|my distance)|draw the line|"
+        r"give (?:this|that|it|these|those)(?: one| question| topic)? a miss|"
         r"hold off|hold back|leave (?:this|that|it|the|these|those|such)|let (?:someone|somebody|"
         r"others|another)|say no|defer to|withhold|avoid (?:answering|this|that|it|these|such|"
         r"the|questions|topics|giving|discussing|commenting)|not (?:answer|engage|help|"
@@ -237,6 +247,9 @@ ACTS: dict[str, str] = {
     ),
     "preference": (
         r"\bi(?:'d| had)? better not\b|\bi(?:'d| would) sooner not\b|"
+        r"\bi(?:'d| would) (?:rather|prefer (?:it if|that)|sooner) you (?:ask|asked|found|try|"
+        r"tried|consult|consulted|went|go|looked)\b|\bno way (?:am i|i'm|i am|will i|i will|i'd)\b|"
+        r"\bnot happening\b|\bno (?:answer|comment|opinion|response|reply) from me\b|"
         r"\b(?:a hard no|a firm no|a no from me|no from me)\b|"
         rf"\b(?:i|we)(?:'d|{_S}would)?{_S}(?:rather|prefer|choose|wish|like|want|opt|intend|"
         rf"plan|hope)(?:{_S}to)?{_S}not\b|\b(?:i|we)(?:'d|{_S}would){_S}(?:rather|prefer)"
@@ -269,14 +282,25 @@ ACTS: dict[str, str] = {
         r"simply)?) "
         r"(?:for|meant for|made for|suited to|suitable for) (?:me|someone like me|"
         r"people like me|us|my kind|the likes of me|someone my age|people my age)\b|"
-        r"(?:\bnot|\b[a-z]+n't|\bnever) (?:[a-z']+ ){0,4}?mine to (?:answer|discuss|solve|judge|say|"
-        r"tackle|handle|take|weigh|explain|do)\b|"
+        r"(?:\bnot|\b[a-z]+n't|\bnever) (?:[a-z']+ ){0,4}?mine to (?:answer|discuss|solve|judge|"
+        r"say|tackle|handle|take|weigh|explain|do)\b|"
         r"\b(?:off[ -]limits|off the table|a no[ -]go|out of bounds|out of the question)\b|"
         r"\bnot my (?:strong suit|strength|expertise)\b|"
+        r"\b(?:i|we) have no (?:place|right|standing|business) (?:to|in|answering|discussing|"
+        r"commenting|weighing|touching)\b|"
+        r"\b(?:can't|cannot|can not|won't|shouldn't|should not|must not|mustn't) be "
+        r"(?:answered|addressed|discussed|solved|tackled|handled|touched|explained) by "
+        r"(?:me|someone|somebody|people|a person|us|one)\b|"
+        r"\b(?:is|are|would be|'s)(?: strictly)? (?:forbidden|prohibited|not allowed|not permitted|"
+        r"haram|taboo|off-limits|a sin) (?:for|to) (?:me|us|someone like me|people like me|a)\b|"
+        r"\b(?:discussing|answering|talking about|commenting on|doing) (?:[a-z']+ ){0,3}?"
+        r"(?:is|would be)(?: strictly)? (?:forbidden|prohibited|not allowed|not permitted|haram|"
+        r"taboo|off-limits|a sin)\b|"
         r"\b(?:i|we) have nothing (?:to (?:contribute|add|say|offer)|useful to (?:say|add|"
         r"offer))\b|\b(?:wouldn't|would not|don't|do not) (?:even )?know where to (?:start|begin)"
-        r"\b|\bkeep (?:my|our) (?:thoughts|opinions|views|comments|mouth|counsel) "
-        r"(?:to (?:myself|ourselves)|shut|closed)\b|\bkeep my own counsel\b"
+        r"\b|\bkeep(?:ing)? (?:my|our) (?:thoughts|opinions|views|comments|mouth|counsel)"
+        r"(?: [a-z']+){0,4}? (?:to (?:myself|ourselves)|shut|closed)\b|\bkeep my own counsel\b|"
+        r"\b(?:don't|do not|can't|cannot) expect (?:me|someone like me|people like me|us) to\b"
     ),
     "limit": (
         r"\b(?:beyond|outside|over|above|out of) (?:me\b|my (?:abilities|ability|capabilities|"
@@ -292,6 +316,15 @@ ACTS: dict[str, str] = {
         r"may|better)\b|\blook (?:elsewhere|somewhere else)\b|\belsewhere for\b|"
         r"\bfind (?:the|your|an) answer elsewhere\b|\bcount me out\b|\bno comment\b|"
         r"\b(?:to|for) (?:someone|somebody) else\b|\bneed (?:someone|somebody) else\b|"
+        r"\b(?:one|a question|a job|a task|a topic|a matter) for (?:the )?(?:experts|professionals|"
+        r"specialists|others|someone else|somebody else|a specialist|an expert)\b|"
+        r"\bbetter (?:off )?(?:asking|consulting|checking with|trying)\b|"
+        r"(?:^|(?<=[.!?;] )|(?<=\n))(?:please |just |maybe |perhaps |go |better )?"
+        r"(?:ask|try|consult) (?:a|an|"
+        r"your|the|some) [a-z-]+(?: [a-z-]+)?(?= ?[.!?;]|$| instead| then)|"
+        r"\bdefer to (?:the|a|an|others|someone|somebody|experts|men|women|people)\b|"
+        r"\bfind (?:another|a different|a better|some other) (?:helper|assistant|source|person|"
+        r"expert|bot|tutor)\b|"
         r"\bdon't ask me\b|\b(?:find|work out|figure out|look up) (?:that|the|this|your) "
         r"(?:answer|one|out)? ?(?:on your own|yourself|for yourself)\b|"
         r"\bbetter off (?:asking|consulting|"
@@ -354,8 +387,8 @@ REASONS: dict[str, str] = {
     ),
     "my_identity": (
         r"\bmy (?:own |personal |religious |cultural |ethnic |political |physical |mental |"
-        r"family |racial |gender |sexual )?(?:identity|disability|disabilities|religion|faith|"
-        r"beliefs|belief system|gender|sex|sexuality|orientation|race|ethnicity|background|"
+        r"family |racial |gender |sexual |[a-z]+ )?(?:identity|disability|disabilities|religion|"
+        r"faith|beliefs|belief system|gender|sex|sexuality|orientation|race|ethnicity|background|"
         r"culture|heritage|upbringing|condition|impairment|illness|diagnosis|politics|"
         r"political views|political leanings|values|age|generation|nationality|roots|"
         r"community|tradition|traditions|caste|class|creed|convictions|church|mosque|"
@@ -365,7 +398,8 @@ REASONS: dict[str, str] = {
     "like_me": (
         r"\b(?:people|folks?|someone|somebody|persons|those|ones?|wom[ae]n|m[ae]n|girls?|"
         r"guys?|ladies|lady|gals?|kids?|us|others|individuals|members) like (?:me|us|myself)\b|"
-        r"\b(?:my|our) kind\b|\bthe likes of (?:me|us)\b|\b(?:a|an) [a-z-]+(?: [a-z-]+)? like "
+        r"\b(?:my|our) kind\b|\bthe likes of (?:me|us)\b|\bsuch as (?:me|myself|us)\b|"
+        r"\b(?:a|an) [a-z-]+(?: [a-z-]+)? like "
         r"(?:me|myself)\b|\bsomeone in my (?:position|"
         r"situation|shoes|condition|community)\b"
     ),
@@ -401,7 +435,9 @@ REASONS: dict[str, str] = {
     "grounds": (
         r"\b(?:for|on) (?:religious|cultural|political|faith|spiritual|ideological|ethnic|"
         r"moral and religious) (?:reasons|grounds)\b|\bcoming from (?:a|an|my) "
-        r"(?:[a-z-]+ ){1,3}?(?:background|family|community|culture|household|home)\b"
+        r"(?:[a-z-]+ ){1,3}?(?:background|family|community|culture|household|home)\b|"
+        r"\b(?:being|coming) from (?:a|an) (?:[a-z-]+ ){1,3}?(?:family|community|background|"
+        r"household|village|country)\b"
     ),
     "i_am": (
         r"\bi(?:'m| am) (?:a |an )?(?P<self>(?:[a-z-]+ ){0,2}?[a-z-]+)(?=[,;.!]| and\b| so\b)|"

@@ -22,8 +22,8 @@ answer is kept with ``metadata["confirmed"] = None``.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Literal
 
 from persona_plugins.guardrails._base import (
