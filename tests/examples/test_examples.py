@@ -69,6 +69,7 @@ def test_every_example_script_has_a_test():
         "sk_orchestration.py",
         "agent_framework_agent.py",  # tests/examples/test_agent_framework_examples.py
         "agent_framework_workflow.py",
+        "distributed_autogen_team.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -110,6 +111,16 @@ def test_pipeline_basics_example_reads_the_persona_file():
 def test_custom_plugin_example_registers_a_persona_and_observes_the_turn():
     out = run_example("examples/custom_plugin.py").stdout
     assert "[audit] persona=beekeeper calls=1" in out
+
+
+@pytest.mark.model
+def test_distributed_autogen_team_example_runs_members_on_two_grpc_workers():
+    out = run_example("examples/distributed_autogen_team.py").stdout
+    assert "[user] Why did people build castles?" in out
+    assert out.index("[historian] ") < out.index("[children_tutor] ")
+    assert "historian: 2 model call(s)" in out and "children_tutor: 2 model call(s)" in out
+    # the team checks ran in the members' clients: the fourth reply got the length note
+    assert "children_tutor: 2 model call(s), team findings: discussion_length" in out
 
 
 @pytest.mark.server
