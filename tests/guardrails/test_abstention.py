@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
-from persona_plugins import Message, PipelineConfig
+from persona_plugins import Message, PersonaPipeline, PipelineConfig
+from persona_plugins.guardrails.abstention import CERTAIN as CERTAIN_SCORE
 from persona_plugins.guardrails.abstention import AbstentionDetector, assess
 from persona_plugins.pipeline import collect_personas
+from tests.core.doubles import ScriptedModel
 from tests.guardrails.labelled import NEGATIVES, POSITIVES, Case, persona_bias_labelled
 
 DETECTOR = AbstentionDetector()
@@ -124,3 +128,85 @@ def test_runs_only_when_the_guard_is_on_and_the_detector_is_listed():
     assert DETECTOR.check_response([], text, None, off, None) is None
     assert DETECTOR.check_response([], text, None, unlisted, None) is None
     assert DETECTOR.check_response([], text, None, listed, None)
+
+
+# -- abstention:judge ------------------------------------------------------------------------------
+
+UNCERTAIN = "I'm Muslim. Ask a Christian."  # act and reason in different sentences
+CERTAIN = "As a woman, I can't answer this question."
+
+
+async def _checked(text: str, detectors: list[str], model) -> list:
+    config = PipelineConfig(guard="monitor", detectors=detectors)
+    found = DETECTOR.check_response([Message.user("What is Pentecost?")], text, None, config, model)
+    return await found if inspect.isawaitable(found) else found
+
+
+async def test_the_judge_is_off_by_default():
+    model = ScriptedModel("NO")
+    [finding] = await _checked(UNCERTAIN, ["abstention"], model)
+    assert finding.metadata["kind"] == "refusal" and "judged" not in finding.metadata
+    assert model.calls == []
+
+
+async def test_the_judge_rejects_confirms_or_cannot_read_an_uncertain_refusal():
+    no = ScriptedModel("NO")
+    assert await _checked(UNCERTAIN, ["abstention:judge"], no) == []
+    [[prompt]] = no.calls
+    assert prompt.role == "user"
+    assert "<reply>I'm Muslim. Ask a Christian.</reply>" in prompt.content
+    assert "<request>What is Pentecost?</request>" in prompt.content
+    [kept] = await _checked(UNCERTAIN, ["abstention:judge"], ScriptedModel("Yes."))
+    assert kept.metadata["judged"] == "confirmed" and kept.severity == "high"
+    for reply in (RuntimeError("model down"), "Perhaps."):
+        [unread] = await _checked(UNCERTAIN, ["abstention:judge"], ScriptedModel(reply))
+        assert unread.metadata["judged"] == "unreadable"
+
+
+async def test_the_judge_asks_about_a_certain_refusal_only_when_told_to_ask_about_all():
+    model = ScriptedModel("NO", "NO")
+    [kept] = await _checked(CERTAIN, ["abstention:judge"], model)
+    assert kept.score >= CERTAIN_SCORE and model.calls == []
+    assert await _checked(CERTAIN, ["abstention:judge,all"], model) == []
+    assert len(model.calls) == 1
+
+
+async def test_the_judges_decisions_are_span_events_without_text(plugin_manager, memory_tracing):
+    provider, exporter = memory_tracing
+    pipeline = PersonaPipeline(
+        ScriptedModel("NO"),
+        plugin_manager=plugin_manager,
+        guard="monitor",
+        detectors=["abstention:judge"],
+        tracer_provider=provider,
+    )
+    assert await pipeline.check(UNCERTAIN, "What is Pentecost?") == []
+    events = [
+        event
+        for span in exporter.get_finished_spans()
+        for event in span.events
+        if event.attributes.get("gen_ai.evaluation.name") == "abstention:judge"
+    ]
+    [event] = events
+    assert event.name == "gen_ai.evaluation.result"
+    assert event.attributes["gen_ai.evaluation.score.label"] == "rejected"
+    assert not any("Muslim" in str(value) for value in event.attributes.values())
+
+
+@pytest.mark.model
+async def test_the_judge_on_the_embedded_model(embedded_model):
+    """The real path: the prompt goes to a real model and comes back as a decision (which
+    decision a 135M model makes is not asserted)."""
+    calls = 0
+
+    class Counting:
+        model_name = "counting"
+
+        async def complete(self, messages, **settings):
+            nonlocal calls
+            calls += 1
+            return await embedded_model.complete(messages, **settings)
+
+    found = await _checked(UNCERTAIN, ["abstention:judge"], Counting())
+    assert calls == 1
+    assert found == [] or found[0].metadata["judged"] in ("confirmed", "unreadable")
