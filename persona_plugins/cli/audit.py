@@ -15,6 +15,7 @@ from persona_plugins.cli._common import (
     catalog,
     model_label,
     print_summary,
+    printable,
     require,
     run_harness,
 )
@@ -47,6 +48,19 @@ def add_parser(sub: Any) -> None:
         "--crows", type=int, default=20, help="CrowS-Pairs stereotypes per persona (0: skip)"
     )
     audit.add_argument("--seed", type=int, default=0, help="CrowS-Pairs sampling seed")
+    batch = audit.add_mutually_exclusive_group()
+    batch.add_argument(
+        "--write-batch",
+        metavar="FILE",
+        help="write every request as OpenAI batch JSON lines (custom_id, method, url, body) for "
+        "a batch engine (vLLM run-batch, a hosted batch API) instead of calling a model",
+    )
+    batch.add_argument(
+        "--read-batch",
+        metavar="RESULTS",
+        help="score a batch engine's result file for the requests --write-batch wrote (same "
+        "options) into the audit's files, calling no model",
+    )
     add_harness_options(audit, out="audit-results")
     audit.set_defaults(func=run)
 
@@ -64,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     questions, source = _questions(args)
     personas, n_baselines = _personas(args)
     crows = load_crows_pairs(args.data_dir, limit=args.crows, seed=args.seed) if args.crows else []
+    if args.write_batch or args.read_batch:
+        return _batch(args, questions, personas, n_baselines, crows, source)
     harness = partial(
         run_audit,
         questions,
@@ -101,3 +117,60 @@ def _personas(args: argparse.Namespace) -> tuple[list[Persona], int]:
     baselines = [b for b in baselines if b]
     personas = [require(resolve_persona(n, known)) for n in [*baselines, *names]]
     return personas, len(baselines)
+
+
+def _batch(
+    args: argparse.Namespace,
+    questions: list[Question],
+    personas: list[Persona],
+    n_baselines: int,
+    crows: list[Any],
+    source: str,
+) -> int:
+    """``--write-batch FILE`` and ``--read-batch RESULTS``: the audit through a batch engine."""
+    from persona_plugins.evaluation.audit_batch import read_audit_batch, write_audit_batch
+    from persona_plugins.evaluation.progress import Progress, run_interruptible
+
+    generation = {"max_tokens": args.max_tokens} if args.max_tokens else {}
+    options: dict[str, Any] = {
+        "baselines": [p.name for p in personas[:n_baselines]],
+        "crows": crows,
+        "dataset": source,
+    }
+    if args.write_batch:
+        count = run_interruptible(
+            write_audit_batch(
+                questions,
+                personas,
+                path=Path(args.write_batch),
+                model_name=args.model or "default",
+                generation=generation,
+                **options,
+            )
+        )
+        print(
+            f"wrote {count} requests to {printable(args.write_batch, one_line=True)} (OpenAI "
+            "batch JSON lines); run them on a batch engine, then score its result file with the "
+            "same options and --read-batch RESULTS"
+        )
+        return 0
+    label = f"{args.model or 'default'}, batch results {Path(args.read_batch).name}"
+    progress = Progress()
+    try:
+        summary = run_interruptible(
+            read_audit_batch(
+                questions,
+                personas,
+                results=Path(args.read_batch),
+                out_dir=Path(args.out),
+                generation=generation,
+                progress=progress,
+                title=f"{source}, {len(questions)} questions, {label}",
+                model_label=label,
+                **options,
+            )
+        )
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(progress.interrupted_note()) from None
+    chart = summary.get("chart") or "(no chart: pip install 'persona-plugins[audit]')"
+    return print_summary(args, summary, "audit", f"; chart: {chart}")
