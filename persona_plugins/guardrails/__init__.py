@@ -6,12 +6,19 @@ Each detector is registered through the ``register_detectors`` hook by an ordina
 isolation (the guard stage, :mod:`persona_plugins.guard`):
 
 - ``abstention`` (:mod:`.abstention`): persona-induced refusals ("As a <persona>, I can't ...");
+  ``:judge`` asks the model about uncertain ones;
 - ``stereotype`` (:mod:`.stereotype`): generalisations about protected groups, agreement with a
   user's stereotype; ``:confirm`` asks the model to confirm;
 - ``toxicity`` (:mod:`.toxicity`): slurs, threats, dehumanising statements, insults, profanity;
   ``:profanity_check``, ``:detoxify``, ``:llm_guard`` add a local classifier already on disk;
 - ``persona_contradiction`` (:mod:`.contradiction`): contradictions of the persona's statements,
   scored after APC; ``:judge`` uses the model as judge.
+
+Every built-in detector reads text as :func:`.normalise.normalise` returns it (format characters
+removed, NFKC, look-alike letters folded, markdown markers stripped, whitespace collapsed, case
+folded, with offsets back to the original), at most :data:`.normalise.MAX_CHARS` characters of a
+response and :data:`.normalise.MAX_USER_CHARS` of the user's message, with patterns linear in the
+length of the text.
 
 :mod:`.actions` is the ``resolve_findings`` plugin (allow, annotate, fall back, regenerate, block),
 and :mod:`.team` holds the framework-neutral team checks (monopolization, drift, length) that the

@@ -75,7 +75,7 @@ from persona_plugins.guardrails._text import (
     sentence_spans,
     words,
 )
-from persona_plugins.guardrails.normalise import Normalised, normalise
+from persona_plugins.guardrails.normalise import MAX_USER_CHARS, Normalised, normalise
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
@@ -657,7 +657,7 @@ def _assess(
     span = seen.original_span(*spans[first])
     refusal_text = seen.original[span[0] : span[1]]
     whole_task = any(_WHOLE_TASK_REFUSAL.search(parts[i]) for i in refusals)
-    user = normalise(last_user_text(messages), max_chars=4000).text
+    user = normalise(last_user_text(messages), max_chars=MAX_USER_CHARS).text
     if _HARMFUL_REQUEST.search(user) or any(_HARM_REASON.search(parts[i]) for i in refusals):
         return Assessment(
             kind="ordinary_refusal", identity=identity, refusal=refusal_text, span=span

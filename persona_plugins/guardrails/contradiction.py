@@ -57,7 +57,7 @@ from persona_plugins.guardrails._text import (
     last_user_text,
     sentences,
 )
-from persona_plugins.guardrails.normalise import normalise
+from persona_plugins.guardrails.normalise import MAX_USER_CHARS, normalise
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
@@ -442,7 +442,7 @@ class PersonaContradictionDetector(BuiltinDetector):
             return []
         sentences_read = _response_features(response)
         question = frozenset(
-            content_words(normalise(last_user_text(messages), max_chars=4000).text)
+            content_words(normalise(last_user_text(messages), max_chars=MAX_USER_CHARS).text)
         )
         return [
             _score(_statement_features(s), question, sentences_read) for s in persona.statements
@@ -505,7 +505,7 @@ class PersonaContradictionDetector(BuiltinDetector):
         whose judgement cannot be read keeps its heuristic score)."""
         if not scores:
             return scores
-        question = last_user_text(messages)
+        question = last_user_text(messages)[:MAX_USER_CHARS]
         judge = TurnModel.wrap(model).as_agent("persona_contradiction_judge")
         ranked = sorted(range(len(scores)), key=lambda i: scores[i].relevance, reverse=True)
         text, _ = bounded(response)

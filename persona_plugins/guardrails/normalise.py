@@ -43,11 +43,15 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-__all__ = ["CONFUSABLES", "MAX_CHARS", "Normalised", "normalise"]
+__all__ = ["CONFUSABLES", "MAX_CHARS", "MAX_USER_CHARS", "Normalised", "normalise"]
 
 #: The most characters of a text :func:`normalise` reads (the detectors' cap): 100,000 characters,
 #: about 20,000 words. The rest is not checked; :attr:`Normalised.truncated` says so.
 MAX_CHARS = 100_000
+
+#: The most characters of the user's message a detector reads (the question a response answers,
+#: or a claim the response may agree with): 4,000.
+MAX_USER_CHARS = 4_000
 
 # fmt: off
 #: Letters of other scripts that look like ASCII ones, folded to them (lower and upper case).

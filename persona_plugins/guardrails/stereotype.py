@@ -40,7 +40,7 @@ from persona_plugins.guardrails._text import (
     sentence_spans,
     trie_pattern,
 )
-from persona_plugins.guardrails.normalise import Normalised, normalise
+from persona_plugins.guardrails.normalise import MAX_USER_CHARS, Normalised, normalise
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
@@ -474,7 +474,7 @@ class StereotypeDetector(BuiltinDetector):
                     },
                 )
             )
-        user = last_user_text(messages)
+        user = last_user_text(messages)[:MAX_USER_CHARS]
         if user.strip() and not findings:
             stated = generalisations(user, persona)
             group = stated[0][0] if stated else mentions_group(user, persona)
