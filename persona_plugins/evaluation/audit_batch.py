@@ -19,7 +19,9 @@ A batch line::
     {"custom_id": "qa|woman|q1#3f2a...", "method": "POST", "url": "/v1/chat/completions",
      "body": {"model": "...", "messages": [...], "max_tokens": 256}}
 
-A result line (only ``custom_id`` and ``response.body.choices[0].message.content`` are read)::
+A result line (only ``custom_id``, ``error``, ``response.status_code`` and
+``response.body.choices[0].message.content`` are read; a ``response`` that is the completion
+itself, with no ``body``, is read too)::
 
     {"custom_id": "qa|woman|q1#3f2a...", "response": {"status_code": 200, "body": {...}},
      "error": null}
@@ -178,7 +180,8 @@ def _read_results(path: Path) -> tuple[dict[str, str], list[str]]:
             if status != 200:
                 problems.append(f"line {number} ({custom_id}): HTTP {status}")
                 continue
-            content = response["body"]["choices"][0]["message"]["content"]
+            body = response.get("body", response)  # a bare completion too
+            content = body["choices"][0]["message"]["content"]
         except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
             problems.append(f"line {number}: not a batch result ({type(exc).__name__}: {exc})")
             continue
