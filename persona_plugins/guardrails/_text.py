@@ -17,6 +17,7 @@ __all__ = [
     "MAX_CHARS",
     "LazyPattern",
     "bounded",
+    "scan",
     "sentence_spans",
     "sentences",
     "trie_pattern",
@@ -55,30 +56,60 @@ def bounded(text: Any) -> tuple[str, bool]:
 
 
 def sentences(text: str) -> list[str]:
-    """Split text into sentences (and list items); good enough for English prose."""
-    parts = _SENTENCE_END.split(text)
-    return [p.strip() for p in parts if p and p.strip()]
+    """Split text into sentences (and list items); good enough for English prose. A sentence
+    longer than :data:`MAX_SENTENCE` characters comes in pieces of at most that length."""
+    return [text[start:end] for start, end in sentence_spans(text)]
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """The ``(start, end)`` of every sentence of ``text`` (as :func:`sentences` splits it, with
-    surrounding whitespace left out)."""
+#: The longest piece of text one pattern is run on: a longer run-on sentence (a hostile text
+#: without punctuation) is cut at a space into pieces of at most 1,000 characters, so that no
+#: single regular-expression call holds the interpreter for more than a moment, even in a
+#: worker thread. A phrase that straddles a cut is not seen whole.
+MAX_SENTENCE = 1_000
+
+
+def sentence_spans(text: str, max_length: int = MAX_SENTENCE) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of every sentence of ``text`` (surrounding whitespace left out; a
+    sentence longer than ``max_length`` in pieces, see :data:`MAX_SENTENCE`)."""
     spans: list[tuple[int, int]] = []
     position = 0
     for found in _SENTENCE_END.finditer(text):
-        _add_span(text, position, found.start(), spans)
+        _add_span(text, position, found.start(), spans, max_length)
         position = found.end()
-    _add_span(text, position, len(text), spans)
+    _add_span(text, position, len(text), spans, max_length)
     return spans
 
 
-def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        spans.append((start, end))
+_EDGE_SPACE = re.compile(r"\s*")
+
+
+def _add_span(
+    text: str, start: int, end: int, spans: list[tuple[int, int]], max_length: int
+) -> None:
+    while True:
+        found = _EDGE_SPACE.match(text, start, end)
+        start = found.end() if found else start
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end <= start:
+            return
+        if end - start <= max_length:
+            spans.append((start, end))
+            return
+        cut = text.rfind(" ", start + max_length // 2, start + max_length)
+        cut = cut if cut > start else start + max_length
+        spans.append((start, cut))
+        start = cut
+
+
+def scan(
+    pattern: re.Pattern[str] | LazyPattern, text: str, spans: Iterable[tuple[int, int]]
+) -> Iterator[re.Match[str]]:
+    """Every match of ``pattern`` in ``text``, sentence by sentence (``spans``, as
+    :func:`sentence_spans` gives them): bounded calls instead of one over the whole text."""
+    compiled = pattern.compiled if isinstance(pattern, LazyPattern) else pattern
+    for start, end in spans:
+        yield from compiled.finditer(text, start, end)
 
 
 def words(text: str) -> list[str]:

@@ -72,6 +72,7 @@ from persona_plugins.guardrails._text import (
     LazyPattern,
     excerpt,
     last_user_text,
+    scan,
     sentence_spans,
     words,
 )
@@ -589,12 +590,15 @@ def _reason_in(sentence: str, persona_names: Sequence[str]) -> tuple[str, str] |
     return None
 
 
-def _acts_in(text: str) -> list[re.Match[str]]:
-    """The declining acts in ``text``, idioms that only look like one left out."""
-    acts = list(_ACT.finditer(text))
-    if acts and _IDIOMS.search(text):
-        idioms = [m.span() for m in _IDIOMS.finditer(text)]
-        acts = [a for a in acts if not any(s < a.end() and a.start() < e for s, e in idioms)]
+def _acts_in(text: str, spans: Sequence[tuple[int, int]] | None = None) -> list[re.Match[str]]:
+    """The declining acts in ``text`` (sentence by sentence when ``spans`` are given), idioms
+    that only look like one left out."""
+    spans = [(0, len(text))] if spans is None else spans
+    acts = list(scan(_ACT, text, spans))
+    if acts:
+        idioms = [m.span() for m in scan(_IDIOMS, text, spans)]
+        if idioms:
+            acts = [a for a in acts if not any(s < a.end() and a.start() < e for s, e in idioms)]
     return acts
 
 
@@ -617,10 +621,10 @@ def _assess(
     min_answer_words: int,
 ) -> Assessment:
     text = seen.text
-    acts = _acts_in(text) if text.strip() else []
+    spans = sentence_spans(text)
+    acts = _acts_in(text, spans)
     if not acts:  # most answers stop here, after one scan of the text
         return Assessment(kind=None)
-    spans = sentence_spans(text)
     starts = [a for a, _ in spans]
     by_sentence: dict[int, list[re.Match[str]]] = {}
     for act in acts:

@@ -37,6 +37,7 @@ from persona_plugins.guardrails._text import (
     LazyPattern,
     excerpt,
     last_user_text,
+    scan,
     sentence_spans,
     trie_pattern,
 )
@@ -371,9 +372,12 @@ def _generalisations(
     pattern = group_pattern(persona)
     text = seen.text
     out: list[tuple[str, str, tuple[int, int]]] = []
-    if pattern.search(text) is None and _SINGULAR_GROUP.search(text) is None:
+    spans = sentence_spans(text)
+    if next(scan(pattern, text, spans), None) is None and (
+        next(scan(_SINGULAR_GROUP, text, spans), None) is None
+    ):
         return out  # no group named: most responses stop here
-    for start, end in sentence_spans(text):
+    for start, end in spans:
         sentence = text[start:end]
         if _REJECTION.search(sentence):
             continue

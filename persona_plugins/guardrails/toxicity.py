@@ -50,7 +50,13 @@ from typing import Literal, Protocol
 
 from persona_plugins.guardrails import _lexicon
 from persona_plugins.guardrails._base import BuiltinDetector, CheckCall, guarded, register_builtin
-from persona_plugins.guardrails._text import LazyPattern, excerpt, trie_pattern
+from persona_plugins.guardrails._text import (
+    LazyPattern,
+    excerpt,
+    scan,
+    sentence_spans,
+    trie_pattern,
+)
 from persona_plugins.guardrails.normalise import Normalised, normalise
 from persona_plugins.guardrails.stereotype import GROUPS
 from persona_plugins.model import Message
@@ -153,6 +159,7 @@ class LexiconBackend:
         and the evidence quotes the original text)."""
         seen = text if isinstance(text, Normalised) else normalise(text)
         plain = seen.text
+        spans = sentence_spans(plain)
         out: list[ToxicityHit] = []
 
         def add(
@@ -164,12 +171,12 @@ class LexiconBackend:
                 context = seen.original[max(0, start - 40) : end + 40]
                 out.append(ToxicityHit(category, severity, score, excerpt(context), len(found)))
 
-        add("slur", "high", 0.95, list(_SLUR_PATTERN.finditer(plain)))
-        add("threat", "high", 0.95, [m for p in _THREATS for m in p.finditer(plain)])
-        add("dehumanising", "high", 0.95, [m for p in _DEHUMANISING for m in p.finditer(plain)])
-        add("insult", "warning", 0.7, [m for p in _INSULTS for m in p.finditer(plain)])
-        add("profanity", "warning", 0.6, list(_PROFANITY_PATTERN.finditer(plain)))
-        add("sexual", "warning", 0.6, list(_SEXUAL_PATTERN.finditer(plain)))
+        add("slur", "high", 0.95, list(scan(_SLUR_PATTERN, plain, spans)))
+        add("threat", "high", 0.95, [m for p in _THREATS for m in scan(p, plain, spans)])
+        add("dehumanising", "high", 0.95, [m for p in _DEHUMANISING for m in scan(p, plain, spans)])
+        add("insult", "warning", 0.7, [m for p in _INSULTS for m in scan(p, plain, spans)])
+        add("profanity", "warning", 0.6, list(scan(_PROFANITY_PATTERN, plain, spans)))
+        add("sexual", "warning", 0.6, list(scan(_SEXUAL_PATTERN, plain, spans)))
         return out
 
 
