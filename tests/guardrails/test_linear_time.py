@@ -232,3 +232,48 @@ async def test_the_loop_keeps_turning_while_a_long_text_is_checked(plugin_manage
     await pipeline.check("women are " * 9_000, "Are women lazy?")
     ticking.cancel()
     assert ticks > before + 1  # the loop ran other tasks while the detectors worked
+
+
+@pytest.mark.parametrize("name", ["abstention", "stereotype", "persona_contradiction"])
+def test_the_users_message_is_read_only_up_to_its_cap(name):
+    from persona_plugins.guardrails.normalise import MAX_USER_CHARS
+
+    detector = {
+        "abstention": abstention.DEFAULT,
+        "stereotype": stereotype.DEFAULT,
+        "persona_contradiction": contradiction.DEFAULT,
+    }[name]
+    huge = "women are lazy, i live in london and i am 40. " * (10_000_000 // 46)
+    capped = huge[:MAX_USER_CHARS]
+
+    def check(user: str) -> None:
+        detector.detect("Yes, that's true. I live in Paris.", messages=_user(user), persona=PERSONA)
+
+    check(capped)
+    ratio = _cost(check, huge) / max(_cost(check, capped), 1e-5)
+    assert ratio < 3, f"{name} read past the cap of the user's message ({ratio:.1f}x)"
+
+
+class Failing(WhereItRan):
+    """A thread-safe detector with a bug."""
+
+    name = "failing"
+
+    def check(self, messages, response, persona, config, model):
+        raise RuntimeError("a bug in a worker thread")
+
+
+async def test_a_detector_failing_off_the_loop_is_isolated_like_one_on_it(plugin_manager):
+    from persona_plugins.guard import OFF_LOOP_CHARS
+
+    long_refusal = "As a woman, I cannot answer this. " * (OFF_LOOP_CHARS // 30 + 1)
+    with registered(plugin_manager, Registers(Failing())):
+        pipeline = PersonaPipeline(
+            ScriptedModel("unused"),
+            plugin_manager=plugin_manager,
+            guard="monitor",
+            detectors=["failing", "abstention"],
+        )
+        outcome = await pipeline.guard(long_refusal, "Question?")
+    assert outcome.failed_detectors == ["failing"]
+    assert [f.detector for f in outcome.findings] == ["abstention"]
