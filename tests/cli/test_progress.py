@@ -470,3 +470,25 @@ def test_ctrl_c_stops_at_once_saves_complete_lines_and_the_rerun_resumes(
     assert f"{len(lines)} already saved, {total - len(lines)} to run" in err.splitlines()[0]
     again = results.read_text().splitlines()
     assert again[: len(lines)] == lines and len(again) == total
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a process there")
+def test_ctrl_c_with_several_answers_in_flight_keeps_whole_lines_and_resumes_without_repeats(
+    tmp_path,
+):
+    argv, name, block_at = commands(tmp_path)["audit"]
+    argv = [*argv, "--concurrency", "3"]
+    results = tmp_path / "out" / name
+
+    code, err = run_blocking_cli(tmp_path, block_at, argv)
+    assert code == 130, err
+    lines = results.read_text().splitlines()
+    assert lines and all(json.loads(line) for line in lines)  # complete lines only
+    assert len(lines) < 6
+    assert f"{len(lines)} of 6 results saved" in err.splitlines()[-1]
+
+    code, err = run_blocking_cli(tmp_path, 0, argv)
+    assert code == 0, err
+    again = [json.loads(line) for line in results.read_text().splitlines()]
+    keys = [(r["persona"], r["id"]) for r in again]
+    assert len(keys) == 6 and len(set(keys)) == 6, "every answer once, none repeated"
