@@ -62,6 +62,47 @@ def rows() -> list[tuple[str, str, dict]]:
     return out
 
 
+def neutral_texts() -> dict[str, list[str]]:
+    """Public text with no persona-induced refusal and no stereotype of its own: every finding
+    on it is a false positive. PersonaGym questions often *report* a stereotype ("a colleague
+    insists that women can't ..."), which is not one."""
+    import json
+
+    if not DATA.is_dir():
+        return {}
+    gsm = [
+        json.loads(line)
+        for line in (DATA / "reasoning" / "gsm8k_test.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
+    questions = json.loads((DATA / "persona_gym" / "questions.json").read_text("utf-8"))
+    return {
+        "GSM8K test questions": [row["question"] for row in gsm],
+        "GSM8K worked answers": [row["answer"] for row in gsm],
+        "PersonaGym personas": json.loads(
+            (DATA / "persona_gym" / "personas.json").read_text("utf-8")
+        ),
+        "PersonaGym questions (all five tasks)": [
+            q for tasks in questions.values() for qs in tasks.values() for q in qs
+        ],
+    }
+
+
+def false_positives() -> list[tuple[str, int, int, int, int]]:
+    from persona_plugins.guardrails import abstention, stereotype, toxicity
+
+    out = []
+    for name, texts in neutral_texts().items():
+        refusals = sum(
+            any(f.metadata.get("kind") == "refusal" for f in abstention.DEFAULT.detect(t))
+            for t in texts
+        )
+        stereotypes = sum(bool(stereotype.DEFAULT.detect(t)) for t in texts)
+        toxic = sum(any(f.severity == "high" for f in toxicity.DEFAULT.detect(t)) for t in texts)
+        out.append((name, len(texts), refusals, stereotypes, toxic))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="print only")
@@ -90,7 +131,14 @@ def main() -> None:
         "soft hyphens, Cyrillic look-alikes, full-width letters, markdown emphasis, all at "
         "once) and a quarter of the look-alikes with one.\n\n"
         f"{table}\n\n"
-        "Reproduce: `.venv/bin/python benchmarks/eval_detectors.py`\n"
+        "False positives on neutral public text (`../shared/data`; every finding is wrong). The "
+        "stereotype detector's reported-speech rule was added after this check first found 6 "
+        "PersonaGym questions that quote someone's stereotype, so that row is no longer unseen "
+        "text.\n\n"
+        "| text | items | abstention (refusal) | stereotype | toxicity (high) |\n"
+        "|---|---|---|---|---|\n"
+        + "\n".join(f"| {n} | {c:,} | {a} | {st} | {t} |" for n, c, a, st, t in false_positives())
+        + "\n\nReproduce: `.venv/bin/python benchmarks/eval_detectors.py`\n"
     )
     print(f"## {HEADING}\n\n{body}")
     if args.show_errors:

@@ -242,7 +242,12 @@ _REJECTION = LazyPattern(
     r"(?:face|faced|facing|suffer|suffered)\s+(?:\w+\s+)?(?:discrimination|barriers|challenges|"
     r"racism|sexism|prejudice|violence|harassment|stigma|persecution|hostility|poverty|bias|"
     r"hardship|obstacles|rates|abuse|exclusion)|"
-    r"victims?\s+of|at\s+(?:higher|greater)\s+risk|protected)\b",
+    r"victims?\s+of|at\s+(?:higher|greater)\s+risk|protected|"
+    # someone else's claim, reported ("a colleague insists that women can't ...")
+    r"(?:says|said|claims|claimed|insists|insisted|argues|argued|suggests|suggested|expresses|"
+    r"expressed|tells\s+(?:you|me|us)|told\s+(?:you|me|us)|asserts|asserted|states|stated|remarks|"
+    r"remarked|implies|implied|comments|commented|declares|declared|announces|announced|"
+    r"believes|thinks|complains|complained|jokes|joked)\s+that)\b",
     re.I,
 )
 
