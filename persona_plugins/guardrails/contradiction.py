@@ -379,14 +379,17 @@ def score_statement(statement: str, question: str, response: str) -> StatementSc
     )
 
 
-_RELEVANT = LazyPattern(r"relevant\s*[:=-]?\s*\**\s*(yes|no)\b", re.I)
-_RELATION = LazyPattern(
-    r"relation\s*[:=-]?\s*\**\s*(entail\w*|contradict\w*|neutral|neither)", re.I
-)
+# One bounded run of separators between the label and its value ("RELEVANT: **yes**"): no two
+# adjacent quantifiers over the same characters, so a reply padded with spaces parses in linear
+# time. Only the first 2,000 characters of a reply are read.
+_RELEVANT = LazyPattern(r"relevant[\s:=*-]{0,20}(yes|no)\b", re.I)
+_RELATION = LazyPattern(r"relation[\s:=*-]{0,20}(entail\w*|contradict\w*|neutral|neither)", re.I)
+_MAX_REPLY = 2_000
 
 
 def parse_judgement(text: str) -> tuple[bool, str] | None:
     """``(relevant, relation)`` from the judge's reply, or None when it cannot be read."""
+    text = text[:_MAX_REPLY] if isinstance(text, str) else ""
     relevant, relation = _RELEVANT.search(text), _RELATION.search(text)
     if relevant is None or relation is None:
         return None

@@ -46,6 +46,9 @@ DETECTORS = {
     ),
     "normalise": lambda t: normalise(t, casefold=False),
     "sentence_spans": sentence_spans,
+    # the parsers of model replies the detectors read
+    "persona_contradiction judge reply": lambda t: contradiction.parse_judgement("RELEVANT" + t),
+    "stereotype agreement": stereotype.agreement,
 }
 
 #: Adversarial units, repeated to length: runs of one character, the patterns' own keywords,
@@ -78,6 +81,7 @@ UNITS = {
     "i am a": "I am a ",
     "markdown": "**un**able ",
     "no punctuation": "the quick brown fox jumps over the lazy dog and keeps running ",
+    "judge padding": " \n",
 }
 
 
