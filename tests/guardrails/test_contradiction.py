@@ -113,8 +113,12 @@ async def test_with_the_model_as_judge_each_relevant_statement_is_judged():
         [Message.user("Do you eat meat?")], "Sure, I love steak.", TEACHER, config, model
     )
     assert len(model.calls) == len(TEACHER.statements)  # fewer than max_judged
-    assert "<fact>" in model.calls[0][0].content
-    assert APC_JUDGE_PROMPT.split("\n")[0] in model.calls[0][0].content
+    system, user = model.calls[0]
+    assert system.role == "system" and user.role == "user"
+    assert "<fact>" in system.content and APC_JUDGE_PROMPT.split("\n")[0] in system.content
+    # the persona's statements stay in system text; the user message is the conversation's own
+    assert all(statement not in user.content for statement in TEACHER.statements)
+    assert "Do you eat meat?" in user.content and "Sure, I love steak." in user.content
     [finding] = found
     assert finding.metadata["source"] == "judge"
     assert finding.score == 1.0
