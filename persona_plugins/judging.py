@@ -85,9 +85,7 @@ _BLOCK_MARKER = re.compile(r"\[\[(/?)C[12]-[0-9a-f]*\]\]")
 REPLY_CAP, LINE_CAP = 8_000, 400
 
 
-def own_lines(
-    reply: str, quoted: Sequence[str], marker: re.Pattern[str]
-) -> list[tuple[int, str]]:
+def own_lines(reply: str, quoted: Sequence[str], marker: re.Pattern[str]) -> list[tuple[int, str]]:
     """The lines of a model's reply that are its own, for parsing its verdict.
 
     Left out: blocks it copied between the prompt's ``marker`` lines, runs of two or more lines
