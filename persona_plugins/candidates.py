@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pluggy
+
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ModelCallError
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from persona_plugins.stages import TurnContext
     from persona_plugins.tracing import SafeSpan
 
-__all__ = ["complete_candidate", "produce_candidates"]
+__all__ = ["complete_candidate", "only_builtin_candidates", "produce_candidates"]
 
 
 async def complete_candidate(
@@ -130,3 +132,16 @@ def generate_candidates(
     if solo_neutral or config.ensemble == "jekyll_hyde":
         wanted.append(complete_candidate("neutral", model, messages, settings))
     return wanted
+
+
+def only_builtin_candidates(pm: pluggy.PluginManager) -> bool:
+    """True when only the built-in ``generate_candidates`` implementations are registered (the
+    persona and neutral answers here, and the SPP candidate, which adds nothing outside
+    ``persona_mode="multi"``): then a turn's candidate is the model's own reply to the prompt."""
+    from persona_plugins import collaboration  # it imports this module
+
+    builtins = (generate_candidates, collaboration.generate_candidates)
+    return all(
+        impl.function in builtins or impl.wrapper or impl.hookwrapper
+        for impl in pm.hook.generate_candidates.get_hookimpls()
+    )

@@ -18,9 +18,9 @@ import pluggy
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from persona_plugins import candidates, collaboration, semconv
+from persona_plugins import semconv
 from persona_plugins.answers import collect_extractors, extract_answers
-from persona_plugins.candidates import produce_candidates
+from persona_plugins.candidates import only_builtin_candidates, produce_candidates
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ConfigError, MessageError
 from persona_plugins.guard import collect_detectors, guard_response, resolve_stage, run_detectors
@@ -33,7 +33,12 @@ from persona_plugins.model import ChatModel, Message
 from persona_plugins.observe import observe_turn
 from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.personas import collect_personas
-from persona_plugins.plugins import announce_configuration, check_plugins, get_plugin_manager
+from persona_plugins.plugins import (
+    announce_configuration,
+    check_names,
+    check_plugins,
+    get_plugin_manager,
+)
 from persona_plugins.refinement import collect_refiners, refine_draft
 from persona_plugins.results import (
     Candidate,
@@ -81,7 +86,8 @@ class PersonaPipeline:
         **overrides: config fields set on top of ``config`` (``persona="math_teacher"``).
 
     Raises:
-        ConfigError: for an invalid config; PersonaError: for an unknown persona or a bad file;
+        ConfigError: for an invalid config, or one naming a detector, refiner or answer format
+            that is not registered; PersonaError: for an unknown persona or a bad file;
         PluginError: for a registered plugin that implements a hook that does not exist.
     """
 
@@ -119,13 +125,8 @@ class PersonaPipeline:
         self.refiners = collect_refiners(self.pm)
         self.detectors = collect_detectors(self.pm)
         self.extractors = collect_extractors(self.pm)
-        _check_names("answer_format", [self.config.answer_format], self.extractors, "auto")
-        chosen = built.model_fields_set  # the defaults name built-ins a manager may leave out
-        if "refiners" in chosen:
-            _check_names("refiners", self.config.refiners, self.refiners)
-        if "detectors" in chosen:
-            names = [entry.partition(":")[0] for entry in self.config.detectors]
-            _check_names("detectors", names, self.detectors)
+        registered = {"refiners": self.refiners, "detectors": self.detectors}
+        check_names(built, answer_format=self.extractors, **registered)
         announce_configuration(self.pm, self.config)
 
     def extract_answers(self, question: str, candidates: Sequence[Candidate]) -> None:
@@ -147,10 +148,7 @@ class PersonaPipeline:
             and c.refine == "off"
             and c.guard == "off"
             and c.persona_mode in ("static", "none")
-            and all(
-                impl.function in _BUILTIN_CANDIDATES or impl.wrapper or impl.hookwrapper
-                for impl in self.pm.hook.generate_candidates.get_hookimpls()
-            )
+            and only_builtin_candidates(self.pm)
         )
 
     @property
@@ -300,15 +298,11 @@ class PersonaPipeline:
         persona: Persona | str | None = None,
         model: ChatModel | None = None,
     ) -> TurnResult:
-        """Run only the refine stage on a reply you already have.
+        """Run only the refine stage on ``draft``, a reply to ``messages`` you already have, for
+        ``persona`` (default: the configured one) with ``model`` (default: the pipeline's).
 
-        :param messages: the conversation the draft answers.
-        :param draft: the reply to refine.
-        :param persona: the persona the reply should fit (default: the configured one).
-        :param model: the model the reviewers use (default: the pipeline's).
         :return: a :class:`TurnResult` with the refined ``text``, the ``refinement_plan``, every
-            review, and the calls and tokens the refinement cost. With ``refine="off"`` the draft
-            comes back unchanged.
+            review, and their calls and tokens (``refine="off"``: the draft unchanged).
         """
         turn = self._context(normalize_messages(messages), model)
         if not isinstance(draft, str) or not draft.strip():
@@ -382,14 +376,11 @@ class PersonaPipeline:
         *,
         model: ChatModel | None = None,
     ) -> list[Finding]:
-        """Run only the guard's detectors on a text you already have; never act on them.
+        """Run only the guard's detectors on ``text`` (answering ``messages``, default none, with
+        ``model`` for detectors that confirm a finding); never act on them. Calling it is the
+        request, so the detectors run whatever ``guard`` is set to. A detector that raises is
+        recorded on the stage span and skipped (:meth:`guard` says which).
 
-        Calling it is the request, so the detectors run whatever ``guard`` is set to. A detector
-        that raises is recorded on the stage span and skipped; use :meth:`guard` to learn which.
-
-        :param text: the text to check.
-        :param messages: the conversation the text answers (default: none).
-        :param model: the model detectors may use to confirm a finding (default: the pipeline's).
         :return: every finding, in detector order; empty when the text is clean.
         """
         config = self.config
@@ -422,22 +413,4 @@ class PersonaPipeline:
             persona = self.config.persona
         return await resolve_stage(
             turn, text, list(findings), candidates, persona, self.detectors, failed=[]
-        )
-
-
-#: The built-in ``generate_candidates`` implementations: the persona/neutral answers, and the SPP
-#: candidate (which produces nothing outside ``persona_mode="multi"``).
-_BUILTIN_CANDIDATES = frozenset({candidates.generate_candidates, collaboration.generate_candidates})
-
-
-def _check_names(field: str, names: Sequence[str], known: Mapping[str, Any], *extra: str) -> None:
-    """A config field naming something that is not registered is a typo: say which, and what is
-    registered (a misspelt detector would otherwise let everything through unchecked)."""
-    unknown = [name for name in names if name not in known and name not in extra]
-    if unknown:
-        choices = sorted([*extra, *known])
-        raise ConfigError(
-            f"{field}: {', '.join(repr(n) for n in unknown)} "
-            f"{'is' if len(unknown) == 1 else 'are'} not registered; the registered names are "
-            f"{', '.join(choices)}. Check the spelling, or install the plugin that provides it."
         )

@@ -14,12 +14,13 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from persona_plugins import hookspecs
-from persona_plugins.errors import PluginError
+from persona_plugins.errors import ConfigError, PluginError
 from persona_plugins.hookcalls import each_implementation, plugin_label, run_to_completion
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "DISABLE_AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
     "announce_configuration",
+    "check_names",
     "check_plugins",
     "describe_plugins",
     "get_plugin_manager",
@@ -194,3 +196,28 @@ def describe_plugins(pm: pluggy.PluginManager | None = None) -> list[dict[str, A
         )
         rows.append({"name": name, "source": source, "hooks": hooks})
     return rows
+
+
+def check_names(config: PipelineConfig, **registered: Mapping[str, Any]) -> None:
+    """Every name a config field gives (``answer_format``, ``refiners``, ``detectors``) must be
+    registered: a misspelt detector would otherwise let everything through unchecked. Defaults are
+    not checked (they name built-ins a manager may leave out), except ``answer_format``, whose
+    ``auto`` is always valid. Raises :class:`ConfigError` naming the name and the known ones."""
+    for field, known in registered.items():
+        value = getattr(config, field)
+        if field == "answer_format":
+            names = [] if value == "auto" else [value]
+        elif field in config.model_fields_set:
+            names = [entry.partition(":")[0] for entry in value]
+        else:
+            continue
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            choices = ", ".join(
+                sorted({*known} | ({"auto"} if field == "answer_format" else set()))
+            )
+            raise ConfigError(
+                f"{field}: {', '.join(repr(n) for n in unknown)} "
+                f"{'is' if len(unknown) == 1 else 'are'} not registered; the registered names are "
+                f"{choices}. Check the spelling, or install the plugin that provides it."
+            )
