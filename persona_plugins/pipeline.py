@@ -125,8 +125,8 @@ class PersonaPipeline:
         self.refiners = collect_refiners(self.pm)
         self.detectors = collect_detectors(self.pm)
         self.extractors = collect_extractors(self.pm)
-        registered = {"refiners": self.refiners, "detectors": self.detectors}
-        check_names(built, answer_format=self.extractors, **registered)
+        found = self.extractors, self.refiners, self.detectors
+        check_names(built, answer_format=found[0], refiners=found[1], detectors=found[2])
         announce_configuration(self.pm, self.config)
 
     def extract_answers(self, question: str, candidates: Sequence[Candidate]) -> None:
