@@ -15,7 +15,8 @@ The steps in between are the same whatever the framework, so they live here:
 - :func:`messages_as_sent`, :func:`estimate_tokens`: the conversation with the persona, for
   synchronous token counting;
 - :func:`call_span`, :func:`record_call`: the ``chat`` span of a call passed to the framework's
-  client; :func:`usage_from`: token counts from whatever record a framework keeps;
+  client; :func:`turn_span`, :func:`record_turn`: the turn span around it; :func:`usage_from`:
+  token counts from whatever record a framework keeps;
 - :func:`require_chat_model`, :func:`model_config`, :func:`model_from_config`,
   :func:`close_model`: the chat models that back framework clients, checked, serialized and closed;
 - :func:`findings_report`: findings as JSON, for a framework function that checks text;
@@ -56,12 +57,19 @@ from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.personas import collect_personas
 from persona_plugins.plugins import get_plugin_manager
 from persona_plugins.results import Candidate, Finding, GuardOutcome, PreparedPrompt, TurnResult
-from persona_plugins.tracing import SafeSpan, Telemetry, finding_event
+from persona_plugins.tracing import (
+    SafeSpan,
+    Telemetry,
+    finding_event,
+    turn_attributes,
+    turn_result_attributes,
+)
 
 if TYPE_CHECKING:
     from persona_plugins.pipeline import PersonaPipeline
 
 __all__ = [
+    "DIRECT",
     "MODEL_KINDS",
     "TEAM_NOTE_TEMPLATE",
     "TOOL_CALLS",
@@ -82,11 +90,13 @@ __all__ = [
     "model_from_config",
     "passed_through_turn",
     "record_call",
+    "record_turn",
     "require_chat_model",
     "restore",
     "rewrites_replies",
     "text_chunks",
     "timed_steps",
+    "turn_span",
     "turn_summary",
     "usage_from",
     "with_timeout",
@@ -95,6 +105,8 @@ __all__ = [
 T = TypeVar("T")
 F = TypeVar("F")  # a framework's message type
 
+#: The span attribute that marks a call passed straight to the framework's client.
+DIRECT = "persona_plugins.direct"
 #: The key under which a passed-through turn's candidate notes its tool calls (``metadata``).
 TOOL_CALLS = "tool_calls"
 
@@ -226,10 +238,26 @@ def call_span(
             semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
             semconv.GEN_AI_REQUEST_MODEL: model_name,
             semconv.GEN_AI_PROVIDER_NAME: provider,
-            "persona_plugins.direct": True,
+            DIRECT: True,
             "persona_plugins.streaming": streaming,
         },
     )
+
+
+def turn_span(pipeline: PersonaPipeline, model_name: str) -> AbstractContextManager[SafeSpan]:
+    """The turn span of a call passed to the framework's client: named and shaped like a pipeline
+    turn's (``invoke_workflow persona_pipeline``), so a traced call looks the same whichever way it
+    went; give it the finished turn with :func:`record_turn`."""
+    config = pipeline.config
+    return pipeline.telemetry.span(
+        semconv.SPAN_TURN, lambda: {**turn_attributes(config, model_name), DIRECT: True}
+    )
+
+
+def record_turn(span: SafeSpan, turn: TurnResult | None) -> None:
+    """What a finished turn adds to its :func:`turn_span` (nothing when it is not recorded)."""
+    if turn is not None and span.recording:
+        span.set_many(turn_result_attributes(turn))
 
 
 def record_call(span: SafeSpan, usage: Usage, finish_reason: str | None) -> None:

@@ -29,9 +29,11 @@ from persona_plugins.adapter_kit import (
     chosen_candidate,
     messages_as_sent,
     record_call,
+    record_turn,
     rewrites_replies,
     text_chunks,
     timed_steps,
+    turn_span,
     usage_from,
     with_timeout,
 )
@@ -127,21 +129,22 @@ class PersonaChatCompletionClient(
     ) -> CreateResult:
         started = time.perf_counter()
         translation, view = self._translate(messages, cancellation_token, extra_create_args)
-        # Persona injection alone goes straight to the inner client, as a tool call does, unless
-        # the turn is traced (a traced turn keeps its turn span).
-        whole = not self.pipeline.can_stream or self.pipeline.telemetry.recording()
-        if _text_turn(translation, tools, json_output) and whole:
+        # Persona injection alone goes straight to the inner client, as a tool call does.
+        if _text_turn(translation, tools, json_output) and not self.pipeline.can_stream:
             return _create_result(await self._turns.run(translation.messages, view))
         if cancellation_token is not None and cancellation_token.is_cancelled():
             raise asyncio.CancelledError("the call's cancellation token was cancelled")
-        prepared, sent, args = await self._prepare_direct(
-            translation, view, tools, tool_choice, json_output, extra_create_args
-        )
-        with self._span(streaming=False) as span:
-            call = self.inner.create(sent, cancellation_token=cancellation_token, **args)
-            result = await with_timeout(call, self.pipeline.config.timeout_s)
-            record_call(span, usage_from(result.usage), result.finish_reason)
-        return await self._finish(translation, view, prepared, result, json_output, started)
+        with turn_span(self.pipeline, self._model_name) as traced:
+            prepared, sent, args = await self._prepare_direct(
+                translation, view, tools, tool_choice, json_output, extra_create_args
+            )
+            with self._span(streaming=False) as span:
+                call = self.inner.create(sent, cancellation_token=cancellation_token, **args)
+                result = await with_timeout(call, self.pipeline.config.timeout_s)
+                record_call(span, usage_from(result.usage), result.finish_reason)
+            return await self._finish(
+                translation, view, prepared, result, json_output, started, traced
+            )
 
     def create_stream(
         self,
@@ -166,29 +169,30 @@ class PersonaChatCompletionClient(
                     yield piece
                 yield result
                 return
-            prepared, sent, args = await self._prepare_direct(
-                translation, view, tools, tool_choice, json_output, extra_create_args
-            )
-            chunks = self.inner.create_stream(
-                sent, cancellation_token=cancellation_token, **args, **kwargs
-            )
             hold = rewrites_replies(self.pipeline.config) and not json_output
             held: list[str] = []
-            with self._span(streaming=True) as span:
-                async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
-                    if isinstance(chunk, CreateResult):
-                        record_call(span, usage_from(chunk.usage), chunk.finish_reason)
-                        final = await self._finish(
-                            translation, view, prepared, chunk, json_output, started
-                        )
-                        same = final.content == chunk.content
-                        for piece in held if same else text_chunks(str(final.content)):
-                            yield piece
-                        yield final
-                    elif hold:
-                        held.append(chunk)
-                    else:
-                        yield chunk
+            with turn_span(self.pipeline, self._model_name) as traced:
+                prepared, sent, args = await self._prepare_direct(
+                    translation, view, tools, tool_choice, json_output, extra_create_args
+                )
+                chunks = self.inner.create_stream(
+                    sent, cancellation_token=cancellation_token, **args, **kwargs
+                )
+                with self._span(streaming=True) as span:
+                    async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
+                        if isinstance(chunk, CreateResult):
+                            record_call(span, usage_from(chunk.usage), chunk.finish_reason)
+                            final = await self._finish(
+                                translation, view, prepared, chunk, json_output, started, traced
+                            )
+                            same = final.content == chunk.content
+                            for piece in held if same else text_chunks(str(final.content)):
+                                yield piece
+                            yield final
+                        elif hold:
+                            held.append(chunk)
+                        else:
+                            yield chunk
 
         return stream()
 
@@ -219,6 +223,7 @@ class PersonaChatCompletionClient(
         result: CreateResult,
         json_output: Any,
         started: float,
+        traced: SafeSpan,
     ) -> CreateResult:
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
         content = result.content
@@ -228,7 +233,9 @@ class PersonaChatCompletionClient(
             finish_reason=result.finish_reason,
             tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
         )
-        if self._turns.passed_through(prepared, text, started=started, **facts):
+        if not traced.recording and self._turns.passed_through(
+            prepared, text, started=started, **facts
+        ):
             return result  # nothing can change it: the turn's result is made if it is read
         turn = await self._turns.finish(
             translation.messages,
@@ -239,6 +246,7 @@ class PersonaChatCompletionClient(
             final=isinstance(content, str),
             **facts,
         )
+        record_turn(traced, turn)
         if turn.text != text:
             return _create_result(turn)
         if turn.model_calls > 1:  # the reply stands; its usage includes the guard's calls
