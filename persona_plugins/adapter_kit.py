@@ -6,6 +6,7 @@ The steps in between are the same whatever the framework, so they live here:
 - :class:`Translation`, :func:`restore`: a framework's messages as core messages and back, the
   unchanged ones as their very originals;
 - :func:`text_chunks`: a finished turn's text as stream chunks (word-sized, whitespace kept);
+  :func:`held_until_final`: a framework stream whose reply is checked before its text goes out;
 - :func:`framework_errors`: a failed turn raises the framework client's own exception;
 - :func:`with_timeout` and :func:`timed_steps`: the per-call timeout, never swallowing a
   cancellation;
@@ -85,6 +86,7 @@ __all__ = [
     "findings_report",
     "finish_reply",
     "framework_errors",
+    "held_until_final",
     "messages_as_sent",
     "model_config",
     "model_from_config",
@@ -151,6 +153,35 @@ def text_chunks(text: str) -> list[str]:
     ['Aye,  ', 'two ', 'and\\n', 'two.']
     """
     return _CHUNK.findall(text)
+
+
+async def held_until_final(
+    chunks: AsyncIterator[Any],
+    *,
+    hold: bool,
+    is_final: Callable[[Any], bool],
+    finish: Callable[[Any], Awaitable[Any]],
+    text_of: Callable[[Any], str],
+) -> AsyncIterator[Any]:
+    """A framework stream passed on, with the reply checked before its text reaches the user.
+
+    Chunks go on as they come, or, with ``hold``, are kept back; the final item (``is_final``) is
+    given to ``finish`` (refinement, the guard), whose result goes out last: after the kept
+    chunks when its text is unchanged (``text_of``), else after its new text in chunks.
+    """
+    held: list[Any] = []
+    async for chunk in chunks:
+        if not is_final(chunk):
+            if hold:
+                held.append(chunk)
+            else:
+                yield chunk
+            continue
+        final = await finish(chunk)
+        unchanged = text_of(final) == text_of(chunk)
+        for piece in held if unchanged else text_chunks(text_of(final)):
+            yield piece
+        yield final
 
 
 # -- errors and timeouts --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from persona_plugins.adapter_kit import (
     Turns,
     call_span,
     chosen_candidate,
+    held_until_final,
     messages_as_sent,
     record_call,
     record_turn,
@@ -40,6 +41,7 @@ from persona_plugins.adapter_kit import (
 from persona_plugins.adapters.autogen._messages import Translation, to_core_messages
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
+    chunk_text,
     client_model_name,
     finish_reason,
     request_usage,
@@ -169,8 +171,6 @@ class PersonaChatCompletionClient(
                     yield piece
                 yield result
                 return
-            hold = rewrites_replies(self.pipeline.config) and not json_output
-            held: list[str] = []
             with turn_span(self.pipeline, self._model_name) as traced:
                 prepared, sent, args = await self._prepare_direct(
                     translation, view, tools, tool_choice, json_output, extra_create_args
@@ -179,20 +179,21 @@ class PersonaChatCompletionClient(
                     sent, cancellation_token=cancellation_token, **args, **kwargs
                 )
                 with self._span(streaming=True) as span:
-                    async for chunk in timed_steps(chunks, self.pipeline.config.timeout_s):
-                        if isinstance(chunk, CreateResult):
-                            record_call(span, usage_from(chunk.usage), chunk.finish_reason)
-                            final = await self._finish(
-                                translation, view, prepared, chunk, json_output, started, traced
-                            )
-                            same = final.content == chunk.content
-                            for piece in held if same else text_chunks(str(final.content)):
-                                yield piece
-                            yield final
-                        elif hold:
-                            held.append(chunk)
-                        else:
-                            yield chunk
+
+                    async def finish(chunk: CreateResult) -> CreateResult:
+                        record_call(span, usage_from(chunk.usage), chunk.finish_reason)
+                        return await self._finish(
+                            translation, view, prepared, chunk, json_output, started, traced
+                        )
+
+                    async for item in held_until_final(
+                        timed_steps(chunks, self.pipeline.config.timeout_s),
+                        hold=rewrites_replies(self.pipeline.config) and not json_output,
+                        is_final=lambda chunk: isinstance(chunk, CreateResult),
+                        finish=finish,
+                        text_of=chunk_text,
+                    ):
+                        yield item
 
         return stream()
 

@@ -292,3 +292,8 @@ def embedded_model_client(
     from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
     return ChatModelCompletionClient(LlamaCppChatModel(model_path, **options))
+
+
+def chunk_text(item: str | CreateResult) -> str:
+    """The text of a stream item: a chunk itself, or the final ``CreateResult``'s content."""
+    return str(item.content) if isinstance(item, CreateResult) else item

@@ -20,9 +20,9 @@ from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel, Field
 from typing_extensions import Self
 
-from persona_plugins.adapter_kit import TeamGuard, text_chunks
+from persona_plugins.adapter_kit import TeamGuard, held_until_final
 from persona_plugins.adapters.autogen._messages import to_core_messages
-from persona_plugins.adapters.autogen._model import AutoGenChatModel
+from persona_plugins.adapters.autogen._model import AutoGenChatModel, chunk_text
 from persona_plugins.errors import ConfigError
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
@@ -161,19 +161,14 @@ class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
                 cancellation_token=cancellation_token,
                 **kwargs,
             )
-            hold = self.team_guard.may_rewrite and not json_output
-            held: list[str] = []
-            async for chunk in chunks:
-                if isinstance(chunk, CreateResult):
-                    final = await self._review(messages, chunk, json_output)
-                    same = final.content == chunk.content
-                    for piece in held if same else text_chunks(str(final.content)):
-                        yield piece
-                    yield final
-                elif hold:
-                    held.append(chunk)
-                else:
-                    yield chunk
+            async for item in held_until_final(
+                chunks,
+                hold=self.team_guard.may_rewrite and not json_output,
+                is_final=lambda chunk: isinstance(chunk, CreateResult),
+                finish=lambda result: self._review(messages, result, json_output),
+                text_of=chunk_text,
+            ):
+                yield item
 
         return stream()
 

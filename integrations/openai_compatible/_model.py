@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -91,7 +91,32 @@ class _AttemptFailed(Exception):
         self.wait_s = wait_s
 
 
-class OpenAICompatibleChatModel:
+_C = TypeVar("_C", bound="Closing")
+
+
+class Closing:
+    """``close()`` and ``async with`` for a model whose ``aclose()`` closes its connections."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (the name framework clients call)."""
+        await self.aclose()
+
+    async def __aenter__(self: _C) -> _C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class OpenAICompatibleChatModel(Closing):
     """Calls ``POST {base_url}/chat/completions`` of an OpenAI-compatible server.
 
     Needs the ``openai-compatible`` extra: ``pip install "persona-plugins[openai-compatible]"``.
@@ -209,21 +234,6 @@ class OpenAICompatibleChatModel:
             await client.aclose()
         if closer is not None:
             await closer.aclose()  # type: ignore[attr-defined]
-
-    async def close(self) -> None:
-        """The same as :meth:`aclose` (the name framework clients call)."""
-        await self.aclose()
-
-    async def __aenter__(self) -> OpenAICompatibleChatModel:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- calls -----------------------------------------------------------------------------------
 

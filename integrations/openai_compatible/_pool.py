@@ -6,11 +6,11 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from persona_plugins.errors import ModelCallError
 from persona_plugins.integrations.openai_compatible._model import (
+    Closing,
     OpenAICompatibleChatModel,
     _AttemptFailed,
     _number,
@@ -51,7 +51,7 @@ def split_base_urls(values: str | Iterable[str]) -> list[str]:
     return urls
 
 
-class OpenAICompatiblePool:
+class OpenAICompatiblePool(Closing):
     """One chat model over several OpenAI-compatible servers serving the same model (replicas
     of vLLM, llama.cpp server or Ollama, on one machine or many).
 
@@ -240,21 +240,6 @@ class OpenAICompatiblePool:
         """Close every server's connections on the running event loop (the pool stays usable)."""
         for server in self.servers:
             await server.model.aclose()
-
-    async def close(self) -> None:
-        """The same as :meth:`aclose` (the name framework clients call)."""
-        await self.aclose()
-
-    async def __aenter__(self) -> OpenAICompatiblePool:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"OpenAICompatiblePool({self.base_urls!r}, model={self.model_name!r})"
