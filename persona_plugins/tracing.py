@@ -175,7 +175,15 @@ def judgement_attributes(judgement: Judgement) -> dict[str, Any]:
     """A judge's decision as a GenAI evaluation on the judge stage's span."""
     return {
         **_evaluation(
-            "judge", judgement.chosen, 1.0 if judgement.consistent else 0.0, judgement.reason
+            "judge",
+            judgement.chosen,
+            1.0 if judgement.consistent else 0.0,
+            # the reason may quote the agreed answer: with capture off, only what was decided
+            Explanation(
+                judgement.reason,
+                f"chosen={judgement.chosen}; consistent={judgement.consistent}; "
+                f"fallback={judgement.fallback}; calls={judgement.model_calls}",
+            ),
         ),
         semconv.PP_CHOSEN: judgement.chosen,
         semconv.PP_JUDGE_CONSISTENT: judgement.consistent,

@@ -177,7 +177,10 @@ async def test_the_judge_decision_is_recorded_as_an_evaluation(memory_tracing, b
     judge = one(finished(exporter), "persona_plugins judge_candidates")
     assert sc.GEN_AI_EVALUATION_NAME in judge.attributes
     assert judge.attributes[sc.GEN_AI_EVALUATION_SCORE_LABEL] == "neutral"
-    assert judge.attributes[sc.GEN_AI_EVALUATION_EXPLANATION] == "plainer"
+    # the reason may quote an answer: with content capture off, only what was decided
+    assert judge.attributes[sc.GEN_AI_EVALUATION_EXPLANATION] == (
+        "chosen=neutral; consistent=True; fallback=False; calls=0"
+    )
     assert one(finished(exporter), TURN).attributes[sc.PP_CHOSEN] == "neutral"
 
 
@@ -355,6 +358,21 @@ async def test_explanations_and_exception_messages_carry_no_content_by_default(
         for event in span.events
         if event.name == "exception"
     )
+
+
+async def test_the_judges_reason_does_not_quote_an_agreed_answer_by_default(
+    memory_tracing, plugin_manager
+):
+    provider, exporter = memory_tracing
+    model = ScriptedModel(default=f"Final answer: the code is {SECRET}")
+    pipeline = pipeline_on(
+        provider, plugin_manager, model, persona="math_teacher", ensemble="jekyll_hyde"
+    )
+    result = await pipeline.run("What is the code word?")
+    assert SECRET in result.judgement.reason  # the result keeps it; the span does not
+    recorded = everything_recorded(finished(exporter))
+    assert SECRET not in recorded
+    assert "chosen=persona; consistent=True" in recorded
 
 
 async def test_explanations_and_exception_messages_are_recorded_on_opt_in(
