@@ -369,9 +369,9 @@ async def test_the_judges_reason_does_not_quote_an_agreed_answer_by_default(
         provider, plugin_manager, model, persona="math_teacher", ensemble="jekyll_hyde"
     )
     result = await pipeline.run("What is the code word?")
-    assert SECRET in result.judgement.reason  # the result keeps it; the span does not
+    assert "7qprivate" in result.judgement.reason  # the result keeps it; the span does not
     recorded = everything_recorded(finished(exporter))
-    assert SECRET not in recorded
+    assert SECRET not in recorded and "7qprivate" not in recorded
     assert "chosen=persona; consistent=True" in recorded
 
 
