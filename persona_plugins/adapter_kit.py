@@ -182,6 +182,12 @@ async def held_until_final(
         for piece in held if unchanged else text_chunks(text_of(final)):
             yield piece
         yield final
+        held = []
+    if held:  # text held for a check that never came: say so rather than drop it silently
+        raise RuntimeError(
+            f"the model's stream ended without its final result ({len(held)} chunk(s) held "
+            "back for the guard were not sent); the reply could not be checked"
+        )
 
 
 # -- errors and timeouts --------------------------------------------------------------------------

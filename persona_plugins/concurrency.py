@@ -32,11 +32,10 @@ async def _timeout_by_waiting(call: Awaitable[T], seconds: float) -> T:
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except BaseException:
-        task.cancel()
+        await _cancel_and_wait([task])
         raise
     if not done:
-        task.cancel()
-        await asyncio.wait({task})
+        await _cancel_and_wait([task])
         raise asyncio.TimeoutError(f"no answer within {seconds} s")
     return task.result()
 
@@ -56,15 +55,27 @@ async def with_timeout(call: Awaitable[T], seconds: float | None) -> T:
 
 
 async def _cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
-    """Cancel every unfinished task and wait until each has really stopped."""
-    unfinished = [task for task in tasks if not task.done()]
-    for task in unfinished:
-        task.cancel()
-    if unfinished:
-        await asyncio.wait(unfinished)
+    """Cancel every unfinished task and wait until each has really stopped.
+
+    A cancellation of the caller while it waits (a second Ctrl-C, an outer timeout) does not cut
+    the wait short, nor the tasks' own clean-up: the wait goes on, then that cancellation is
+    raised, so nothing started here is left running.
+    """
+    tasks = list(tasks)
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    interrupted: BaseException | None = None
+    while unfinished := [task for task in tasks if not task.done()]:
+        try:
+            await asyncio.wait(unfinished)
+        except asyncio.CancelledError as exc:
+            interrupted = exc
     for task in tasks:  # mark outcomes as seen: no "exception was never retrieved" warnings
-        if task.done() and not task.cancelled():
+        if not task.cancelled():
             task.exception()
+    if interrupted is not None:
+        raise interrupted
 
 
 async def run_together(calls: Iterable[Awaitable[T]]) -> list[T]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -32,6 +33,7 @@ from persona_plugins.adapter_kit import (
     findings_report,
     finish_reply,
     framework_errors,
+    held_until_final,
     messages_as_sent,
     model_config,
     model_from_config,
@@ -296,12 +298,14 @@ async def test_a_reply_nothing_can_change_is_recorded_and_its_result_made_when_r
     turns = Turns(pipeline)
     prepared = await prepared_for(pipeline)
 
-    kept = turns.passed_through(prepared, FIXED, started=0.0, usage=Usage(input_tokens=3))
+    started = time.perf_counter()
+    kept = turns.passed_through(prepared, FIXED, started=started, usage=Usage(input_tokens=3))
     assert kept is True
     assert (turns.tally.calls, turns.tally.usage) == (1, Usage(input_tokens=3))
     last = turns.last
     assert last is not None and last.text == FIXED and last.persona.name == "woman"
-    assert last.duration_s > 0 and turns.last is last  # made once, on the first read
+    assert 0 <= last.duration_s <= time.perf_counter() - started
+    assert turns.last is last  # made once, on the first read
 
 
 class Observer:
@@ -559,3 +563,33 @@ async def test_a_reply_to_no_conversation_is_still_guarded():
     turn = await finish_reply(pipeline, [], prepared, REFUSAL, model=model)
 
     assert turn.text == REFUSAL and any(f.detector == "abstention" for f in turn.findings)
+
+
+async def test_a_held_stream_that_ends_without_its_final_result_says_so():
+    async def chunks():
+        yield "As a woman, "
+        yield "I can't help."
+
+    async def finish(item):
+        return item
+
+    stream = held_until_final(
+        chunks(), hold=True, is_final=lambda c: c == "END", finish=finish, text_of=str
+    )
+    with pytest.raises(RuntimeError, match="ended without its final result"):
+        _ = [piece async for piece in stream]
+
+
+async def test_a_held_stream_sends_the_checked_reply_in_place_of_the_held_text():
+    async def chunks():
+        yield "As a woman, "
+        yield "I can't help."
+        yield "END"
+
+    async def finish(item):
+        return "FIXED"
+
+    stream = held_until_final(
+        chunks(), hold=True, is_final=lambda c: c == "END", finish=finish, text_of=str
+    )
+    assert [piece async for piece in stream] == ["FIXED"]

@@ -426,3 +426,28 @@ async def test_the_planner_and_the_persona_reviewer_get_the_persona_only_as_syst
     for prompt in reviewing:
         assert description in prompt[0].content
         assert all(description not in m.content for m in prompt if m.role != "system")
+
+
+async def test_a_second_cancel_while_siblings_clean_up_still_leaves_nothing_running() -> None:
+    running = 0
+
+    async def slow_cleanup() -> int:
+        nonlocal running
+        running += 1
+        try:
+            await forever()
+        finally:
+            await asyncio.sleep(0.05)  # cleanup that takes a while, like closing a connection
+            running -= 1
+        return 0
+
+    task = asyncio.ensure_future(run_together([slow_cleanup(), slow_cleanup()]))
+    for _ in range(5):  # both siblings start
+        await asyncio.sleep(0)
+    assert running == 2
+    task.cancel()
+    await asyncio.sleep(0.01)  # the siblings are cleaning up ...
+    task.cancel()  # ... when a second cancellation arrives
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert running == 0
