@@ -587,9 +587,10 @@ async def test_a_held_stream_sends_the_checked_reply_in_place_of_the_held_text()
         yield "END"
 
     async def finish(item):
-        return "FIXED"
+        return "Check the battery."
 
     stream = held_until_final(
         chunks(), hold=True, is_final=lambda c: c == "END", finish=finish, text_of=str
     )
-    assert [piece async for piece in stream] == ["FIXED"]
+    # the held refusal never goes out: the checked text in chunks, then the final item
+    assert [piece async for piece in stream] == ["Check ", "the ", "battery.", "Check the battery."]
