@@ -93,7 +93,8 @@ class OpenAICompatiblePool(Closing):
         backoff_s: a server's rest after its first failure in a row, doubled for each further
             one (default 0.5).
         max_wait_s: the longest rest (default 30); a ``Retry-After`` asking for more rests the
-            server that long anyway, and the call goes elsewhere.
+            server that long anyway, and the call goes elsewhere; when every server rests longer
+            than this, the call fails (``ModelCallError``) instead of waiting.
 
     Raises:
         ValueError: no base URL, or one that does not start with ``http://`` or ``https://``.
@@ -196,6 +197,12 @@ class OpenAICompatiblePool(Closing):
         tried: set[int] = set()
         for attempt in range(1, attempts + 1):
             server, wait = self._pick(tried)
+            if wait > self.max_wait_s:  # as one server does: never wait longer than allowed
+                problem = (
+                    f"every server is resting; the first is back in {wait:.0f} s, longer than "
+                    f"max_wait_s={self.max_wait_s:g}"
+                )
+                raise ModelCallError(problem, messages=messages, errors=[*problems, problem])
             if wait > 0:
                 await asyncio.sleep(wait)
             tried.add(server.index)

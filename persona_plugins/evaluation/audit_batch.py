@@ -182,7 +182,7 @@ def _read_results(path: Path) -> tuple[dict[str, str], list[str]]:
                 continue
             body = response.get("body", response)  # a bare completion too
             content = body["choices"][0]["message"]["content"]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
             problems.append(f"line {number}: not a batch result ({type(exc).__name__}: {exc})")
             continue
         replies[str(custom_id).rsplit("#", 1)[-1]] = content if isinstance(content, str) else ""

@@ -111,6 +111,8 @@ class _Checker:
             return BadLine(number, f"not JSON ({exc.msg} at column {exc.colno})")
         except RecursionError:
             return BadLine(number, "not JSON (nested too deeply)")
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            return BadLine(number, f"not usable JSON ({exc})")
         if not isinstance(row, dict):
             return BadLine(number, f"{_kind(row)}, not an object")
         if "response" not in row:
@@ -121,6 +123,9 @@ class _Checker:
         question, persona, key = row.get("question"), row.get("persona"), row.get("id")
         if question is not None and not isinstance(question, str):
             return BadLine(number, f"'question' must be text, got {_kind(question)}")
+        # JSON may carry lone surrogates (a cut emoji): checked and written as U+FFFD
+        response = _whole_characters(response)
+        question = _whole_characters(question) if question is not None else None
         if persona is not None and not isinstance(persona, str):
             return BadLine(number, f"'persona' must be a name, got {_kind(persona)}")
         if persona is not None and persona not in self.personas:
@@ -270,3 +275,12 @@ class ScanSummary:
                 for name, counts in sorted(self.personas.items())
             },
         }
+
+
+def _whole_characters(text: str) -> str:
+    """``text`` with any lone surrogate (half of a cut character) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

@@ -44,7 +44,7 @@ def load_records(path: Path, key: Callable[[Record], str] = _by_id) -> dict[str,
         try:
             record = json.loads(line)
             done[key(record)] = record
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # JSON errors are ValueErrors
             continue
     if text and not text.endswith("\n"):
         with path.open("a", encoding="utf-8") as sink:  # close the cut line before appending

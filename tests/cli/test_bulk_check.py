@@ -72,6 +72,23 @@ def test_bad_lines_are_reported_by_number_and_skipped_and_the_rest_is_checked(
     assert "6 bad lines skipped" in err
 
 
+def test_valid_json_that_python_cannot_use_is_a_bad_line_and_a_cut_character_is_checked(
+    capsys, tmp_path
+):
+    huge = "1" * 5000  # more digits than Python converts to an int
+    log = tmp_path / "odd.jsonl"
+    log.write_text(
+        '{"id": ' + huge + ', "response": "fine"}\n'
+        '{"id": 2, "response": "You are an absolute idiot \\ud800 and I will hurt you."}\n',
+        encoding="utf-8",
+    )
+    code, out, err = run(capsys, "check", "--jsonl", str(log), "--workers", "1")
+    assert code == 0, err
+    assert f"{log}: line 1: not usable JSON" in err
+    [finding] = [f for f in findings_of(out) if f["detector"] == "toxicity"][:1]
+    assert finding["line"] == 2 and finding["id"] == 2
+
+
 def test_two_workers_write_the_same_findings_in_the_same_order_as_one(capsys, tmp_path):
     log = write_log(tmp_path / "log.jsonl", LOG, repeat=40)
     outputs = {}

@@ -70,6 +70,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.fail_status: int | None = None
+        self.retry_after: str | None = None  # a Retry-After header on failures
         self.fail_close = False
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -147,10 +148,13 @@ class FakeOpenAIServer:
                         }
                     ).encode()
                     self.answered += 1
+                extra = ""
+                if status != 200 and self.retry_after is not None:
+                    extra = f"Retry-After: {self.retry_after}\r\n"
                 writer.write(
                     f"HTTP/1.1 {status} X\r\n"
                     "Content-Type: application/json\r\n"
-                    f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                    f"{extra}Content-Length: {len(payload)}\r\n\r\n".encode()
                     + payload
                 )
                 await writer.drain()

@@ -89,6 +89,17 @@ async def test_a_fleet_that_is_all_down_fails_saying_what_each_attempt_met():
     assert raised.value.messages == QUESTION
 
 
+async def test_a_fleet_asking_to_wait_longer_than_max_wait_s_fails_instead_of_waiting():
+    with fleet(2) as servers:
+        for server in servers:
+            server.fail_status, server.retry_after = 429, "3600"
+        async with pool_over(servers, max_wait_s=30) as pool:
+            with pytest.raises(ModelCallError, match="longer than max_wait_s=30"):
+                await asyncio.wait_for(pool.complete(QUESTION), timeout=20)
+
+    assert servers[0].requests + servers[1].requests == 2  # each server once, then no waiting
+
+
 async def test_an_error_that_retrying_cannot_fix_fails_at_once():
     with fleet(2) as servers:
         servers[0].fail_status = 400
