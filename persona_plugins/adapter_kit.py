@@ -87,6 +87,7 @@ __all__ = [
     "finish_reply",
     "framework_errors",
     "held_until_final",
+    "in_span",
     "messages_as_sent",
     "model_config",
     "model_from_config",
@@ -96,6 +97,7 @@ __all__ = [
     "require_chat_model",
     "restore",
     "rewrites_replies",
+    "stream_spans",
     "text_chunks",
     "timed_steps",
     "turn_span",
@@ -265,20 +267,21 @@ def findings_report(findings: Sequence[Finding]) -> str:
 # -- calls passed to the framework's client -------------------------------------------------------
 
 
+def _call_attributes(model_name: str, provider: str, streaming: bool) -> dict[str, Any]:
+    return {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+        semconv.GEN_AI_REQUEST_MODEL: model_name,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+        DIRECT: True,
+        "persona_plugins.streaming": streaming,
+    }
+
+
 def call_span(
     telemetry: Telemetry, model_name: str, provider: str, *, streaming: bool
 ) -> AbstractContextManager[SafeSpan]:
     """The ``chat`` span of a call passed straight to the framework's client."""
-    return telemetry.span(
-        f"chat {model_name}",
-        {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-            semconv.GEN_AI_REQUEST_MODEL: model_name,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-            DIRECT: True,
-            "persona_plugins.streaming": streaming,
-        },
-    )
+    return telemetry.span(f"chat {model_name}", _call_attributes(model_name, provider, streaming))
 
 
 def turn_span(pipeline: PersonaPipeline, model_name: str) -> AbstractContextManager[SafeSpan]:
@@ -289,6 +292,39 @@ def turn_span(pipeline: PersonaPipeline, model_name: str) -> AbstractContextMana
     return pipeline.telemetry.span(
         semconv.SPAN_TURN, lambda: {**turn_attributes(config, model_name), DIRECT: True}
     )
+
+
+def stream_spans(
+    pipeline: PersonaPipeline, model_name: str, provider: str
+) -> tuple[SafeSpan, Callable[[], SafeSpan]]:
+    """:func:`turn_span` and :func:`call_span` for a streamed call, started but not made current
+    (see :meth:`~persona_plugins.tracing.Telemetry.start`): the turn span, and a function that
+    starts the ``chat`` span under it. Make them current around each step (:func:`in_span`),
+    never across a ``yield``, and end them."""
+    config, telemetry = pipeline.config, pipeline.telemetry
+    turn = telemetry.start(
+        semconv.SPAN_TURN, lambda: {**turn_attributes(config, model_name), DIRECT: True}
+    )
+
+    def call() -> SafeSpan:
+        with turn.current():
+            attributes = _call_attributes(model_name, provider, True)
+            return telemetry.start(f"chat {model_name}", attributes)
+
+    return turn, call
+
+
+async def in_span(span: SafeSpan, stream: AsyncIterator[T]) -> AsyncIterator[T]:
+    """The items of ``stream``, with ``span`` current while each is awaited and not while the
+    consumer holds it (so the consumer's own spans are not parented under the library's)."""
+    iterator = aiter(stream)
+    while True:
+        try:
+            with span.current():
+                item = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        yield item
 
 
 def record_turn(span: SafeSpan, turn: TurnResult | None) -> None:

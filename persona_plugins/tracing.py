@@ -316,6 +316,21 @@ class SafeSpan:
         except Exception:
             _log.debug("could not add span event %s", name, exc_info=True)
 
+    def current(self) -> AbstractContextManager[None]:
+        """Make this span the current one for a block (one with no ``yield`` in it): for a span
+        started with :meth:`Telemetry.start`, which lives across the yields of a stream."""
+        return _Current(self._span) if self.recording else nullcontext()
+
+    def end(self) -> None:
+        """End a span started with :meth:`Telemetry.start` (again: nothing)."""
+        if not self.recording or getattr(self, "_ended", False):
+            return
+        self._ended = True
+        try:
+            self._span.end()
+        except Exception:
+            _log.debug("could not end a span", exc_info=True)
+
     def error(self, exc: BaseException) -> None:
         if not self.recording:
             return
@@ -332,6 +347,29 @@ class SafeSpan:
             self._span.set_attribute(semconv.ERROR_TYPE, kind)
         except Exception:
             _log.debug("could not record an error on a span", exc_info=True)
+
+
+class _Current:
+    """A span made current for one block, and no longer after it."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span):
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> None:
+        try:
+            self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        except Exception:
+            _log.debug("could not attach span context", exc_info=True)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            try:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+            except Exception:
+                _log.debug("could not detach span context", exc_info=True)
 
 
 _RECORDING: ContextVar[bool] = ContextVar("persona_plugins_recording", default=True)
@@ -488,6 +526,22 @@ class Telemetry:
         if not self.recording():
             return _NOT_RECORDING
         return _SpanScope(self, name, attributes, kind)
+
+    def start(self, name: str, attributes: Attributes = None) -> SafeSpan:
+        """A span started as a child of the current one but not made current, for work that
+        spans the yields of a stream (a span made current across a ``yield`` would become the
+        parent of the consumer's own spans): make it current around each step with
+        :meth:`SafeSpan.current`, and :meth:`SafeSpan.end` it."""
+        if not self.recording():
+            return NOT_RECORDING
+        try:
+            values = attributes() if callable(attributes) else attributes
+            span = self._tracer.start_span(name, attributes=_clean(values))
+            recording = span.is_recording()
+        except Exception:
+            _log.debug("could not start span %s", name, exc_info=True)
+            return NOT_RECORDING
+        return SafeSpan(span, self.capture_content and recording, recording)
 
 
 TRACE_HOOKS_ENV = "PERSONA_PLUGINS_TRACE_HOOKS"

@@ -28,10 +28,12 @@ from persona_plugins.adapter_kit import (
     call_span,
     chosen_candidate,
     held_until_final,
+    in_span,
     messages_as_sent,
     record_call,
     record_turn,
     rewrites_replies,
+    stream_spans,
     text_chunks,
     timed_steps,
     turn_span,
@@ -49,7 +51,7 @@ from persona_plugins.adapters.autogen._model import (
 from persona_plugins.config import PipelineConfig, flatten_generation_settings
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
-from persona_plugins.tracing import SafeSpan
+from persona_plugins.tracing import NOT_RECORDING, SafeSpan
 
 
 class PersonaChatCompletionClientConfig(BaseModel):
@@ -171,29 +173,45 @@ class PersonaChatCompletionClient(
                     yield piece
                 yield result
                 return
-            with turn_span(self.pipeline, self._model_name) as traced:
-                prepared, sent, args = await self._prepare_direct(
-                    translation, view, tools, tool_choice, json_output, extra_create_args
-                )
+            # Spans started, not made current: a span current across a yield would parent the
+            # consumer's own spans (and fail to detach when the consumer stops early).
+            traced, start_call = stream_spans(
+                self.pipeline, self._model_name, AutoGenChatModel.provider_name
+            )
+            span = NOT_RECORDING
+            try:
+                with traced.current():
+                    prepared, sent, args = await self._prepare_direct(
+                        translation, view, tools, tool_choice, json_output, extra_create_args
+                    )
+                span = start_call()
                 chunks = self.inner.create_stream(
                     sent, cancellation_token=cancellation_token, **args, **kwargs
                 )
-                with self._span(streaming=True) as span:
 
-                    async def finish(chunk: CreateResult) -> CreateResult:
-                        record_call(span, usage_from(chunk.usage), chunk.finish_reason)
+                async def finish(chunk: CreateResult) -> CreateResult:
+                    record_call(span, usage_from(chunk.usage), chunk.finish_reason)
+                    span.end()
+                    with traced.current():
                         return await self._finish(
                             translation, view, prepared, chunk, json_output, started, traced
                         )
 
-                    async for item in held_until_final(
-                        timed_steps(chunks, self.pipeline.config.timeout_s),
-                        hold=rewrites_replies(self.pipeline.config) and not json_output,
-                        is_final=lambda chunk: isinstance(chunk, CreateResult),
-                        finish=finish,
-                        text_of=chunk_text,
-                    ):
-                        yield item
+                async for item in held_until_final(
+                    in_span(span, timed_steps(chunks, self.pipeline.config.timeout_s)),
+                    hold=rewrites_replies(self.pipeline.config) and not json_output,
+                    is_final=lambda chunk: isinstance(chunk, CreateResult),
+                    finish=finish,
+                    text_of=chunk_text,
+                ):
+                    yield item
+            except Exception as exc:
+                span.error(exc)
+                traced.error(exc)
+                raise
+            finally:
+                span.end()
+                traced.end()
 
         return stream()
 

@@ -719,3 +719,25 @@ def test_an_inner_that_is_not_an_autogen_client_is_a_type_error(inner):
 
     if isinstance(inner, EchoModel):
         assert "ChatModelCompletionClient" in str(raised.value)
+
+
+async def test_a_stream_never_leaves_its_spans_current_while_the_caller_holds_a_chunk(
+    memory_tracing,
+):
+    provider, exporter = memory_tracing
+    user_tracer = provider.get_tracer("the-user")
+    inner = RecordingClient(("one two three four five",))
+    client = PersonaChatCompletionClient(inner, persona="pirate_captain", tracer_provider=provider)
+
+    async for _ in client.create_stream(conversation()):
+        with user_tracer.start_as_current_span("user-work"):
+            pass
+
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["user-work"].parent is None  # not a child of the library's spans
+    turn = spans[semconv.SPAN_TURN]
+    chat = next(s for name, s in spans.items() if name.startswith("chat "))
+    assert chat.parent.span_id == turn.context.span_id
+    assert spans["persona_plugins prepare"].parent.span_id == turn.context.span_id
+    assert turn.attributes[semconv.PP_PERSONA_NAME] == "pirate_captain"
+    assert chat.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
