@@ -127,7 +127,9 @@ async def test_concurrency_must_be_a_whole_number_of_at_least_one(bad):
 async def test_jekyll_hyde_figures_are_the_same_sequential_and_concurrent(tmp_path):
     runs = {}
     with FakeOpenAIServer(random_latency(seed=1, high=0.03)) as server:
+        peaks = {}
         for concurrency in (1, 6):
+            server.max_in_flight = 0
             model = OpenAICompatibleChatModel(server.base_url, model="fake")
             out = tmp_path / f"c{concurrency}"
             summary = await run_jekyll_hyde_eval(
@@ -140,6 +142,9 @@ async def test_jekyll_hyde_figures_are_the_same_sequential_and_concurrent(tmp_pa
                 concurrency=concurrency,
             )
             runs[concurrency] = (summary, records(out / "jekyll_hyde_tiny.jsonl"))
+            peaks[concurrency] = server.max_in_flight
+    # a question makes at most 2 calls at once (the candidates, the judge's two orders)
+    assert peaks[1] <= 2 < peaks[6], peaks
     (sequential, seq_records), (concurrent, con_records) = runs[1], runs[6]
     assert concurrent == sequential
     assert con_records == seq_records
@@ -155,6 +160,7 @@ async def test_audit_figures_are_the_same_sequential_and_concurrent(tmp_path):
     runs = {}
     with FakeOpenAIServer(random_latency(seed=2, high=0.03)) as server:
         for concurrency in (1, 8):
+            server.max_in_flight = 0
             out = tmp_path / f"c{concurrency}"
             summary = await run_audit(
                 QUESTIONS,
@@ -168,6 +174,8 @@ async def test_audit_figures_are_the_same_sequential_and_concurrent(tmp_path):
             )
             runs[concurrency] = (summary, records(out / "audit.jsonl", key="kind"))
             assert server.max_in_flight <= concurrency  # one call per answer: N in flight at most
+            if concurrency > 1:
+                assert server.max_in_flight > 1  # and the calls really overlapped
     (sequential, seq_records), (concurrent, con_records) = runs[1], runs[8]
     assert figures(concurrent) == figures(sequential)
     assert con_records == seq_records
@@ -183,7 +191,9 @@ async def test_refine_figures_are_the_same_sequential_and_concurrent(tmp_path):
     ]
     runs = {}
     with FakeOpenAIServer(random_latency(seed=3, high=0.02)) as server:
+        peaks = {}
         for concurrency in (1, 5):
+            server.max_in_flight = 0
             out = tmp_path / f"c{concurrency}"
             summary = await run_refine_eval(
                 items,
@@ -194,6 +204,8 @@ async def test_refine_figures_are_the_same_sequential_and_concurrent(tmp_path):
                 concurrency=concurrency,
             )
             runs[concurrency] = (summary, records(out / "refine.jsonl"))
+            peaks[concurrency] = server.max_in_flight
+    assert peaks[1] == 1 < peaks[5], peaks
     assert runs[5] == runs[1]
 
 
