@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -108,6 +109,8 @@ __all__ = [
 
 T = TypeVar("T")
 F = TypeVar("F")  # a framework's message type
+
+_log = logging.getLogger("persona_plugins.guardrails")
 
 #: The span attribute that marks a call passed straight to the framework's client.
 DIRECT = "persona_plugins.direct"
@@ -704,6 +707,8 @@ class TeamGuard:
     Args:
         task: the team's task (default: set later with :meth:`set_task`).
         guard: ``enforce``, ``monitor`` or ``off``.
+        guard_errors: ``open`` (default) or ``closed``: with ``enforce``, what a failure of the
+            guard does to a message (see :meth:`review`) and to a detector (as in a turn).
         detectors: detectors to run on each message (default: the config default); ``[]`` runs
             the team checks only.
         personas: speaker name -> persona (object, catalog name or file).
@@ -726,6 +731,7 @@ class TeamGuard:
         task: str | None = None,
         *,
         guard: str = "enforce",
+        guard_errors: str = "open",
         detectors: list[str] | None = None,
         personas: Mapping[str, Persona | str] | None = None,
         model: ChatModel | None = None,
@@ -740,7 +746,7 @@ class TeamGuard:
                 f"unknown team guard setting(s) {unknown}; the team checks take "
                 f"{sorted(_TEAM_SETTINGS)}"
             )
-        overrides: dict[str, Any] = {"guard": guard}
+        overrides: dict[str, Any] = {"guard": guard, "guard_errors": guard_errors}
         if detectors is not None:
             overrides["detectors"] = list(detectors)
         self.config = PipelineConfig.build(None, **overrides)
@@ -771,7 +777,25 @@ class TeamGuard:
 
     async def review(self, speaker: str, text: str) -> str:
         """Guard one member's message; return the text the team should see (``text`` itself
-        when nothing is to change)."""
+        when nothing is to change).
+
+        A failure of the guard itself (a detector failing is already isolated by the guard
+        operation; this is anything else) never breaks the team: it is logged, and the message
+        goes through unchanged, or, with ``guard="enforce"`` and ``guard_errors="closed"``, is
+        withheld with a notice (a message is never dropped: that can hang a team).
+        """
+        try:
+            return await self._review(speaker, text)
+        except Exception:
+            _log.warning("the team guard could not check %s's message", speaker, exc_info=True)
+            if self.config.guard == "enforce" and self.config.guard_errors == "closed":
+                self.rewrites += 1
+                return WITHHELD_TEMPLATE.format(
+                    speaker=speaker, reason="the guardrails could not check it"
+                )
+            return text
+
+    async def _review(self, speaker: str, text: str) -> str:
         if self.config.guard == "off":
             return text
         started = time.perf_counter()
@@ -830,7 +854,10 @@ class TeamGuard:
         Each member holding its own guard checks the transcript it sees: a finding about the
         team (monopolization, drift, length) may come once from each member's guard.
         """
-        self.monitor.follow(_team_transcript(received, speaker))
+        try:
+            self.monitor.follow(_team_transcript(received, speaker))
+        except Exception:  # the checks go on with the transcript this guard already has
+            _log.warning("the team guard could not read %s's conversation", speaker, exc_info=True)
         return await self.review(speaker, text)
 
     def _pipeline(self, speaker: str) -> PersonaPipeline:

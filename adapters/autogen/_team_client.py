@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -27,8 +26,6 @@ from persona_plugins.errors import ConfigError
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
-
-_log = logging.getLogger("persona_plugins.guardrails")
 
 # TeamGuard arguments that are live objects, not settings: never serialized.
 _RUNTIME_ONLY = frozenset({"plugin_manager", "tracer_provider", "meter_provider"})
@@ -178,13 +175,7 @@ class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
         """A text reply reviewed by the team guard; anything else as it came."""
         if not isinstance(result.content, str) or json_output:
             return result
-        try:
-            text = await self.team_guard.review_reply(
-                self.speaker, result.content, _received(messages)
-            )
-        except Exception:  # a guardrail problem never breaks the team
-            _log.warning("the team guard could not check %s's reply", self.speaker, exc_info=True)
-            return result
+        text = await self.team_guard.review_reply(self.speaker, result.content, _received(messages))
         if text == result.content:
             return result
         return result.model_copy(update={"content": text})

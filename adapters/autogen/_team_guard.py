@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from autogen_agentchat.messages import BaseTextChatMessage, StopMessage
@@ -17,8 +16,6 @@ from autogen_core.models import ChatCompletionClient
 from persona_plugins.adapter_kit import TeamGuard
 from persona_plugins.adapters.autogen._model import AutoGenChatModel
 from persona_plugins.model import ChatModel
-
-_log = logging.getLogger("persona_plugins.guardrails")
 
 
 class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
@@ -58,15 +55,13 @@ class TeamGuardHandler(DefaultInterventionHandler, TeamGuard):
     async def on_publish(
         self, message: Any, *, message_context: MessageContext
     ) -> Any | type[DropMessage]:
-        try:
-            if isinstance(message, GroupChatStart):
-                self._task_from(message)
-            elif isinstance(message, GroupChatMessage):
-                await self._check(message.message)
-            elif isinstance(message, GroupChatAgentResponse):
-                await self._check(message.response.chat_message)
-        except Exception:  # a guardrail problem never breaks the team
-            _log.warning("the team guard could not check a message", exc_info=True)
+        # A failure of the guard is TeamGuard.review's to handle (guard_errors): this translates.
+        if isinstance(message, GroupChatStart):
+            self._task_from(message)
+        elif isinstance(message, GroupChatMessage):
+            await self._check(message.message)
+        elif isinstance(message, GroupChatAgentResponse):
+            await self._check(message.response.chat_message)
         return message
 
     def _task_from(self, start: GroupChatStart) -> None:

@@ -73,3 +73,30 @@ def test_only_enforce_may_rewrite_a_reply_so_only_it_makes_a_stream_wait():
         for mode in ("enforce", "monitor", "off")
     }
     assert modes == {"enforce": True, "monitor": False, "off": False}
+
+
+class Broken(RuntimeError):
+    pass
+
+
+def break_monitor(guard: TeamGuard) -> None:
+    def add(speaker, text):
+        raise Broken("the monitor failed")
+
+    guard.monitor.add = add  # the guard's own machinery fails, not a detector
+
+
+async def test_a_failing_team_guard_lets_the_message_through_by_default():
+    guard = TeamGuard(guard="enforce", detectors=[])
+    break_monitor(guard)
+    assert await guard.review_reply("chef", "Then lemonade.", [Message.user(TASK)]) == (
+        "Then lemonade."
+    )
+
+
+async def test_a_failing_team_guard_withholds_the_message_when_errors_close():
+    guard = TeamGuard(guard="enforce", guard_errors="closed", detectors=[])
+    break_monitor(guard)
+    text = await guard.review("chef", "Then lemonade.")
+    assert "withheld this message from chef" in text
+    assert "could not check it" in text and "lemonade" not in text
