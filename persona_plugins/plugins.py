@@ -209,6 +209,8 @@ def check_names(config: PipelineConfig, **registered: Mapping[str, Any]) -> None
             names = [] if value == "auto" else [value]
         elif field in config.model_fields_set:
             names = [entry.partition(":")[0] for entry in value]
+            if field == "detectors":
+                _check_detector_options(value, known)
         else:
             continue
         unknown = [name for name in names if name not in known]
@@ -220,4 +222,22 @@ def check_names(config: PipelineConfig, **registered: Mapping[str, Any]) -> None
                 f"{field}: {', '.join(repr(n) for n in unknown)} "
                 f"{'is' if len(unknown) == 1 else 'are'} not registered; the registered names are "
                 f"{choices}. Check the spelling, or install the plugin that provides it."
+            )
+
+
+def _check_detector_options(entries: list[str], detectors: Mapping[str, Any]) -> None:
+    """Options after a detector's name (``"stereotype:confirm"``) must be ones that detector
+    reads, when it says which (an ``options`` attribute): a misspelt ``:judge`` would silently
+    leave the model check off."""
+    for entry in entries:
+        name, _, rest = entry.partition(":")
+        accepted = getattr(detectors.get(name), "options", None)
+        if accepted is None:
+            continue
+        given = [option.strip() for option in rest.split(",") if option.strip()]
+        unknown = [option for option in given if option not in accepted]
+        if unknown:
+            raise ConfigError(
+                f"detectors: {entry!r}: {', '.join(repr(o) for o in unknown)} is not an option of "
+                f"{name!r}; its options are {', '.join(sorted(accepted)) or 'none'}"
             )

@@ -93,6 +93,10 @@ class BuiltinDetector:
 
     name: str
 
+    #: The options the detector reads after its name (``"stereotype:confirm"``); a config naming
+    #: another is a ``ConfigError`` (None: the detector does not say, anything is accepted).
+    options: frozenset[str] | None = frozenset()
+
     #: The guard stage may run :meth:`check` in a worker thread (for long texts, see
     #: :data:`persona_plugins.guard.OFF_LOOP_CHARS`): it keeps no state of its own between calls.
     thread_safe = True

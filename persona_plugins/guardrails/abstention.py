@@ -771,6 +771,7 @@ class AbstentionDetector(BuiltinDetector):
     """
 
     name = DETECTOR_NAME
+    options = frozenset({"judge", "all"})
 
     def __init__(self, *, report_disclaimers: bool = True, min_answer_words: int = 25):
         self.report_disclaimers = report_disclaimers

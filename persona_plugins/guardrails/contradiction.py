@@ -435,6 +435,7 @@ class PersonaContradictionDetector(BuiltinDetector):
     """
 
     name = DETECTOR_NAME
+    options = frozenset({"judge"})
 
     def __init__(self, *, threshold: float = 0.3, max_judged: int = 5):
         self.threshold = threshold

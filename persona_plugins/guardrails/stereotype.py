@@ -456,6 +456,7 @@ class StereotypeDetector(BuiltinDetector):
     """
 
     name = DETECTOR_NAME
+    options = frozenset({"confirm"})
 
     def __init__(self, *, agreement_needs_generalisation: bool = False):
         self.agreement_needs_generalisation = agreement_needs_generalisation

@@ -300,6 +300,7 @@ class ToxicityDetector(BuiltinDetector):
     """
 
     name = DETECTOR_NAME
+    options = frozenset({"profanity_check", "detoxify", "llm_guard"})
 
     def __init__(self, classifier: ToxicityClassifier | None = None, threshold: float = 0.8):
         self.lexicon = LexiconBackend()

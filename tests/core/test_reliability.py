@@ -451,3 +451,16 @@ async def test_a_second_cancel_while_siblings_clean_up_still_leaves_nothing_runn
     with pytest.raises(asyncio.CancelledError):
         await task
     assert running == 0
+
+
+@pytest.mark.parametrize(
+    ("entry", "known"),
+    [
+        ("abstention:jduge", "judge"),
+        ("stereotype:judge", "confirm"),
+        ("toxicity:detox", "detoxify"),
+    ],
+)
+def test_a_misspelt_detector_option_is_a_config_error_naming_the_options(entry, known) -> None:
+    with pytest.raises(ConfigError, match=f"is not an option of .*{known}"):
+        PersonaPipeline(Instant(), guard="enforce", detectors=[entry])
