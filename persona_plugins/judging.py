@@ -95,16 +95,25 @@ def own_lines(reply: str, quoted: Sequence[str], marker: re.Pattern[str]) -> lis
     """
     whole = {text.strip() for text in quoted if text.strip() and "\n" not in text.strip()}
     copied = {line.strip() for text in quoted for line in text.splitlines() if line.strip()}
+    raw_lines = [raw.strip()[:LINE_CAP] for raw in reply[:REPLY_CAP].splitlines()]
+    # Marker lines pair up like brackets; the lines between a pair are an echoed block. An opening
+    # marker that is never closed hides nothing (a judge may quote one marker and go on).
+    depth = [0] * (len(raw_lines) + 1)  # +1 where an echoed block starts, -1 after it ends
+    opened: list[int] = []
+    markers: set[int] = set()
+    for number, line in enumerate(raw_lines):
+        for found in marker.finditer(line):
+            markers.add(number)
+            if not found.group(0).startswith("[[/"):
+                opened.append(number)
+            elif opened:
+                depth[opened.pop()] += 1
+                depth[number + 1] -= 1
     kept: list[tuple[int, str, bool]] = []  # (line number, line, copied verbatim)
-    depth = 0
-    for number, raw in enumerate(reply[:REPLY_CAP].splitlines()):
-        line = raw.strip()[:LINE_CAP]
-        marks = marker.findall(line)
-        if marks:
-            for closing in marks:
-                depth = max(0, depth - 1) if closing else depth + 1
-            continue
-        if depth or not line or line in whole:
+    inside = 0
+    for number, line in enumerate(raw_lines):
+        inside += depth[number]
+        if inside or number in markers or not line or line in whole:
             continue
         kept.append((number, line, line in copied))
     lines: list[tuple[int, str]] = []

@@ -270,6 +270,10 @@ def heuristic_plan(
     return plan
 
 
+_NO_PLAN = ("none", "no reviewers", "nothing", "")
+_PLANTED = re.compile(r"\bplan\s?[:=-]\s?\**\s?(?:none|nothing|no reviewers)\b", re.IGNORECASE)
+
+
 def parse_plan(
     text: str, available: Sequence[str], quoted: Sequence[str] = ()
 ) -> tuple[list[str], str] | None:
@@ -286,12 +290,9 @@ def parse_plan(
         return None
     raw = plan.strip().strip(".")
     rationale = next((rest for label, rest in labelled if label == "rationale"), "")
-    if raw.lower() in ("none", "no reviewers", "nothing", ""):
-        planted = any(
-            (found := _label(line[:LINE_CAP])) and found[0] == "plan"
-            for quote in quoted
-            for line in quote.splitlines()
-        )
+    if raw.lower() in _NO_PLAN:
+        # a "PLAN: none" (not a user's travel plan) anywhere in what it was shown
+        planted = any(_PLANTED.search(quote) for quote in quoted)
         return None if planted else ([], rationale)
     names: list[str] = []
     for part in re.split(r"[,;>\s]+", raw.lower()[:LINE_CAP]):
