@@ -24,6 +24,7 @@ detector (or the resolver) that failed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
@@ -145,6 +146,24 @@ def _close(started: Sequence[tuple[str, Any]]) -> None:
             value.close()
 
 
+async def _start_in_thread(jobs: list[tuple[str, Callable[[], Any]]]) -> list[tuple[str, Any]]:
+    """:func:`_start` in a worker thread (with this task's context, as ``asyncio.to_thread``).
+    A cancelled turn does not wait for the thread, but what the thread then starts is closed
+    when it finishes, never left unawaited."""
+    context = contextvars.copy_context()
+    running = asyncio.get_running_loop().run_in_executor(None, context.run, _start, jobs)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+
+        def close_late(done: asyncio.Future[list[tuple[str, Any]]]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                _close(done.result())
+
+        running.add_done_callback(close_late)
+        raise
+
+
 async def _isolated(
     jobs: list[tuple[str, Callable[[], Any]]], *, off_loop: frozenset[str] = frozenset()
 ) -> list[tuple[str, Any]]:
@@ -158,7 +177,7 @@ async def _isolated(
     threaded = [job for job in jobs if job[0] in off_loop]
     started_here = _start(on_loop)
     try:
-        started_there = await asyncio.to_thread(_start, threaded) if threaded else []
+        started_there = await _start_in_thread(threaded) if threaded else []
     except BaseException:
         _close(started_here)
         raise
