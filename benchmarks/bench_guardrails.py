@@ -141,7 +141,8 @@ def main() -> None:
         + "\n".join(f"| {name} | {rate:,.0f} | {ms:.3f} |" for name, rate, ms in rows)
     )
     body = (
-        f"{table}\n\nBefore issue 13 (same corpus, two cores): abstention 0.373, stereotype "
+        f"{table}\n\nBefore issue 13 (commit a63c18c, `bench_guardrails.py --responses 10000` "
+        "of that commit, same corpus, two cores, not pinned): abstention 0.373, stereotype "
         "0.384, toxicity 0.751, persona_contradiction 3.916, all four through "
         "`PersonaPipeline.check` 5.938 ms per response. Precision and recall: "
         "`benchmarks/eval_detectors.py`.\n\n"
