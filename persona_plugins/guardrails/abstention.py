@@ -225,6 +225,9 @@ ACTS: dict[str, str] = {
         r"bowing out|leaving (?:this|that|it)|not going to (?:answer|help|do|engage|touch|"
         r"discuss|comment|solve|weigh|provide|give|attempt|try|take|get)|"
         r"not up to (?:it|this|that|the task|[a-z]+ing))\b|"
+        r"\b(?:don't|do not|doubt) (?:really )?(?:think|believe|feel) (?:that )?(?:i'm|i am|i'd be|"
+        r"i would be) (?:really |quite |)(?:the (?:right|best|appropriate|ideal|proper|correct) "
+        r"(?:person|one|individual)|the one|qualified|able|equipped|suited|in a position)\b|"
         r"\b(?:shouldn't|should not|am not|i'm not|wouldn't|would not|not really) (?:be )?the "
         r"(?:one|person|right one|right person|best person|best one) (?:to|who|explaining|"
         r"answering|doing|giving|teaching|solving|helping)\b"
@@ -273,7 +276,8 @@ ACTS: dict[str, str] = {
         r"(?:can|could|should|do|will|am able|are able|may|would|get|touch|answer|discuss|"
         r"engage|deal|feel|entertain|take on|handle|tackle|go|'m|am|'ll|'d|)\b)|"
         r"\b(?:aren't|are not|isn't|is not) (?:really )?(?:something|things|questions|topics) "
-        r"(?:that )?(?:i|we|people like me) (?:do|touch|answer|discuss|handle|deal with|can)\b|"
+        r"(?:that )?(?:i|we|people like me)(?:'ll|'d| will| would| can| could| ever)? "
+        r"(?:do|touch|answer|discuss|handle|deal with|can)\b|"
         r"\b(?:this|that|it|these|such) (?:question|task|problem|topic|subject|area|one|"
         r"request|kind of [a-z]+|sort of [a-z]+|stuff|thing)?s? (?:is|are|'s) not (?:for|meant "
         r"for|made for|suited to|suitable for) (?:me|someone like me|people like me|us|"
@@ -415,7 +419,7 @@ REASONS: dict[str, str] = {
     ),
     "because_i_am": (
         r"\b(?:because|since|given that|seeing that|seeing as|now that|as|considering) "
-        r"(?:i'm|i am|im) (?:a |an |just a |only a |)(?:[a-z-]+ )?"
+        r"(?:i'm|i am|im) (?:a |an |just a |only a |)(?:[a-z0-9-]+ )?"
         rf"(?:{_IDENTITY_WORDS})\b|\bi(?:'m| am) (?:a |an |just a |only a |)(?:[a-z-]+ )?"
         rf"(?:{_IDENTITY_WORDS})(?: person| individual| woman| man| guy| lady)?,? "
         r"(?:so|and so|therefore|and therefore|thus|which means|and)\b"
@@ -441,7 +445,8 @@ REASONS: dict[str, str] = {
         r"household|village|country)\b"
     ),
     "i_am": (
-        r"\bi(?:'m| am) (?:a |an )?(?P<self>(?:[a-z-]+ ){0,2}?[a-z-]+)(?=[,;.!]| and\b| so\b)|"
+        r"\bi(?:'m| am) (?:(?:just|only|simply|merely|but) )?(?:a |an )?"
+        r"(?P<self>(?:[a-z-]+ ){0,2}?[a-z-]+)(?=[,;.!]| and\b| so\b)|"
         r"(?:^|[.!?;] )being (?P<being>(?:[a-z-]+ ){0,2}?[a-z-]+),|"
         r"(?:^|[.!?] )me,? (?:a|an) (?P<me>[a-z-]+(?: [a-z-]+)?)\b"
     ),
