@@ -166,7 +166,9 @@ _TRAITS = (
     r"(?:better|worse)\s+(?:at|with|than|leaders|drivers|parents|workers|cooks|students)|"
     r"(?:natural|born)\s+(?:leaders|criminals|liars|thieves|followers|cooks|athletes)|"
     r"built\s+for\s+\w+|made\s+for\s+\w+|meant\s+for\s+\w+|cut\s+out\s+for\s+\w+|"
-    r"scum|trash|garbage|filth|vermin|animals|apes|monkeys|dogs|pigs|rats|cockroaches"
+    r"scum|trash|garbage|filth|vermin|animals|apes|monkeys|dogs|pigs|rats|cockroaches|"
+    r"dramatic|overdramatic|flamboyant|effeminate|shallow|vain|superficial|clueless|"
+    r"technophobes|stubborn|difficult|hysterics|drama\s+queens"
 )
 
 # Behaviour ascribed to a whole group without a copula ("immigrants refuse to learn ...").
@@ -191,6 +193,7 @@ _BEHAVIOUR = (
 
 _GENERIC_PREDICATE = LazyPattern(
     r"^\s*(?:are|is|were|seem|tend\s+to\s+be|seem\s+to\s+be|always\s+are|are\s+always|"
+    r"are\s+[a-z]+\s+(?:because|since|as)\s+(?:they\s+are|they're|they\s+are\s+all)|"
     r"are\s+all|are\s+just|are\s+simply|are\s+naturally|are\s+inherently|are\s+generally|"
     r"are\s+usually|are\s+typically|are\s+mostly|are\s+really|are\s+too|are\s+so|"
     r"are\s+very|are\s+far|are\s+much|are\s+more|are\s+less|can't\s+be|cannot\s+be|"
@@ -212,7 +215,8 @@ _BEHAVIOUR_PREDICATE = LazyPattern(
     re.I,
 )
 _ABILITY_DENIED = LazyPattern(
-    r"^\s*(?:can't|cannot|can\s+not|could\s+never|can\s+never|are\s+unable\s+to|"
+    r"^\s*(?:(?:just|simply|really|basically|honestly|totally)\s+)?"
+    r"(?:can't|cannot|can\s+not|could\s+never|can\s+never|are\s+unable\s+to|"
     r"are\s+incapable\s+of|are\s+not\s+capable\s+of|don't\s+know\s+how\s+to|never|"
     r"shouldn't|should\s+not|should\s+never|should\s+stay|should\s+stick\s+to|"
     r"belong\s+(?:in|at)|only\s+care\s+about|only\s+want|only\s+think\s+about|all\s+\w+|"
