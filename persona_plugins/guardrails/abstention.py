@@ -493,7 +493,8 @@ _ANSWER_CUES = LazyPattern(
 
 # A pivot from the refusal to the substance ("...; however, a mild headache ...").
 _PIVOT = LazyPattern(
-    r"(?:[;,:] ?| -+ |\b)(?:however|but|though|although|still|that said|nevertheless|"
+    r"(?:[;,:] ?| -+ |\b)(?:however|but|though|although|still|yet|anyway|regardless|"
+    r"in any case|all the same|that said|nevertheless|"
     r"nonetheless|even so|that being said|having said that|in general|generally speaking|"
     r"broadly speaking|in short|here is|here's)\b,?"
 )

@@ -228,7 +228,8 @@ _ABILITY_DENIED = LazyPattern(
 )
 # What may stand before a group term that is the subject of its clause.
 _SUBJECT_START = LazyPattern(
-    r"(?:^|[,;:(\"“]|\b(?:that|because|since|think|believe|know|knows|say|says|said|honestly|"
+    r"(?:^|[,;:(\"“]|\b(?:that|because|since|think|thinks|thought|believe|believes|know|knows|"
+    r"say|says|said|honestly|"
     r"frankly|and|but|so|all|most|every|typical|those|these|the|you|your|our|why|do|are)\b)\s*$",
     re.I,
 )
@@ -251,7 +252,18 @@ _REJECTION = LazyPattern(
     r"(?:says|said|claims|claimed|insists|insisted|argues|argued|suggests|suggested|expresses|"
     r"expressed|tells\s+(?:you|me|us)|told\s+(?:you|me|us)|asserts|asserted|states|stated|remarks|"
     r"remarked|implies|implied|comments|commented|declares|declared|announces|announced|"
-    r"believes|thinks|complains|complained|jokes|joked)\s+that)\b",
+    r"believes|thinks|complains|complained|jokes|joked)\s+that|"
+    # hearsay put to the test ("people say women are bad drivers, but the data shows the opposite")
+    r"(?:people|they|some|many|others|folks|everyone)\s+(?:say|claim|think|believe|assume)\b"
+    r"[^.!?]{0,200}?\b(?:but|however|yet|although|though|whereas)|"
+    r"the\s+opposite|shows?\s+otherwise|showed\s+otherwise|contrary\s+to|no\s+such)\b",
+    re.I,
+)
+# A yes/no question about a claim asks, it does not assert ("Is it true that men are better at
+# math?"); a loaded "why are ... so ...?" question still counts.
+_ASKING = LazyPattern(
+    r"^\W*(?:is\s+it\s+(?:true|right|fair|accurate)|do\s+you\s+(?:think|believe|agree)|"
+    r"does|do|are|is|can|could|would|should|was|were)\b[^?]*\?\s*$",
     re.I,
 )
 
@@ -388,7 +400,7 @@ def _generalisations(
         return out  # no group named: most responses stop here
     for start, end in spans:
         sentence = text[start:end]
-        if _REJECTION.search(sentence):
+        if _REJECTION.search(sentence) or _ASKING.search(sentence):
             continue
         for found in _group_terms(pattern, sentence):
             before = sentence[max(0, found.start() - _BEFORE) : found.start()]
