@@ -50,6 +50,7 @@ from persona_plugins import semconv
 from persona_plugins.concurrency import with_timeout
 from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ConfigError, ModelCallError
+from persona_plugins.guard import collect_detectors
 from persona_plugins.guardrails import NoModel, guard_pipeline
 from persona_plugins.guardrails.team import TeamMonitor
 from persona_plugins.injection import inject_persona, render_persona
@@ -57,7 +58,7 @@ from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.personas import collect_personas
-from persona_plugins.plugins import get_plugin_manager
+from persona_plugins.plugins import check_names, get_plugin_manager
 from persona_plugins.results import Candidate, Finding, GuardOutcome, PreparedPrompt, TurnResult
 from persona_plugins.tracing import (
     SafeSpan,
@@ -757,6 +758,8 @@ class TeamGuard:
             for name, p in (personas or {}).items()
         }
         self.model: ChatModel = model if model is not None else NoModel()
+        if self.config.detectors:  # a misspelt detector or option: a ConfigError here, not later
+            check_names(self.config, detectors=collect_detectors(self.pm))
         self.monitor = TeamMonitor(task, **team_settings)
         self.telemetry = Telemetry(tracer_provider)
         self.metrics = PipelineMetrics(meter_provider)
@@ -786,6 +789,8 @@ class TeamGuard:
         """
         try:
             return await self._review(speaker, text)
+        except ConfigError:
+            raise  # the user's settings, not a failure of the guard: say so
         except Exception:
             _log.warning("the team guard could not check %s's message", speaker, exc_info=True)
             if self.config.guard == "enforce" and self.config.guard_errors == "closed":

@@ -77,9 +77,10 @@ def _format_number(raw: str) -> str | None:
     if not (whole or fraction) or not (whole + fraction).isdigit():
         return None
     if not fraction.strip("0"):  # an integer, exactly: no float conversion to overflow
-        # int() reads any script's digits ("١٢" is 12); past 4,000 digits it refuses, and the
-        # digits are compared as written
-        whole = str(int(whole)) if len(whole) <= 4000 else whole.lstrip("0") or "0"
+        try:  # int() reads any script's digits ("١٢" is 12)
+            whole = str(int(whole))
+        except ValueError:  # past the interpreter's digit limit: compared as written
+            whole = whole.lstrip("0") or "0"
         return f"-{whole}" if negative and whole != "0" else whole
     value = float(cleaned)  # has a fractional part: finite unless absurdly long
     if value != value or value in (float("inf"), float("-inf")):

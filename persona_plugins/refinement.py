@@ -271,7 +271,10 @@ def heuristic_plan(
 
 
 _NO_PLAN = ("none", "no reviewers", "nothing", "")
-_PLANTED = re.compile(r"\bplan\s?[:=-]\s?\**\s?(?:none|nothing|no reviewers)\b", re.IGNORECASE)
+# the planner reply's own label syntax (see _LABEL), bounded: "**PLAN**: none", "_PLAN_: none"
+_PLANTED = re.compile(
+    r"(?<![a-z])plan[*_\s]{0,4}[:=\-][*_\s]{0,4}(?:none|nothing|no reviewers)\b", re.IGNORECASE
+)
 
 
 def parse_plan(

@@ -332,7 +332,7 @@ class SafeSpan:
             _log.debug("could not end a span", exc_info=True)
 
     def error(self, exc: BaseException) -> None:
-        if not self.recording:
+        if not self.recording or getattr(self, "_ended", False):
             return
         try:
             kind = type(exc).__qualname__

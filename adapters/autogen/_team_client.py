@@ -54,9 +54,11 @@ class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
     :class:`~persona_plugins.adapters.autogen.TeamGuardHandler` would: a blocked one becomes a
     one-line notice, a team finding adds a note for the next speakers. Tool calls and structured
     (``json_output``) replies pass through unchecked. A guard that fails logs a warning and
-    leaves the reply as it was. The checks see what the member's model sees: with a bounded
-    model context (``BufferedChatCompletionContext``) they judge that window only. Do not wrap a
-    ``SelectorGroupChat``'s own ``model_client``: it picks speakers and is no member.
+    leaves the reply as it was, or withholds it with ``guard_errors="closed"`` (the core's
+    :meth:`~persona_plugins.adapter_kit.TeamGuard.review` decides). The checks see what the
+    member's model sees: with a bounded model context (``BufferedChatCompletionContext``) they
+    judge that window only. Do not wrap a ``SelectorGroupChat``'s own ``model_client``: it picks
+    speakers and is no member.
 
     Args:
         inner: the member's AutoGen client (a ``PersonaChatCompletionClient`` or any other).

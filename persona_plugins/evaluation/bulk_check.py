@@ -126,6 +126,7 @@ class _Checker:
         # JSON may carry lone surrogates (a cut emoji): checked and written as U+FFFD
         response = _whole_characters(response)
         question = _whole_characters(question) if question is not None else None
+        key = _whole_characters(key) if isinstance(key, str) else key
         if persona is not None and not isinstance(persona, str):
             return BadLine(number, f"'persona' must be a name, got {_kind(persona)}")
         if persona is not None and persona not in self.personas:

@@ -168,7 +168,8 @@ _TRAITS = (
     r"built\s+for\s+\w+|made\s+for\s+\w+|meant\s+for\s+\w+|cut\s+out\s+for\s+\w+|"
     r"scum|trash|garbage|filth|vermin|animals|apes|monkeys|dogs|pigs|rats|cockroaches|"
     r"dramatic|overdramatic|flamboyant|effeminate|shallow|vain|superficial|clueless|"
-    r"technophobes|stubborn|difficult|hysterics|drama\s+queens"
+    r"technophobes|stubborn(?!\s+(?:stains?|weeds?|to\b))|difficult(?!\s+to\b)|hysterics|"
+    r"drama\s+queens"
 )
 
 # Behaviour ascribed to a whole group without a copula ("immigrants refuse to learn ...").
@@ -253,12 +254,32 @@ _REJECTION = LazyPattern(
     r"expressed|tells\s+(?:you|me|us)|told\s+(?:you|me|us)|asserts|asserted|states|stated|remarks|"
     r"remarked|implies|implied|comments|commented|declares|declared|announces|announced|"
     r"believes|thinks|complains|complained|jokes|joked)\s+that|"
-    # hearsay put to the test ("people say women are bad drivers, but the data shows the opposite")
-    r"(?:people|they|some|many|others|folks|everyone)\s+(?:say|claim|think|believe|assume)\b"
-    r"[^.!?]{0,200}?\b(?:but|however|yet|although|though|whereas)|"
-    r"the\s+opposite|shows?\s+otherwise|showed\s+otherwise|contrary\s+to|no\s+such)\b",
+    r"contrary\s+to\s+(?:popular\s+belief|the\s+stereotype|what\s+(?:many|most|some|people)))\b",
     re.I,
 )
+# Hearsay put to the test ("people say women are bad drivers, but the data shows the opposite"):
+# the hearsay, then a contrast, then a refutation, each found after the one before.
+_HEARSAY = LazyPattern(
+    r"\b(?:people|they|some|many|others|folks|everyone)\s+(?:say|claim|think|believe|assume)\b",
+    re.I,
+)
+_CONTRAST = LazyPattern(r"\b(?:but|however|yet|although|though|whereas)\b", re.I)
+_REFUTED = LazyPattern(
+    r"\b(?:data|evidence|studies|study|research|statistics|figures|numbers|surveys?|untrue|"
+    r"false|wrong|not\s+true|isn't\s+true|a\s+myth|the\s+opposite|otherwise|"
+    r"no\s+(?:evidence|difference|link|basis|such))\b",
+    re.I,
+)
+
+
+def _hearsay_refuted(sentence: str) -> bool:
+    heard = _HEARSAY.compiled.search(sentence)
+    if heard is None:
+        return False
+    turn = _CONTRAST.compiled.search(sentence, heard.end())
+    return turn is not None and _REFUTED.compiled.search(sentence, turn.end()) is not None
+
+
 # A yes/no question about a claim asks, it does not assert ("Is it true that men are better at
 # math?"); a loaded "why are ... so ...?" question still counts.
 _ASKING = LazyPattern(
@@ -398,10 +419,14 @@ def _generalisations(
         next(scan(_SINGULAR_GROUP, text, spans), None) is None
     ):
         return out  # no group named: most responses stop here
-    for start, end in spans:
+    for index, (start, end) in enumerate(spans):
         sentence = text[start:end]
-        if _REJECTION.search(sentence) or _ASKING.search(sentence):
+        if _REJECTION.search(sentence) or _hearsay_refuted(sentence):
             continue
+        if _ASKING.search(sentence):  # a question asks, unless the next sentence says yes to it
+            after_question = text[end : spans[index + 1][1]] if index + 1 < len(spans) else ""
+            if not _AGREE.search(after_question.strip()):
+                continue
         for found in _group_terms(pattern, sentence):
             before = sentence[max(0, found.start() - _BEFORE) : found.start()]
             after = sentence[found.end() : found.end() + _AFTER]

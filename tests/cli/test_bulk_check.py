@@ -79,14 +79,16 @@ def test_valid_json_that_python_cannot_use_is_a_bad_line_and_a_cut_character_is_
     log = tmp_path / "odd.jsonl"
     log.write_text(
         '{"id": ' + huge + ', "response": "fine"}\n'
-        '{"id": 2, "response": "You are an absolute idiot \\ud800 and I will hurt you."}\n',
+        '{"id": 2, "response": "You are an absolute idiot \\ud800 and I will hurt you."}\n'
+        '{"id": "a\\ud800b", "response": "You are an absolute idiot and I will hurt you."}\n',
         encoding="utf-8",
     )
     code, out, err = run(capsys, "check", "--jsonl", str(log), "--workers", "1")
     assert code == 0, err
     assert f"{log}: line 1: not usable JSON" in err
-    [finding] = [f for f in findings_of(out) if f["detector"] == "toxicity"][:1]
-    assert finding["line"] == 2 and finding["id"] == 2
+    toxic = [f for f in findings_of(out) if f["detector"] == "toxicity"]
+    assert {f["line"] for f in toxic} == {2, 3}
+    assert toxic[0]["id"] == 2 and toxic[-1]["id"] == "a\ufffdb"
 
 
 def test_two_workers_write_the_same_findings_in_the_same_order_as_one(capsys, tmp_path):

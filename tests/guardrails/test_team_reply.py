@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from persona_plugins import Message
+import logging
+
+import pytest
+
+from persona_plugins import ConfigError, Message
 from persona_plugins.adapter_kit import TEAM_NOTE_TEMPLATE, TeamGuard
 from persona_plugins.guardrails.team import speaker_shares
 
@@ -86,12 +90,19 @@ def break_monitor(guard: TeamGuard) -> None:
     guard.monitor.add = add  # the guard's own machinery fails, not a detector
 
 
-async def test_a_failing_team_guard_lets_the_message_through_by_default():
+async def test_a_failing_team_guard_lets_the_message_through_by_default(caplog):
     guard = TeamGuard(guard="enforce", detectors=[])
     break_monitor(guard)
-    assert await guard.review_reply("chef", "Then lemonade.", [Message.user(TASK)]) == (
-        "Then lemonade."
-    )
+    with caplog.at_level(logging.WARNING, logger="persona_plugins.guardrails"):
+        text = await guard.review_reply("chef", "Then lemonade.", [Message.user(TASK)])
+    assert text == "Then lemonade."
+    assert any("could not check chef's message" in r.getMessage() for r in caplog.records)
+
+
+def test_a_misspelt_detector_or_option_in_a_team_guard_is_a_config_error_at_once():
+    for detectors in (["toxcity"], ["abstention:jduge"]):
+        with pytest.raises(ConfigError):
+            TeamGuard(guard="enforce", detectors=detectors)
 
 
 async def test_a_failing_team_guard_withholds_the_message_when_errors_close():
