@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import statistics
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 
 from opentelemetry import trace
 from results_md import machine_note, update_section
+from rounds import in_rounds
 
 HEADING = "Agent Framework middleware overhead"
 PERSONA = "math_teacher"
@@ -147,23 +147,20 @@ async def measure(variants: list[Variant], rounds: int, runs: int, warmup: int) 
         for _ in range(warmup):
             count += 1
             await variant.run(f"What is 7 * 12? (run {count})")
-    for index in range(rounds):
-        order = variants[index % len(variants) :] + variants[: index % len(variants)]
-        gc.collect()
-        gc.disable()
-        try:
-            for variant in order:
-                batch = []
-                for _ in range(runs):
-                    count += 1
-                    task = f"What is 7 * 12? (run {count})"
-                    started = time.perf_counter()
-                    await variant.run(task)
-                    batch.append(time.perf_counter() - started)
-                variant.samples.extend(batch)
-                variant.round_medians.append(statistics.median(batch))
-        finally:
-            gc.enable()
+
+    async def batch(variant: Variant) -> None:
+        nonlocal count
+        times = []
+        for _ in range(runs):
+            count += 1
+            task = f"What is 7 * 12? (run {count})"
+            started = time.perf_counter()
+            await variant.run(task)
+            times.append(time.perf_counter() - started)
+        variant.samples.extend(times)
+        variant.round_medians.append(statistics.median(times))
+
+    await in_rounds(variants, rounds, batch)
 
 
 def check_measured_what_was_meant(parts: dict[str, Any]) -> None:

@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import collections
 import cProfile
-import gc
 import json
 import os
 import pstats
@@ -62,6 +61,7 @@ from autogen_ext.models.cache import ChatCompletionCache
 from opentelemetry import trace
 from pydantic import BaseModel
 from results_md import machine_note, update_section
+from rounds import in_rounds
 
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 
@@ -221,17 +221,13 @@ async def measure(variants: list[Variant], rounds: int, runs: int, warmup: int) 
     for variant in variants:
         for _ in range(warmup):
             await run_once(variant, texts())
-    for index in range(rounds):
-        order = variants[index % len(variants) :] + variants[: index % len(variants)]
-        gc.collect()
-        gc.disable()
-        try:
-            for variant in order:
-                batch = [await run_once(variant, texts()) for _ in range(runs)]
-                variant.samples.extend(batch)
-                variant.round_medians.append(statistics.median(batch))
-        finally:
-            gc.enable()
+
+    async def batch(variant: Variant) -> None:
+        times = [await run_once(variant, texts()) for _ in range(runs)]
+        variant.samples.extend(times)
+        variant.round_medians.append(statistics.median(times))
+
+    await in_rounds(variants, rounds, batch)
 
 
 def check_measured_what_was_meant(variants: list[Variant]) -> None:

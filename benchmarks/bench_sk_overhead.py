@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import statistics
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 
 from opentelemetry import trace
 from results_md import machine_note, update_section
+from rounds import in_rounds
 
 HEADING = "Semantic Kernel wrapper overhead"
 PERSONA = "math_teacher"
@@ -153,18 +153,14 @@ async def measure(variants: list[Variant], rounds: int, runs: int, warmup: int) 
         for call in CALLS.values():
             for _ in range(warmup):
                 await call(variant)
-    for index in range(rounds):
-        order = variants[index % len(variants) :] + variants[: index % len(variants)]
-        gc.collect()
-        gc.disable()
-        try:
-            for variant in order:
-                for name, call in CALLS.items():
-                    batch = [await call(variant) for _ in range(runs)]
-                    variant.samples.setdefault(name, []).extend(batch)
-                    variant.round_medians.setdefault(name, []).append(statistics.median(batch))
-        finally:
-            gc.enable()
+
+    async def batch(variant: Variant) -> None:
+        for name, call in CALLS.items():
+            times = [await call(variant) for _ in range(runs)]
+            variant.samples.setdefault(name, []).extend(times)
+            variant.round_medians.setdefault(name, []).append(statistics.median(times))
+
+    await in_rounds(variants, rounds, batch)
 
 
 async def prepare_floor(variant: Variant, runs: int) -> float:
