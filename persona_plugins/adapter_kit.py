@@ -281,6 +281,12 @@ def _call_attributes(model_name: str, provider: str, streaming: bool) -> dict[st
     }
 
 
+def _turn_attributes(pipeline: PersonaPipeline, model_name: str) -> Callable[[], dict[str, Any]]:
+    """The attributes of a passed-through call's turn span, built only if the span records."""
+    config = pipeline.config
+    return lambda: {**turn_attributes(config, model_name), DIRECT: True}
+
+
 def call_span(
     telemetry: Telemetry, model_name: str, provider: str, *, streaming: bool
 ) -> AbstractContextManager[SafeSpan]:
@@ -292,10 +298,7 @@ def turn_span(pipeline: PersonaPipeline, model_name: str) -> AbstractContextMana
     """The turn span of a call passed to the framework's client: named and shaped like a pipeline
     turn's (``invoke_workflow persona_pipeline``), so a traced call looks the same whichever way it
     went; give it the finished turn with :func:`record_turn`."""
-    config = pipeline.config
-    return pipeline.telemetry.span(
-        semconv.SPAN_TURN, lambda: {**turn_attributes(config, model_name), DIRECT: True}
-    )
+    return pipeline.telemetry.span(semconv.SPAN_TURN, _turn_attributes(pipeline, model_name))
 
 
 def stream_spans(
@@ -305,10 +308,8 @@ def stream_spans(
     (see :meth:`~persona_plugins.tracing.Telemetry.start`): the turn span, and a function that
     starts the ``chat`` span under it. Make them current around each step (:func:`in_span`),
     never across a ``yield``, and end them."""
-    config, telemetry = pipeline.config, pipeline.telemetry
-    turn = telemetry.start(
-        semconv.SPAN_TURN, lambda: {**turn_attributes(config, model_name), DIRECT: True}
-    )
+    telemetry = pipeline.telemetry
+    turn = telemetry.start(semconv.SPAN_TURN, _turn_attributes(pipeline, model_name))
 
     def call() -> SafeSpan:
         with turn.current():

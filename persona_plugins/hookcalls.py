@@ -73,15 +73,13 @@ async def settle(value: T | Awaitable[T]) -> T:
 async def settle_all(items: Sequence[Any]) -> list[Any]:
     """Every item, the awaitable ones awaited concurrently, in order.
 
-    A single awaitable is awaited directly (no task is created, which matters on the hot path).
+    A single awaitable is awaited directly (:func:`run_together` makes no task for it, which
+    matters on the hot path).
     """
     pending = [i for i, item in enumerate(items) if inspect.isawaitable(item)]
     if not pending:
         return list(items)
     out = list(items)
-    if len(pending) == 1:
-        out[pending[0]] = await out[pending[0]]
-        return out
     settled = await run_together(items[i] for i in pending)
     for index, value in zip(pending, settled, strict=True):
         out[index] = value

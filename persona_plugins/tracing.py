@@ -270,6 +270,7 @@ class SafeSpan:
         self._span = span
         self.capture_content = capture_content
         self.recording = recording
+        self._ended = False  # end() was called (a span from Telemetry.start)
 
     @property
     def span(self) -> Span:
@@ -323,7 +324,7 @@ class SafeSpan:
 
     def end(self) -> None:
         """End a span started with :meth:`Telemetry.start` (again: nothing)."""
-        if not self.recording or getattr(self, "_ended", False):
+        if not self.recording or self._ended:
             return
         self._ended = True
         try:
@@ -332,7 +333,7 @@ class SafeSpan:
             _log.debug("could not end a span", exc_info=True)
 
     def error(self, exc: BaseException) -> None:
-        if not self.recording or getattr(self, "_ended", False):
+        if not self.recording or self._ended:
             return
         try:
             kind = type(exc).__qualname__
@@ -465,11 +466,8 @@ def _global_tracer_provider() -> TracerProvider:
     return cast(TracerProvider, provider) if provider is not None else _UNSET_PROVIDER
 
 
-class _Unset(trace.ProxyTracerProvider):
-    """Stands for "no global provider yet" (never used to make spans)."""
-
-
-_UNSET_PROVIDER = _Unset()
+#: Stands for "no global provider yet" (a proxy provider: nothing records; never used for spans).
+_UNSET_PROVIDER = trace.ProxyTracerProvider()
 
 
 class Telemetry:
