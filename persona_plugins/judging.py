@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from persona_plugins import semconv
-from persona_plugins.answers import Extractor, extract_answers
+from persona_plugins.answers import Extractor, answers_agree, extract_answers
 from persona_plugins.concurrency import run_together
 from persona_plugins.config import PipelineConfig
 from persona_plugins.hookspecs import hookimpl
@@ -242,8 +242,6 @@ async def judge_pair(
     """Judge two candidates in both orders, re-asking inconsistent pairs, then falling back."""
     settings = config.judge
     judge_model = TurnModel.wrap(model).as_agent("judge")
-    verdicts: list[Verdict] = []
-    calls = 0
 
     async def ask(first: Candidate, second: Candidate, attempt: int) -> Verdict:
         messages = build_judge_messages(
@@ -272,31 +270,28 @@ async def judge_pair(
             order=order, choice=choice, certainty=certainty, raw=completion.text, attempt=attempt
         )
 
+    verdicts: list[Verdict] = []
     for attempt in range(settings.retries + 1):
         forward, backward = await run_together((ask(a, b, attempt), ask(b, a, attempt)))
-        calls += 2
         verdicts += [forward, backward]
         if forward.choice is not None and forward.choice == backward.choice:
-            return Judgement(
-                chosen=forward.choice,
-                verdicts=verdicts,
-                consistent=True,
-                retries=attempt,
-                model_calls=calls,
-                reason=f"both orders chose {forward.choice!r}",
-            )
-    chosen = _fallback(a, b, settings.fallback)
-    return Judgement(
-        chosen=chosen.name,
-        verdicts=verdicts,
-        consistent=False,
-        retries=settings.retries,
-        fallback=True,
-        model_calls=calls,
-        reason=(
+            consistent, chosen = True, forward.choice
+            reason = f"both orders chose {chosen!r}"
+            break
+    else:
+        consistent, chosen = False, _fallback(a, b, settings.fallback).name
+        reason = (
             f"no consistent verdict after {settings.retries + 1} attempt(s); "
-            f"fallback '{settings.fallback}' chose {chosen.name!r}"
-        ),
+            f"fallback '{settings.fallback}' chose {chosen!r}"
+        )
+    return Judgement(
+        chosen=chosen,
+        verdicts=verdicts,
+        consistent=consistent,
+        retries=attempt,
+        fallback=not consistent,
+        model_calls=len(verdicts),  # two calls per attempt
+        reason=reason,
     )
 
 
@@ -319,7 +314,7 @@ def judge_candidates(
     model: TurnModel,
 ) -> Judgement | Awaitable[Judgement]:
     answers = [c.answer for c in candidates]
-    if all(a is not None for a in answers) and len(set(answers)) == 1:
+    if answers_agree(answers):
         preferred = next((c for c in candidates if c.name == "persona"), candidates[0])
         return Judgement(
             chosen=preferred.name,
@@ -335,27 +330,22 @@ async def _tournament(
     question: str, candidates: list[Candidate], config: PipelineConfig, model: ChatModel
 ) -> Judgement:
     winner = candidates[0]
-    verdicts: list[Verdict] = []
-    calls = retries = 0
-    consistent, fallback, reasons = True, False, []
+    outcomes: list[Judgement] = []
+    reasons: list[str] = []
     for challenger in candidates[1:]:
         if winner.answer is not None and winner.answer == challenger.answer:
             reasons.append(f"{winner.name!r} and {challenger.name!r} agree")
             continue
         outcome = await judge_pair(question, winner, challenger, config, model)
-        verdicts += outcome.verdicts
-        calls += outcome.model_calls
-        retries += outcome.retries
-        consistent &= outcome.consistent
-        fallback |= outcome.fallback
+        outcomes.append(outcome)
         reasons.append(outcome.reason)
         winner = winner if outcome.chosen == winner.name else challenger
     return Judgement(
         chosen=winner.name,
-        verdicts=verdicts,
-        consistent=consistent,
-        retries=retries,
-        fallback=fallback,
-        model_calls=calls,
+        verdicts=[verdict for outcome in outcomes for verdict in outcome.verdicts],
+        consistent=all(outcome.consistent for outcome in outcomes),
+        retries=sum(outcome.retries for outcome in outcomes),
+        fallback=any(outcome.fallback for outcome in outcomes),
+        model_calls=sum(outcome.model_calls for outcome in outcomes),
         reason="; ".join(reasons),
     )
