@@ -3,16 +3,18 @@ when a command asks for AutoGen."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core.models import UserMessage
 
-from persona_plugins import ChatModel, Persona, PipelineConfig, TurnResult
+from persona_plugins import ChatModel, PipelineConfig, TurnResult
 from persona_plugins.adapters.autogen import ChatModelCompletionClient, PersonaChatCompletionClient
+
+if TYPE_CHECKING:
+    from persona_plugins.cli._common import TeamRun
 
 #: The AutoGen team is the demo's default: the summary names the model alone.
 DEMO_NOTE = ""
@@ -28,21 +30,13 @@ async def ask(
     return client.last_result
 
 
-async def run_team(
-    model: ChatModel,
-    members: Sequence[tuple[str, Persona]],
-    *,
-    question: str,
-    rounds: int,
-    tracer_provider: Any,
-    on_reply: Callable[[str, str], None],
-) -> list[tuple[int, int, int]]:
-    """A ``RoundRobinGroupChat`` of one persona ``AssistantAgent`` per member, ``rounds`` replies
-    each; returns ``(model calls, tokens in, tokens out)`` per member."""
-    inner = ChatModelCompletionClient(model)
+async def run_team(run: TeamRun) -> list[tuple[int, int, int]]:
+    """The demo's team: a ``RoundRobinGroupChat`` of one persona ``AssistantAgent`` per member;
+    returns ``(model calls, tokens in, tokens out)`` per member."""
+    inner = ChatModelCompletionClient(run.model)
     clients = [
-        PersonaChatCompletionClient(inner, persona=persona, tracer_provider=tracer_provider)
-        for _, persona in members
+        PersonaChatCompletionClient(inner, persona=persona, tracer_provider=run.tracer_provider)
+        for _, persona in run.members
     ]
     agents = [
         AssistantAgent(
@@ -53,16 +47,17 @@ async def run_team(
             # better than two.
             system_message=None,
         )
-        for (name, persona), client in zip(members, clients, strict=True)
+        for (name, persona), client in zip(run.members, clients, strict=True)
     ]
     team = RoundRobinGroupChat(
         list[Any](agents),
-        termination_condition=MaxMessageTermination(len(agents) * rounds + 1),
+        # The task is a message too.
+        termination_condition=MaxMessageTermination(run.replies + 1),
     )
-    async for event in team.run_stream(task=question):
+    async for event in team.run_stream(task=run.question):
         source = getattr(event, "source", None)
         content = getattr(event, "content", None)
         if source and source != "user" and isinstance(content, str):
-            on_reply(source, content)
+            run.on_reply(source, content)
     usages = [(client.model_calls, client.total_usage()) for client in clients]
     return [(calls, usage.prompt_tokens, usage.completion_tokens) for calls, usage in usages]

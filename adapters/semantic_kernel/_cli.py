@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semantic_kernel import Kernel
 from semantic_kernel.agents import (
@@ -15,12 +14,15 @@ from semantic_kernel.agents import (
 )
 from semantic_kernel.agents.runtime import InProcessRuntime
 
-from persona_plugins import ChatModel, Persona, PersonaPluginsError, PipelineConfig, TurnResult
+from persona_plugins import ChatModel, PersonaPluginsError, PipelineConfig, TurnResult
 from persona_plugins.adapters.semantic_kernel import (
     ChatModelChatCompletion,
     PersonaChatCompletion,
     PersonaPlugin,
 )
+
+if TYPE_CHECKING:
+    from persona_plugins.cli._common import TeamRun
 
 #: Added after the model in the demo summary.
 DEMO_NOTE = "Semantic Kernel group chat"
@@ -46,37 +48,30 @@ async def ask(
     return plugin.last_result
 
 
-async def run_team(
-    model: ChatModel,
-    members: Sequence[tuple[str, Persona]],
-    *,
-    question: str,
-    rounds: int,
-    tracer_provider: Any,
-    on_reply: Callable[[str, str], None],
-) -> list[tuple[int, int, int]]:
-    """A round-robin ``GroupChatOrchestration`` of one persona ``ChatCompletionAgent`` per member,
-    ``rounds`` replies each; returns ``(model calls, tokens in, tokens out)`` per member."""
+async def run_team(run: TeamRun) -> list[tuple[int, int, int]]:
+    """The demo's team: a round-robin ``GroupChatOrchestration`` of one persona
+    ``ChatCompletionAgent`` per member; returns ``(model calls, tokens in, tokens out)`` per
+    member."""
     runtime = InProcessRuntime()
     quiet_semantic_kernel_logs()
     try:
-        inner = ChatModelChatCompletion(model)
+        inner = ChatModelChatCompletion(run.model)
         services = [
-            PersonaChatCompletion(inner, persona=persona, tracer_provider=tracer_provider)
-            for _, persona in members
+            PersonaChatCompletion(inner, persona=persona, tracer_provider=run.tracer_provider)
+            for _, persona in run.members
         ]
         agents = [
             # No instructions: the persona is the whole system prompt, as in the AutoGen demo.
             ChatCompletionAgent(name=name, description=persona.description, service=service)
-            for (name, persona), service in zip(members, services, strict=True)
+            for (name, persona), service in zip(run.members, services, strict=True)
         ]
         group_chat = GroupChatOrchestration(
             members=list[Any](agents),
-            manager=RoundRobinGroupChatManager(max_rounds=len(agents) * rounds),
-            agent_response_callback=lambda message: on_reply(message.name, message.content),
+            manager=RoundRobinGroupChatManager(max_rounds=run.replies),
+            agent_response_callback=lambda message: run.on_reply(message.name, message.content),
         )
         runtime.start()
-        result = await group_chat.invoke(task=question, runtime=runtime)
+        result = await group_chat.invoke(task=run.question, runtime=runtime)
         await result.get()
     finally:
         await runtime.stop_when_idle()

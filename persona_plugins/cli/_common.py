@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, cast
 
@@ -304,6 +305,25 @@ FRAMEWORKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 Member = tuple[str, Persona]
 
 
+@dataclass(frozen=True)
+class TeamRun:
+    """What the demo asks of a framework's team: one persona agent per member, on ``model``,
+    taking turns round-robin until each has given ``rounds`` replies to ``question``;
+    ``on_reply(agent, text)`` as each reply arrives."""
+
+    model: ChatModel
+    members: Sequence[Member]
+    question: str
+    rounds: int
+    tracer_provider: Any
+    on_reply: Callable[[str, str], None]
+
+    @property
+    def replies(self) -> int:
+        """How many replies the whole team gives."""
+        return len(self.members) * self.rounds
+
+
 class FrameworkCli(Protocol):
     """What an adapter's ``_cli`` module provides to the commands."""
 
@@ -316,19 +336,8 @@ class FrameworkCli(Protocol):
         """One turn through the adapter; returns the adapter's ``TurnResult``."""
         ...
 
-    def run_team(
-        self,
-        model: ChatModel,
-        members: Sequence[Member],
-        *,
-        question: str,
-        rounds: int,
-        tracer_provider: Any,
-        on_reply: Callable[[str, str], None],
-    ) -> Awaitable[list[tuple[int, int, int]]]:
-        """A round-robin team of persona agents answering ``question``, ``rounds`` replies
-        each; ``on_reply(agent, text)`` as each reply arrives; returns ``(model calls, tokens in,
-        tokens out)`` per member."""
+    def run_team(self, run: TeamRun) -> Awaitable[list[tuple[int, int, int]]]:
+        """Run the demo's team; returns ``(model calls, tokens in, tokens out)`` per member."""
         ...
 
 

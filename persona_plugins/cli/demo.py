@@ -17,6 +17,7 @@ from persona_plugins.cli import _common
 from persona_plugins.cli._common import (
     FrameworkCli,
     Member,
+    TeamRun,
     UsageError,
     add_framework_option,
     add_model_options,
@@ -95,12 +96,14 @@ async def _run_team(
     model = _common.build_model(args)
     print(f"Question: {printable(args.question)}\n")
     return await team.run_team(
-        model,
-        members,
-        question=args.question,
-        rounds=args.rounds,
-        tracer_provider=provider,
-        on_reply=print_reply,
+        TeamRun(
+            model,
+            members,
+            question=args.question,
+            rounds=args.rounds,
+            tracer_provider=provider,
+            on_reply=print_reply,
+        )
     )
 
 
