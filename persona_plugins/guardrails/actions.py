@@ -155,6 +155,15 @@ def builtin_findings(
     return found
 
 
+def _builtin_recheck(messages: Sequence[Message], response_persona: Persona | None) -> Recheck:
+    """A ``recheck`` for calls outside a pipeline: the built-in detectors, as on the response."""
+
+    async def recheck(text: str, *, persona: Persona | None = response_persona) -> list[Finding]:
+        return builtin_findings(text, messages=messages, persona=persona)
+
+    return recheck
+
+
 class GuardActions:
     """The ``resolve_findings`` plugin (see the module docstring).
 
@@ -169,18 +178,8 @@ class GuardActions:
         self.policy = policy or GuardPolicy()
         self.regenerate_max_tokens = regenerate_max_tokens
 
-    async def _remaining(
-        self,
-        text: str,
-        messages: Sequence[Message],
-        persona: Persona | None,
-        recheck: Recheck | None,
-    ) -> list[Finding]:
-        """Findings that still matter on ``text`` (warning or high)."""
-        if recheck is not None:
-            found = await recheck(text, persona=persona)
-        else:  # called directly, outside a pipeline: the built-in detectors only
-            found = builtin_findings(text, messages=messages, persona=persona)
+    def _remaining(self, found: Sequence[Finding]) -> list[Finding]:
+        """The findings that still matter on a re-checked answer (warning or high)."""
         wanted = self.policy.regenerate_check
         return [
             f for f in found if f.severity != "info" and (wanted is None or f.detector in wanted)
@@ -198,6 +197,24 @@ class GuardActions:
         recheck: Recheck | None = None,
         regenerate: Regenerate | None = None,
     ) -> Resolution | Awaitable[Resolution]:
+        """The decision for ``response``, to await (``config`` and ``model`` are not used).
+        Without ``recheck`` (outside a pipeline) answers are re-checked by the built-in
+        detectors only."""
+        recheck = recheck or _builtin_recheck(messages, persona)
+        return self.resolve_findings(response, findings, candidates, recheck, regenerate)
+
+    # Not trylast, unlike the module's own implementation: an instance a user registers runs
+    # before the built-in default and so replaces it. The conversation and persona are not
+    # arguments: ``recheck`` and ``regenerate`` carry them.
+    @hookimpl
+    async def resolve_findings(
+        self,
+        response: str,
+        findings: Sequence[Finding],
+        candidates: Sequence[Candidate],
+        recheck: Recheck,
+        regenerate: Regenerate | None,
+    ) -> Resolution:
         action = self.policy.decide(findings)
         named = _named(findings)
         if action == "allow":
@@ -206,27 +223,12 @@ class GuardActions:
             return _annotated(response, findings, f"annotated: {named}")
         if action == "block":
             return Resolution(action="block", reason=f"blocked by the guardrails: {named}")
-        return self._fallback_or_regenerate(
-            messages, response, findings, candidates, persona, recheck, regenerate
-        )
-
-    async def _fallback_or_regenerate(
-        self,
-        messages: Sequence[Message],
-        response: str,
-        findings: Sequence[Finding],
-        candidates: Sequence[Candidate],
-        persona: Persona | None,
-        recheck: Recheck | None,
-        regenerate: Regenerate | None,
-    ) -> Resolution:
-        named = _named(findings)
         for candidate in candidates:
             if (
                 candidate.ok
                 and candidate.persona is None
                 and candidate.text.strip() != response.strip()
-                and not await self._remaining(candidate.text, messages, None, recheck)
+                and not self._remaining(await recheck(candidate.text, persona=None))
             ):
                 return Resolution(
                     action="fallback",
@@ -252,9 +254,7 @@ class GuardActions:
             return _annotated(
                 response, findings, f"{named}: the regenerated answer was empty; annotated"
             )
-        return self._judge_regenerated(
-            text, named, await self._remaining(text, messages, persona, recheck)
-        )
+        return self._judge_regenerated(text, named, self._remaining(await recheck(text)))
 
     def _judge_regenerated(self, text: str, named: str, remaining: list[Finding]) -> Resolution:
         if not remaining:
@@ -275,41 +275,16 @@ class GuardActions:
             reason=f"{named}: regenerated; the new answer still has {still} (annotated)",
         )
 
-    # Not trylast, unlike the module's own implementation: an instance a user registers runs
-    # before the built-in default and so replaces it.
-    @hookimpl
-    def resolve_findings(
-        self,
-        messages: Sequence[Message],
-        response: str,
-        findings: Sequence[Finding],
-        candidates: Sequence[Candidate],
-        persona: Persona | None,
-        config: Any,
-        model: ChatModel,
-        recheck: Recheck,
-        regenerate: Regenerate,
-    ) -> Resolution | Awaitable[Resolution]:
-        return self.resolve(
-            messages, response, findings, candidates, persona, config, model, recheck, regenerate
-        )
-
 
 DEFAULT = GuardActions()
 
 
 @hookimpl(trylast=True)
 def resolve_findings(
-    messages: Sequence[Message],
     response: str,
     findings: Sequence[Finding],
     candidates: Sequence[Candidate],
-    persona: Persona | None,
-    config: Any,
-    model: ChatModel,
     recheck: Recheck,
     regenerate: Regenerate,
-) -> Resolution | Awaitable[Resolution]:
-    return DEFAULT.resolve(
-        messages, response, findings, candidates, persona, config, model, recheck, regenerate
-    )
+) -> Awaitable[Resolution]:
+    return DEFAULT.resolve_findings(response, findings, candidates, recheck, regenerate)
