@@ -173,12 +173,13 @@ async def run_jekyll_hyde_eval(
     progress: Progress | None = None,
     concurrency: int = 1,
 ) -> dict[str, Any]:
-    """Run (or resume) the comparison and write ``<dataset>.jsonl``, ``.json`` and ``.md``.
+    """Run (or resume) the comparison and write ``jekyll_hyde_<dataset>.jsonl``, ``.json`` and
+    ``.md`` in ``out_dir``.
 
-    ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
-    (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
-    ``concurrency`` questions are in flight at once (one by default); the figures are those of a
-    sequential run whatever order they finish in.
+    Questions already answered in the ``.jsonl`` file are not asked again; up to ``concurrency``
+    are asked at once, with ``progress`` on stderr
+    (:func:`~persona_plugins.evaluation.records.run_resumable`). The figures are those of a
+    sequential run whatever order the questions finish in.
     """
     pipelines = _build(model, persona, fallback_persona, settings or {})
 
@@ -196,7 +197,6 @@ async def run_jekyll_hyde_eval(
         unit="questions",
         detail=f"(systems: {', '.join(systems)})",
         model_label=model_label,
-        item_key=lambda question: question.id,
         concurrency=concurrency,
     )
     records = [done[q.id] for q in questions if q.id in done]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,14 +63,15 @@ async def run_resumable(
     unit: str,
     detail: str,
     model_label: str,
-    item_key: Callable[[_T], str],
+    item_key: Callable[[_T], str] = attrgetter("id"),
     record_key: Callable[[Record], str] = _by_id,
     concurrency: int = 1,
 ) -> dict[str, Record]:
     """Run ``run_one`` on each item that ``path`` has no record of yet, appending each record (and
     showing its progress note) as it finishes; return every record, the earlier ones included, by
-    key (``item_key`` of an item is ``record_key`` of its record). ``progress`` reports on stderr
-    (a new :class:`Progress` when None). Up to ``concurrency`` items run at once
+    key (``item_key`` of an item is ``record_key`` of its record; by default the item's ``id``
+    and the record's ``"id"``). ``progress`` reports on stderr (a new :class:`Progress` when
+    None). Up to ``concurrency`` items run at once
     (:func:`~persona_plugins.evaluation.runner.run_bounded`); an item whose key appears twice in
     ``items`` runs once.
 

@@ -249,10 +249,10 @@ async def run_refine_eval(
 ) -> dict[str, Any]:
     """Run (or resume) the comparison; writes ``refine.jsonl``, ``refine.json``, ``refine.md``.
 
-    ``progress`` reports on stderr (a new :class:`Progress` when None); when the run is cancelled
-    (Ctrl-C), the results file holds only complete lines and ``progress`` says how many.
-    ``concurrency`` questions are in flight at once (one by default); the figures are those of a
-    sequential run whatever order they finish in.
+    A persona question already in ``refine.jsonl`` is skipped (the run resumes there), and
+    ``concurrency`` of them run at once while ``progress`` reports on stderr, as
+    :func:`~persona_plugins.evaluation.records.run_resumable` does; the figures do not depend
+    on the order they finish in.
     """
 
     async def one(item: PersonaQuestion) -> tuple[dict[str, Any], str]:
@@ -273,7 +273,6 @@ async def run_refine_eval(
         unit="persona questions",
         detail=f"(strategies: {', '.join(strategies)}; max rounds {max_rounds})",
         model_label=model_label,
-        item_key=lambda item: item.id,
         concurrency=concurrency,
     )
     records = [done[i.id] for i in items if i.id in done]
