@@ -8,6 +8,10 @@ the persona is merged into the existing leading one.
 :func:`write_persona` runs the stage: ``persona_system_prompt`` writes the text, ``inject_persona``
 places it. While the built-in ``persona_system_prompt`` is the only implementation, a persona's text
 is rendered once per pipeline (a persona is immutable), not on every turn.
+
+:func:`prepare_prompt` runs stages 1 and 2 on their own (for adapters passing a call to their
+framework's client); :func:`static_prepared` gives the same result without the stage machinery
+while only the built-in hooks could take part and nothing records the stages.
 """
 
 from __future__ import annotations
@@ -18,16 +22,27 @@ from typing import TYPE_CHECKING
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
 from persona_plugins.hookspecs import hookimpl
-from persona_plugins.model import Message
+from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
+from persona_plugins.results import PreparedPrompt
+from persona_plugins.selection import choose_persona, static_choice
 from persona_plugins.tracing import genai_instructions
 from persona_plugins.turn_model import TurnModel
 
 if TYPE_CHECKING:
-    from persona_plugins.stages import TurnContext
+    from persona_plugins.hookcalls import Hooks
+    from persona_plugins.stages import Once, TurnContext
     from persona_plugins.tracing import SafeSpan
 
-__all__ = ["PERSONA_TEMPLATES", "render_persona", "write_persona"]
+__all__ = [
+    "PERSONA_TEMPLATES",
+    "prepare_prompt",
+    "render_persona",
+    "static_placement",
+    "static_prepared",
+    "static_text",
+    "write_persona",
+]
 
 #: Opening line of each built-in template; ``{description}`` is the persona's description.
 PERSONA_TEMPLATES: dict[str, str] = {
@@ -73,6 +88,57 @@ def render_persona(persona: Persona, template: str = "describe") -> str:
     return "\n".join(lines)
 
 
+async def prepare_prompt(turn: TurnContext, personas: dict[str, Persona]) -> PreparedPrompt:
+    """Stages 1 and 2 on their own (what :meth:`~persona_plugins.PersonaPipeline.prepare` runs):
+    choose the persona and write it into the prompt."""
+    choice = await choose_persona(turn, personas)
+    system_prompt, prompt = await write_persona(turn, choice.persona)
+    return PreparedPrompt(  # quicker than model_construct; Message objects pass as they are
+        persona=choice.persona,
+        persona_source=choice.source,
+        persona_note=choice.note,
+        system_prompt=system_prompt,
+        prompt=prompt,
+    )
+
+
+def static_prepared(
+    hooks: Hooks, once: Once, config: PipelineConfig, messages: list[Message], model: ChatModel
+) -> PreparedPrompt | None:
+    """What :func:`prepare_prompt` gives, made without its stage machinery, when nothing but the
+    built-ins can take part: ``select_persona`` (not ``generated``), ``persona_system_prompt``
+    and ``inject_persona`` each have the built-in as their one implementation, called directly
+    (no ``wrapper=True`` implementation, no hook-call monitoring). The caller makes sure nothing
+    would record the stages (no span, no measurement). None when a hook must be called, or when a
+    built-in raised: then the stages run as usual and record the failure as they do.
+    """
+    try:
+        choice = static_choice(hooks, once, config)
+        if choice is None:
+            return None
+        text, prompt = None, messages
+        if choice.persona is not None:
+            text = static_text(hooks, once, choice.persona, config.persona_template)
+            if text is None:
+                return None
+            if text:
+                placed = static_placement(hooks, once, messages, text, config, model)
+                if placed is None:
+                    return None
+                prompt = placed
+            else:  # as the stage: an empty text is no text
+                text = None
+    except Exception:
+        return None
+    return PreparedPrompt(
+        persona=choice.persona,
+        persona_source=choice.source,
+        persona_note=choice.note,
+        system_prompt=text,
+        prompt=prompt,
+    )
+
+
 async def write_persona(
     turn: TurnContext, persona: Persona | None, *, instruction: str | None = None
 ) -> tuple[str | None, list[Message]]:
@@ -93,35 +159,56 @@ async def write_persona(
             return None
         shown = text
         span.set_content(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, lambda: genai_instructions(shown))
-        if turn.hooks.is_only("inject_persona", inject_persona):
-            # the built-in, directly; its system message (immutable) made once per text
-            prompt = text
-            system = turn.once.get("system_message", prompt, lambda: Message.system(prompt))
-            return text, _placed(turn.messages, text, turn.config, turn.model, system)
-        injected = await turn.hooks.decide(
-            "inject_persona",
-            messages=turn.messages,
-            system_prompt=text,
-            config=turn.config,
-            model=turn.model,
+        prompt = static_placement(
+            turn.hooks, turn.once, turn.messages, text, turn.config, turn.model
         )
-        return text, list(injected) if injected is not None else turn.messages
+        if prompt is None:
+            injected = await turn.hooks.decide(
+                "inject_persona",
+                messages=turn.messages,
+                system_prompt=text,
+                config=turn.config,
+                model=turn.model,
+            )
+            prompt = list(injected) if injected is not None else turn.messages
+        return text, prompt
 
     written = await turn.stage("inject_persona", inject)
     return written if written is not None else (None, turn.messages)
 
 
 async def _system_prompt(turn: TurnContext, persona: Persona) -> str | None:
-    template = turn.config.persona_template
-    if turn.hooks.is_only("persona_system_prompt", persona_system_prompt):
-        # the built-in's text depends on the persona and the template only: render it once
-        return turn.once.get(
-            "persona_system_prompt", (persona, template), lambda: render_persona(persona, template)
-        )
-    text: str | None = await turn.hooks.decide(
-        "persona_system_prompt", persona=persona, config=turn.config
-    )
+    text = static_text(turn.hooks, turn.once, persona, turn.config.persona_template)
+    if text is None:
+        text = await turn.hooks.decide("persona_system_prompt", persona=persona, config=turn.config)
     return text
+
+
+def static_text(hooks: Hooks, once: Once, persona: Persona, template: str) -> str | None:
+    """The built-in ``persona_system_prompt``'s text when it is the hook's one implementation:
+    it depends on the persona and the template only, so it is rendered once (and again when
+    either changes). None when the hook must be called."""
+    if not hooks.is_only("persona_system_prompt", persona_system_prompt):
+        return None
+    return once.get(
+        "persona_system_prompt", (persona, template), lambda: render_persona(persona, template)
+    )
+
+
+def static_placement(
+    hooks: Hooks,
+    once: Once,
+    messages: list[Message],
+    system_prompt: str,
+    config: PipelineConfig,
+    model: ChatModel,
+) -> list[Message] | None:
+    """The built-in ``inject_persona``'s placement when it is the hook's one implementation,
+    with its system message (immutable) made once per text. None when the hook must be called."""
+    if not hooks.is_only("inject_persona", inject_persona):
+        return None
+    system = once.get("system_message", system_prompt, lambda: Message.system(system_prompt))
+    return _placed(messages, system_prompt, config, model, system)
 
 
 @hookimpl(trylast=True)
@@ -140,7 +227,7 @@ def _placed(
     messages: Sequence[Message],
     system_prompt: str,
     config: PipelineConfig,
-    model: TurnModel,
+    model: ChatModel,
     system: Message | None = None,
 ) -> list[Message]:
     """The built-in placement; ``system`` is ``Message.system(system_prompt)`` when already made."""
@@ -153,7 +240,7 @@ def _placed(
     return [system or Message.system(system_prompt), *messages]
 
 
-def _merges(config: PipelineConfig, model: TurnModel) -> bool:
+def _merges(config: PipelineConfig, model: ChatModel) -> bool:
     """Whether the persona is merged into a leading system message (the model takes only one)."""
     if config.merge_system_messages is not None:
         return config.merge_system_messages

@@ -21,10 +21,11 @@ nothing is recorded (measurements start as soon as the application sets a provid
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
@@ -85,12 +86,26 @@ _global: list[_Instruments] = []
 _lock = threading.Lock()
 
 _Proxy: type | None = None
+_state: Any = None  # the module holding OpenTelemetry's global meter provider
 try:  # the provider OpenTelemetry hands out while none is set (not exported by the API)
+    from opentelemetry.metrics import _internal as _state
     from opentelemetry.metrics._internal import _ProxyMeterProvider
 
     _Proxy = _ProxyMeterProvider
 except ImportError:  # pragma: no cover - another layout of opentelemetry-api
     pass
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+
+
+def _global_meter_provider() -> MeterProvider | None:
+    """``metrics.get_meter_provider()`` without its environment lookup on every call (it is asked
+    on every turn while no provider is set): the module's global, read directly when OpenTelemetry
+    keeps it where this version does and no provider is named in the environment; None while no
+    provider is set."""
+    provider = getattr(_state, "_METER_PROVIDER", _state)
+    if provider is _state or (provider is None and _PROVIDER_FROM_ENV):
+        return metrics.get_meter_provider()
+    return cast("MeterProvider | None", provider)
 
 
 def _unset(provider: object) -> bool:
@@ -136,10 +151,12 @@ class PipelineMetrics:
             return True
         if not self._instruments.enabled:
             return False
-        provider = self._provider
+        provider: MeterProvider | None = self._provider
         if provider is None or _unset(provider):
-            provider = metrics.get_meter_provider()
-        enabled = not (_unset(provider) or isinstance(provider, NoOpMeterProvider))
+            provider = _global_meter_provider()
+        enabled = not (
+            provider is None or _unset(provider) or isinstance(provider, NoOpMeterProvider)
+        )
         # OpenTelemetry sets the global provider once for good: a real one, once seen, stays.
         self._settled = enabled
         return enabled

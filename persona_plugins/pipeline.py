@@ -25,7 +25,7 @@ from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import ConfigError, MessageError
 from persona_plugins.guard import collect_detectors, guard_response, resolve_stage, run_detectors
 from persona_plugins.hookcalls import Hooks
-from persona_plugins.injection import write_persona
+from persona_plugins.injection import prepare_prompt, static_prepared, write_persona
 from persona_plugins.judging import choose_candidate
 from persona_plugins.messages import MessagesInput, normalize_messages, optional_messages
 from persona_plugins.metrics import PipelineMetrics
@@ -60,7 +60,6 @@ from persona_plugins.tracing import (
     turn_attributes,
     turn_result_attributes,
 )
-from persona_plugins.turn_model import TurnModel
 
 __all__ = ["MessagesInput", "PersonaPipeline", "collect_personas", "normalize_messages"]
 
@@ -163,37 +162,10 @@ class PersonaPipeline:
         for :meth:`run`; an observer's failure is recorded in ``result.errors``."""
         if not self.observed:
             return result
-        turn = self._context(list(messages), None)
+        turn = TurnContext.start(self, list(messages))
         turn.errors = list(result.errors)
         await observe_turn(turn, result)
         return result
-
-    def _context(
-        self,
-        messages: list[Message],
-        model: ChatModel | None,
-        config: PipelineConfig | None = None,
-    ) -> TurnContext:
-        config = config or self.config
-        measured = self.metrics.enabled
-        turn_model = TurnModel(
-            model if model is not None else self.model,
-            self.telemetry,
-            settings=config.model_settings,
-            timeout_s=config.timeout_s,
-            metrics=self.metrics if measured else None,
-        )
-        return TurnContext(
-            messages,
-            turn_model,
-            config,
-            self.pm,
-            self.telemetry,
-            self.metrics,
-            self.hooks,
-            self.once,
-            measured,
-        )
 
     # -- a whole turn --------------------------------------------------------------------------
 
@@ -211,7 +183,7 @@ class PersonaPipeline:
             of the framework client bound to the call's cancellation token).
         :param settings: generation settings for this turn's candidate calls.
         """
-        turn = self._context(normalize_messages(messages), model)
+        turn = TurnContext.start(self, normalize_messages(messages), model)
         started = time.perf_counter()
         with self.telemetry.span(
             semconv.SPAN_TURN, lambda: turn_attributes(self.config, turn.model.model_name)
@@ -260,17 +232,6 @@ class PersonaPipeline:
             model_calls=turn.model.calls,
         )
 
-    async def _prepare(self, turn: TurnContext) -> PreparedPrompt:
-        choice = await choose_persona(turn, self.personas)
-        system_prompt, prompt = await write_persona(turn, choice.persona)
-        return PreparedPrompt(  # quicker than model_construct; Message objects pass as they are
-            persona=choice.persona,
-            persona_source=choice.source,
-            persona_note=choice.note,
-            system_prompt=system_prompt,
-            prompt=prompt,
-        )
-
     # -- single stages, for adapters and for text made outside a turn --------------------------
 
     async def prepare(
@@ -281,12 +242,18 @@ class PersonaPipeline:
         Adapters use this for turns that must reach the model untouched apart from the persona
         (tool calls, images, streaming). Unchanged messages are the very objects passed in.
         """
-        turn = self._context(normalize_messages(messages), model)
+        listed = normalize_messages(messages)
+        if not self.telemetry.recording() and not self.metrics.enabled:  # no stage leaves a trace
+            chat = model if model is not None else self.model
+            static = static_prepared(self.hooks, self.once, self.config, listed, chat)
+            if static is not None:  # only the built-ins could take part: their result, directly
+                return static
+        turn = TurnContext.start(self, listed, model)
         with self.telemetry.span(
             f"{semconv.SPAN_STAGE_PREFIX}prepare", {semconv.PP_STAGE: "prepare"}
         ) as span:
             with recording_scope(span.recording):  # tracing off: no inner stage spans either
-                prepared = await self._prepare(turn)
+                prepared = await prepare_prompt(turn, self.personas)
             span.set(semconv.PP_PERSONA_NAME, prepared.persona.name if prepared.persona else None)
             return prepared
 
@@ -304,7 +271,7 @@ class PersonaPipeline:
         :return: a :class:`TurnResult` with the refined ``text``, the ``refinement_plan``, every
             review, and their calls and tokens (``refine="off"``: the draft unchanged).
         """
-        turn = self._context(normalize_messages(messages), model)
+        turn = TurnContext.start(self, normalize_messages(messages), model)
         if not isinstance(draft, str) or not draft.strip():
             raise MessageError("draft must be the non-empty text of the reply to refine")
         chosen = resolve_persona(persona, self.personas) if persona is not None else None
@@ -357,7 +324,7 @@ class PersonaPipeline:
         :return: the :class:`~persona_plugins.GuardOutcome`: findings, resolution, action, the
             text to use, errors and the detectors that failed.
         """
-        turn = self._context(optional_messages(messages), model)
+        turn = TurnContext.start(self, optional_messages(messages), model)
         who = configured_persona(self.config) if persona is None else persona
         if isinstance(who, str):
             who = resolve_persona(who, self.personas)
@@ -386,7 +353,7 @@ class PersonaPipeline:
         config = self.config
         if config.guard == "off":  # calling check() is the request to look
             config = config.model_copy(update={"guard": "monitor"})
-        turn = self._context(optional_messages(messages), model, config)
+        turn = TurnContext.start(self, optional_messages(messages), model, config)
         persona = configured_persona(config)
         return await run_detectors(turn, text, persona, self.detectors, failed=[])
 
@@ -408,7 +375,7 @@ class PersonaPipeline:
         :return: the resolution, or None when no plugin decided (or one raised: recorded on the
             stage span).
         """
-        turn = self._context(optional_messages(messages), model)
+        turn = TurnContext.start(self, optional_messages(messages), model)
         if persona is None and isinstance(self.config.persona, Persona):
             persona = self.config.persona
         return await resolve_stage(

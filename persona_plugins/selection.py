@@ -29,7 +29,8 @@ from persona_plugins.results import PersonaChoice
 from persona_plugins.turn_model import TurnModel
 
 if TYPE_CHECKING:
-    from persona_plugins.stages import TurnContext
+    from persona_plugins.hookcalls import Hooks
+    from persona_plugins.stages import Once, TurnContext
     from persona_plugins.tracing import SafeSpan
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "choose_persona",
     "configured_persona",
     "parse_generated_persona",
+    "static_choice",
 ]
 
 #: Instructions for writing a persona from the question. The question itself is not answered.
@@ -111,27 +113,30 @@ def configured_persona(config: PipelineConfig) -> Persona | None:
     return config.persona
 
 
+def static_choice(hooks: Hooks, once: Once, config: PipelineConfig) -> PersonaChoice | None:
+    """The choice of the built-in ``select_persona`` when it is the hook's one implementation and
+    the mode is not ``generated``: then it depends on the configuration only, so it is made once
+    (and again when the persona or the mode changes). None when the hook must be called."""
+    if config.persona_mode == "generated" or not hooks.is_only("select_persona", select_persona):
+        return None
+    return once.get(
+        "select_persona",
+        (config.persona, config.persona_mode),
+        lambda: _configured_choice(config),
+    )
+
+
 async def choose_persona(turn: TurnContext, personas: dict[str, Persona]) -> PersonaChoice:
     """Stage 1 of a turn: the persona a ``select_persona`` plugin chooses, else the configured
     one."""
 
     async def select(span: SafeSpan) -> PersonaChoice | None:
-        config = turn.config
-        choice: PersonaChoice | None
-        if config.persona_mode != "generated" and turn.hooks.is_only(
-            "select_persona", select_persona
-        ):
-            # the built-in's choice depends on the configuration only: make it once
-            choice = turn.once.get(
-                "select_persona",
-                (config.persona, config.persona_mode),
-                lambda: _configured_choice(config),
-            )
-        else:
+        choice = static_choice(turn.hooks, turn.once, turn.config)
+        if choice is None:
             choice = await turn.hooks.decide(
                 "select_persona",
                 messages=turn.messages,
-                config=config,
+                config=turn.config,
                 model=turn.model,
                 personas=personas,
             )

@@ -25,13 +25,14 @@ from persona_plugins.config import PipelineConfig
 from persona_plugins.errors import GuardrailViolation, ModelCallError
 from persona_plugins.hookcalls import Hooks
 from persona_plugins.metrics import PipelineMetrics
-from persona_plugins.model import Message
+from persona_plugins.model import ChatModel, Message
 from persona_plugins.results import StageError
 from persona_plugins.tracing import NOT_RECORDING, SafeSpan, Telemetry
 from persona_plugins.turn_model import TurnModel
 
 if TYPE_CHECKING:
     from persona_plugins.persona import Persona
+    from persona_plugins.pipeline import PersonaPipeline
 
 __all__ = ["PASS_THROUGH", "Once", "TurnContext", "record_failure"]
 
@@ -118,6 +119,37 @@ class TurnContext:
     once: Once
     measured: bool
     errors: list[StageError] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        pipeline: PersonaPipeline,
+        messages: list[Message],
+        model: ChatModel | None = None,
+        config: PipelineConfig | None = None,
+    ) -> TurnContext:
+        """The context of one turn (or single operation) of ``pipeline``, on its model (or
+        ``model``, for this turn only) and its configuration (or ``config``)."""
+        config = config or pipeline.config
+        measured = pipeline.metrics.enabled
+        turn_model = TurnModel(
+            model if model is not None else pipeline.model,
+            pipeline.telemetry,
+            settings=config.model_settings,
+            timeout_s=config.timeout_s,
+            metrics=pipeline.metrics if measured else None,
+        )
+        return cls(
+            messages,
+            turn_model,
+            config,
+            pipeline.pm,
+            pipeline.telemetry,
+            pipeline.metrics,
+            pipeline.hooks,
+            pipeline.once,
+            measured,
+        )
 
     def hook_arguments(self, persona: Persona | None, **more: Any) -> dict[str, Any]:
         """The arguments a turn's hooks are called with: the conversation, the persona, the

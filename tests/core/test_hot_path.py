@@ -15,8 +15,11 @@ from opentelemetry.trace import NoOpTracerProvider
 
 import persona_plugins.injection as injection
 from persona_plugins import Finding, Message, PersonaChoice, PersonaPipeline, hookimpl
+from persona_plugins.messages import normalize_messages
 from persona_plugins.metrics import PipelineMetrics
+from persona_plugins.results import PreparedPrompt
 from persona_plugins.selection import select_persona
+from persona_plugins.stages import TurnContext
 from tests.core.doubles import ScriptedModel, by_prompt, registered
 
 QUESTION = "What is 2 + 2?"
@@ -315,3 +318,196 @@ async def test_a_stage_that_raises_is_recorded_with_tracing_and_metrics_off(bare
         ("inject_persona", "RuntimeError", "injector down")
     ]
     assert result.text == "4" and result.system_prompt is None
+
+
+# -- prepare(): the stages skipped only when nothing but the built-ins could take part -------------
+
+
+def quiet_pipeline(pm: Any, model: Any = None, **config: Any) -> PersonaPipeline:
+    """A pipeline nothing records (explicit no-op providers: an earlier test in the session may
+    have set global ones)."""
+    pipeline = PersonaPipeline(
+        model or ScriptedModel(),
+        plugin_manager=pm,
+        tracer_provider=NoOpTracerProvider(),
+        meter_provider=NoOpMeterProvider(),
+        **config,
+    )
+    assert not pipeline.telemetry.may_record() and not pipeline.metrics.enabled
+    return pipeline
+
+
+@pytest.fixture
+def stage_runs(monkeypatch) -> list[str]:
+    """The name of every stage run through the stage machinery (``TurnContext.stage``)."""
+    ran: list[str] = []
+    real = TurnContext.stage
+
+    async def counting(self: TurnContext, name: str, body: Any) -> Any:
+        ran.append(name)
+        return await real(self, name, body)
+
+    monkeypatch.setattr(TurnContext, "stage", counting)
+    return ran
+
+
+async def staged_prepare(pipeline: PersonaPipeline, messages: Any) -> PreparedPrompt:
+    """What ``prepare`` gives through the stages (the path every other configuration takes)."""
+    turn = TurnContext.start(pipeline, normalize_messages(messages))
+    return await injection.prepare_prompt(turn, pipeline.personas)
+
+
+STAGES_OF_PREPARE = ("select_persona", "inject_persona", "prepare")  # in the order they end
+SYSTEM_LED = [Message.system("Answer in French."), Message.user(QUESTION)]
+
+
+@pytest.mark.parametrize(
+    ("config", "merges"),
+    [
+        ({"persona": "chef"}, None),
+        ({"persona": "chef", "persona_template": "adopt"}, None),
+        ({"persona": "chef"}, False),  # a model taking one system message: merged
+        ({"persona": "chef", "merge_system_messages": True}, None),
+        ({"persona": "chef", "merge_system_messages": False}, False),
+        ({"persona": "chef", "persona_mode": "none"}, None),
+        ({"persona": "chef", "persona_mode": "multi"}, None),
+        ({"persona": None}, None),
+    ],
+)
+@pytest.mark.parametrize("messages", [QUESTION, SYSTEM_LED], ids=["question", "system_led"])
+async def test_prepare_with_only_the_built_ins_gives_what_the_stages_give_without_them(
+    config, merges, messages, bare_manager, stage_runs
+):
+    model = ScriptedModel(supports_multiple_system_messages=merges)
+    pipeline = quiet_pipeline(bare_manager, model, **config)
+    staged = await staged_prepare(pipeline, messages)
+    stage_runs.clear()
+    for _ in range(2):
+        prepared = await pipeline.prepare(messages)
+        assert prepared.model_dump() == staged.model_dump()
+    assert stage_runs == []  # no stage machinery
+    if not isinstance(messages, str):  # unchanged messages are the very objects passed in
+        assert prepared.prompt[-1] is messages[-1]
+    assert model.calls == []
+
+
+@pytest.mark.parametrize("hook", ["select_persona", "persona_system_prompt", "inject_persona"])
+async def test_a_persona_hook_registered_after_the_pipeline_was_built_is_called_by_prepare(
+    hook, bare_manager, teacher, stage_runs
+):
+    pipeline = quiet_pipeline(bare_manager, persona="chef")
+    await pipeline.prepare(QUESTION)
+    called: list[str] = []
+
+    class Chooser:
+        @hookimpl
+        def select_persona(self):
+            called.append(hook)
+            return PersonaChoice(persona=teacher, source="plugin")
+
+    class Writer:
+        @hookimpl
+        def persona_system_prompt(self):
+            called.append(hook)
+            return "You are a plugin's persona."
+
+    class Placer:
+        @hookimpl
+        def inject_persona(self, messages, system_prompt):
+            called.append(hook)
+            return [Message.system(f"[{system_prompt}]"), *messages]
+
+    Own = {"select_persona": Chooser, "persona_system_prompt": Writer, "inject_persona": Placer}[
+        hook
+    ]
+    with registered(bare_manager, Own()):
+        prepared = [await pipeline.prepare(QUESTION) for _ in range(2)]
+    assert called == [hook, hook]
+    assert stage_runs == ["select_persona", "inject_persona"] * 2
+    last = prepared[-1]
+    if hook == "select_persona":
+        assert (last.persona.name, last.persona_source) == ("test_teacher", "plugin")
+    elif hook == "persona_system_prompt":
+        assert last.system_prompt == last.prompt[0].content == "You are a plugin's persona."
+    else:
+        assert last.prompt[0].content == f"[{last.system_prompt}]"
+    stage_runs.clear()
+    back = await pipeline.prepare(QUESTION)  # unregistered: the built-ins alone again
+    assert back.persona.name == "chef" and back.prompt[0].content == back.system_prompt
+    assert stage_runs == []
+
+
+async def test_a_wrapper_implementation_sees_every_prepare(bare_manager):
+    seen: list[str] = []
+
+    class Watching:
+        @hookimpl(wrapper=True)
+        def inject_persona(self):
+            seen.append("inject_persona")
+            return (yield)
+
+    pipeline = quiet_pipeline(bare_manager, persona="chef")
+    await pipeline.prepare(QUESTION)
+    with registered(bare_manager, Watching()):
+        prepared = [await pipeline.prepare(QUESTION) for _ in range(2)]
+    assert seen == ["inject_persona", "inject_persona"]
+    assert prepared[-1].prompt[0].content == prepared[-1].system_prompt
+
+
+async def test_hook_call_monitoring_sees_every_persona_hook_of_prepare(bare_manager):
+    called: list[str] = []
+    pipeline = quiet_pipeline(bare_manager, persona="chef")
+    await pipeline.prepare(QUESTION)
+    undo = bare_manager.add_hookcall_monitoring(
+        lambda name, impls, kwargs: called.append(name), lambda *args: None
+    )
+    try:
+        await pipeline.prepare(QUESTION)
+    finally:
+        undo()
+    assert called == ["select_persona", "persona_system_prompt", "inject_persona"]
+
+
+async def test_a_recording_tracer_gets_the_stage_spans_of_prepare(bare_manager, memory_tracing):
+    provider, exporter = memory_tracing
+    pipeline = PersonaPipeline(
+        ScriptedModel(), plugin_manager=bare_manager, persona="chef", tracer_provider=provider
+    )
+    for _ in range(2):
+        await pipeline.prepare(QUESTION)
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert names == [f"persona_plugins {s}" for s in STAGES_OF_PREPARE] * 2
+    assert exporter.get_finished_spans()[-1].attributes["persona_plugins.persona.name"] == "chef"
+
+
+async def test_a_meter_provider_gets_the_stage_durations_of_prepare(monkeypatch, bare_manager):
+    pipeline = PersonaPipeline(
+        ScriptedModel(), plugin_manager=bare_manager, persona="chef", meter_provider=MeterProvider()
+    )
+    calls = counted(monkeypatch, pipeline.metrics)
+    await pipeline.prepare(QUESTION)
+    assert [name for name, _ in calls] == ["stage_duration"] * 2  # select and inject
+
+
+async def test_a_generated_persona_is_written_on_every_prepare(bare_manager):
+    model = ScriptedModel(default="a seasoned arithmetic tutor")
+    pipeline = quiet_pipeline(bare_manager, model, persona_mode="generated")
+    prepared = [await pipeline.prepare(QUESTION) for _ in range(2)]
+    assert len(model.calls) == 2
+    assert [p.persona_source for p in prepared] == ["generated", "generated"]
+    assert prepared[-1].system_prompt.startswith("You are a seasoned arithmetic tutor")
+
+
+async def test_a_built_in_that_raises_in_prepare_is_handled_as_the_stage_handles_it(
+    monkeypatch, bare_manager, stage_runs
+):
+    pipeline = quiet_pipeline(bare_manager, persona="chef")
+
+    def broken(persona: Any, template: str = "describe") -> str:
+        raise RuntimeError("renderer down")
+
+    monkeypatch.setattr(injection, "render_persona", broken)
+    prepared = await pipeline.prepare(SYSTEM_LED)
+    assert stage_runs == ["select_persona", "inject_persona"]  # the stages ran and recovered
+    assert prepared.system_prompt is None and prepared.prompt == SYSTEM_LED
+    assert prepared.persona.name == "chef"
