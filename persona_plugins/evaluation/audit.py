@@ -134,6 +134,17 @@ def _guess_format(gold: str) -> str:
     return "number"
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """The text of a file the user named; :class:`DataNotFoundError` when it is missing,
+    :class:`ConfigError` when it cannot be read, both naming the file and ``what`` it is."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc})") from None
+
+
 def load_question_file(path: str | os.PathLike[str], *, limit: int | None = None) -> list[Question]:
     """Questions from a JSON-lines (or JSON list) file of ``{"question", "answer"}`` objects.
 
@@ -141,12 +152,7 @@ def load_question_file(path: str | os.PathLike[str], *, limit: int | None = None
     answer when absent). Raises :class:`DataNotFoundError` or :class:`ConfigError` naming the line.
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataNotFoundError(f"{file}: question file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read the question file ({exc})") from None
+    text = read_text_file(file, "question file")
     try:
         stripped = text.lstrip()
         if stripped.startswith("["):

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from persona_plugins.config import EXTRA_SETTINGS
-from persona_plugins.errors import ConfigError, DataNotFoundError, ModelCallError
-from persona_plugins.evaluation.audit import RECORDS, run_audit
+from persona_plugins.errors import ConfigError, ModelCallError
+from persona_plugins.evaluation.audit import RECORDS, read_text_file, run_audit
 from persona_plugins.evaluation.progress import Progress
 from persona_plugins.model import Completion, Message, Usage
 
@@ -156,12 +156,7 @@ async def write_audit_batch(
 
 def _read_results(path: Path) -> tuple[dict[str, str], list[str]]:
     """Replies by request digest, and the problems met (line by line)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataNotFoundError(f"{path}: batch result file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the batch result file ({exc})") from None
+    text = read_text_file(path, "batch result file")
     replies: dict[str, str] = {}
     problems: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
