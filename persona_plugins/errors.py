@@ -6,6 +6,7 @@ catch one class. Messages name what is wrong, where, and what to do about it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "PersonaError",
     "PersonaPluginsError",
     "PluginError",
+    "require_extra",
 ]
 
 
@@ -108,6 +110,16 @@ class MissingExtraError(PersonaPluginsError, ImportError):
             f'Install it with: pip install "persona-plugins[{extra}]" '
             f'(from a clone of the repository: pip install -e ".[{extra}]")'
         )
+
+
+def require_extra(what: str, extra: str, *modules: str) -> None:
+    """Import ``modules`` (the guard at the top of a module that needs an optional dependency);
+    when one is missing, raise :class:`MissingExtraError` saying that ``what`` needs ``extra``."""
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(what, extra, missing=exc.name) from exc
 
 
 class ModelLoadError(PersonaPluginsError):

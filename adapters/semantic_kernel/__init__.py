@@ -4,17 +4,15 @@ does."""
 
 from __future__ import annotations
 
+from persona_plugins.errors import require_extra
+
 SUPPORTED_SEMANTIC_KERNEL = ">=1.30,<2"
-
-try:
-    import semantic_kernel
-    import semantic_kernel.connectors.ai.chat_completion_client_base  # noqa: F401
-except ImportError as exc:  # exercised with semantic_kernel hidden from sys.modules
-    from persona_plugins.errors import MissingExtraError
-
-    raise MissingExtraError(
-        "persona_plugins.adapters.semantic_kernel", "semantic-kernel", missing=exc.name
-    ) from exc
+require_extra(
+    "persona_plugins.adapters.semantic_kernel",
+    "semantic-kernel",
+    "semantic_kernel",
+    "semantic_kernel.connectors.ai.chat_completion_client_base",
+)
 
 from persona_plugins.adapters.semantic_kernel._filters import (  # noqa: E402
     FINDINGS_KEY,

@@ -20,20 +20,15 @@ Example::
         completion = await model.complete([Message.user("Hello?")])
 """
 
-try:
-    import httpx  # noqa: F401
-except ImportError as exc:  # exercised with httpx hidden from sys.modules
-    from persona_plugins.errors import MissingExtraError
+from persona_plugins.errors import require_extra
 
-    raise MissingExtraError(
-        "persona_plugins.integrations.openai_compatible", "openai-compatible", missing=exc.name
-    ) from exc
+require_extra("persona_plugins.integrations.openai_compatible", "openai-compatible", "httpx")
 
-from persona_plugins.integrations.openai_compatible._model import (
+from persona_plugins.integrations.openai_compatible._model import (  # noqa: E402
     RETRY_STATUSES,
     OpenAICompatibleChatModel,
 )
-from persona_plugins.integrations.openai_compatible._pool import (
+from persona_plugins.integrations.openai_compatible._pool import (  # noqa: E402
     OpenAICompatiblePool,
     split_base_urls,
 )
