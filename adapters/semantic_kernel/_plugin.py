@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -29,6 +30,8 @@ from persona_plugins.results import Finding, TurnResult
 
 # Parameters SK fills in itself; the model never sees them in a function's schema.
 _HIDDEN = {"include_in_function_choices": False}
+_Kernel = Annotated[Kernel, _HIDDEN]
+_Arguments = Annotated[KernelArguments, _HIDDEN]
 
 
 class _KernelServiceModel:
@@ -77,11 +80,16 @@ class PersonaPlugin:
         guard_function: Callable[[KernelFunction], bool] = is_prompt_function,
         **overrides: Any,
     ):
-        self._config = config
-        self._overrides = overrides
-        self._plugin_manager = plugin_manager
-        self._tracer_provider = tracer_provider
-        self.pipeline = self._pipeline()
+        # The pipeline and its variants (changes on top of the overrides).
+        self._build = functools.partial(
+            PersonaPipeline,
+            _KernelServiceModel(),
+            config,
+            plugin_manager=plugin_manager,
+            tracer_provider=tracer_provider,
+            **overrides,
+        )
+        self.pipeline: PersonaPipeline = self._build()
         self.service_id = service_id
         self.install_filters = install_filters
         self.prompt_filter = PersonaPromptRenderingFilter(self.pipeline)
@@ -93,21 +101,12 @@ class PersonaPlugin:
         self._variants: dict[str, PersonaPipeline] = {}
         self._kernels: list[Kernel] = []
 
-    def _pipeline(self, **changes: Any) -> PersonaPipeline:
-        return PersonaPipeline(
-            _KernelServiceModel(),
-            self._config,
-            plugin_manager=self._plugin_manager,
-            tracer_provider=self._tracer_provider,
-            **{**self._overrides, **changes},
-        )
-
     def _variant(self, name: str, **changes: Any) -> PersonaPipeline:
         """The pipeline with a stage switched on (made on first use; ``pipeline`` if it is on)."""
         if all(getattr(self.pipeline.config, k) == v for k, v in changes.items()):
             return self.pipeline
         if name not in self._variants:
-            self._variants[name] = self._pipeline(**changes)
+            self._variants[name] = self._build(**changes)
         return self._variants[name]
 
     # -- kernel functions ------------------------------------------------------------------------
@@ -119,12 +118,10 @@ class PersonaPlugin:
     async def answer(
         self,
         question: Annotated[str, "The question or request to answer."],
-        kernel: Annotated[Kernel, _HIDDEN],
-        arguments: Annotated[KernelArguments, _HIDDEN],
+        kernel: _Kernel,
+        arguments: _Arguments,
     ) -> Annotated[str, "The persona's answer."]:
-        turn = await self.pipeline.run(question, model=self._model(kernel, arguments))
-        self.last_result = turn
-        return turn.text
+        return self._kept(await self.pipeline.run(question, model=self._model(kernel, arguments)))
 
     @kernel_function(
         name="ensemble",
@@ -136,13 +133,11 @@ class PersonaPlugin:
     async def ensemble(
         self,
         question: Annotated[str, "The question to answer."],
-        kernel: Annotated[Kernel, _HIDDEN],
-        arguments: Annotated[KernelArguments, _HIDDEN],
+        kernel: _Kernel,
+        arguments: _Arguments,
     ) -> Annotated[str, "The chosen answer."]:
         pipeline = self._variant("ensemble", ensemble="jekyll_hyde")
-        turn = await pipeline.run(question, model=self._model(kernel, arguments))
-        self.last_result = turn
-        return turn.text
+        return self._kept(await pipeline.run(question, model=self._model(kernel, arguments)))
 
     @kernel_function(
         name="refine",
@@ -155,14 +150,13 @@ class PersonaPlugin:
         self,
         question: Annotated[str, "The question the response answers."],
         response: Annotated[str, "The response to improve."],
-        kernel: Annotated[Kernel, _HIDDEN],
-        arguments: Annotated[KernelArguments, _HIDDEN],
+        kernel: _Kernel,
+        arguments: _Arguments,
     ) -> Annotated[str, "The refined response."]:
         strategy = self.pipeline.config.refine
         pipeline = self._variant("refine", refine=strategy if strategy != "off" else "adaptive")
-        turn = await pipeline.refine(question, response, model=self._model(kernel, arguments))
-        self.last_result = turn
-        return turn.text
+        model = self._model(kernel, arguments)
+        return self._kept(await pipeline.refine(question, response, model=model))
 
     @kernel_function(
         name="check_bias",
@@ -174,8 +168,8 @@ class PersonaPlugin:
     async def check_bias(
         self,
         text: Annotated[str, "The text to check."],
-        kernel: Annotated[Kernel, _HIDDEN],
-        arguments: Annotated[KernelArguments, _HIDDEN],
+        kernel: _Kernel,
+        arguments: _Arguments,
         question: Annotated[str, "The question the text answers, if any."] = "",
     ) -> Annotated[str, 'JSON: {"clean": true|false, "findings": [...]}.']:
         findings = await self.pipeline.check(
@@ -183,6 +177,10 @@ class PersonaPlugin:
         )
         self.last_findings = findings
         return findings_report(findings)
+
+    def _kept(self, turn: TurnResult) -> str:
+        self.last_result = turn
+        return turn.text
 
     def _model(self, kernel: Kernel, arguments: KernelArguments | None) -> SemanticKernelChatModel:
         """A view of the chat service SK would choose (a PersonaChatCompletion's inner one)."""
