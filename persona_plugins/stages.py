@@ -174,24 +174,26 @@ class TurnContext:
         pass through: they are the turn's outcome.
         """
         if not self.observed():  # no span, no measurement: only the failure handling is left
-            try:
-                return await body(NOT_RECORDING)
-            except PASS_THROUGH:
-                raise
-            except Exception as exc:
-                record_failure(self.errors, NOT_RECORDING, name, exc)
-                return None
+            return await self._isolated(name, body, NOT_RECORDING)
         started = time.perf_counter()
         with self.telemetry.span(
             f"{semconv.SPAN_STAGE_PREFIX}{name}", {semconv.PP_STAGE: name}
         ) as span:
             try:
-                return await body(span)
-            except PASS_THROUGH:
-                raise
-            except Exception as exc:
-                record_failure(self.errors, span, name, exc)
-                return None
+                return await self._isolated(name, body, span)
             finally:
                 if self.measured:
                     self.metrics.stage(name, time.perf_counter() - started)
+
+    async def _isolated(
+        self, name: str, body: Callable[[SafeSpan], Awaitable[T]], span: SafeSpan
+    ) -> T | None:
+        """``body(span)``, with a plugin's exception recorded (on :attr:`errors` and ``span``)
+        instead of raised."""
+        try:
+            return await body(span)
+        except PASS_THROUGH:
+            raise
+        except Exception as exc:
+            record_failure(self.errors, span, name, exc)
+            return None
