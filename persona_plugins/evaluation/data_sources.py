@@ -124,6 +124,21 @@ def _zsc(name: str, path: str, sha256: str, size: int) -> DataFile:
     return DataFile(f"reasoning/{name}", sha256, size, _raw(*_ZERO_SHOT_COT, path))
 
 
+def _kept(pin: tuple[str, str], folder: str, *files: tuple[str, str, int]) -> tuple[DataFile, ...]:
+    """Upstream files of ``pin`` (repository, commit), each ``(path, sha256, size)``, kept under
+    their own names in ``folder``. A ``LICENSE`` is listed and pulled but never required."""
+    return tuple(
+        DataFile(
+            f"{folder}/{path.rsplit('/', 1)[-1]}",
+            sha256,
+            size,
+            _raw(*pin, path),
+            required=path != "LICENSE",
+        )
+        for path, sha256, size in files
+    )
+
+
 _PG_RUBRICS = (
     (
         "action_justification",
@@ -322,12 +337,14 @@ _SETS: tuple[DataSet, ...] = (
                 )
                 for stem, sha, size in _PG_SCORES
             ),
-            DataFile(
-                "persona_gym/LICENSE",
-                "b6f1e30505aa5e530d48e697dfb672ff1d764f07cf2769c4731395764c941547",
-                1069,
-                _raw(*_PERSONA_GYM, "LICENSE"),
-                required=False,
+            *_kept(
+                _PERSONA_GYM,
+                "persona_gym",
+                (
+                    "LICENSE",
+                    "b6f1e30505aa5e530d48e697dfb672ff1d764f07cf2769c4731395764c941547",
+                    1069,
+                ),
             ),
         ),
     ),
@@ -337,12 +354,13 @@ _SETS: tuple[DataSet, ...] = (
         "nyu-mll/crows-pairs",
         "CC BY-SA 4.0 (stated in that repository's README)",
         "audit (--crows N, N > 0)",
-        (
-            DataFile(
-                "crows_pairs/crows_pairs_anonymized.csv",
+        _kept(
+            _CROWS_PAIRS,
+            "crows_pairs",
+            (
+                "data/crows_pairs_anonymized.csv",
                 "dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c",
                 437764,
-                _raw(*_CROWS_PAIRS, "data/crows_pairs_anonymized.csv"),
             ),
         ),
     ),
@@ -360,12 +378,14 @@ _SETS: tuple[DataSet, ...] = (
                 85814,
                 _raw(*_PERSONA_BIAS, _PERSONA_BIAS_UPSTREAM),
             ),
-            DataFile(
-                "persona_bias/LICENSE",
-                "c71d239df91726fc519c6eb72d318ec65820627232b2f796219e87dcf35d0ab4",
-                11357,
-                _raw(*_PERSONA_BIAS, "LICENSE"),
-                required=False,
+            *_kept(
+                _PERSONA_BIAS,
+                "persona_bias",
+                (
+                    "LICENSE",
+                    "c71d239df91726fc519c6eb72d318ec65820627232b2f796219e87dcf35d0ab4",
+                    11357,
+                ),
             ),
         ),
     ),
@@ -375,30 +395,28 @@ _SETS: tuple[DataSet, ...] = (
         "MikeWangWZHL/Solo-Performance-Prompting data/ (from BIG-bench and TriviaQA)",
         "Apache-2.0 (BIG-bench, TriviaQA)",
         "tests and benchmarks",
-        (
-            DataFile(
-                "spp/logic_grid_puzzle_200.jsonl",
+        _kept(
+            _SPP,
+            "spp",
+            (
+                "data/logic_grid_puzzle/logic_grid_puzzle_200.jsonl",
                 "5e796a1e6b983ee44bdddee122cfcbcfe454a2e96eb59d031abbe890cefeff37",
                 314739,
-                _raw(*_SPP, "data/logic_grid_puzzle/logic_grid_puzzle_200.jsonl"),
             ),
-            DataFile(
-                "spp/codenames_50.jsonl",
+            (
+                "data/codenames_collaborative/codenames_50.jsonl",
                 "2445d991787015be00330376447e5b0aaa6906908acb6d47869bc8fe90a8f4be",
                 11246,
-                _raw(*_SPP, "data/codenames_collaborative/codenames_50.jsonl"),
             ),
-            DataFile(
-                "spp/trivia_creative_writing_100_n_5.jsonl",
+            (
+                "data/trivia_creative_writing/trivia_creative_writing_100_n_5.jsonl",
                 "0b87d6f9d4e7fee3d4d5ce8fa774e2255d486346692f7e8a451d544f233e3c1c",
                 262229,
-                _raw(*_SPP, "data/trivia_creative_writing/trivia_creative_writing_100_n_5.jsonl"),
             ),
-            DataFile(
-                "spp/trivia_creative_writing_100_n_10.jsonl",
+            (
+                "data/trivia_creative_writing/trivia_creative_writing_100_n_10.jsonl",
                 "052ede3dfff067bbce8ac0314764555e781f7d1993f0e38626a511d58890a3f4",
                 545352,
-                _raw(*_SPP, "data/trivia_creative_writing/trivia_creative_writing_100_n_10.jsonl"),
             ),
         ),
     ),
@@ -408,31 +426,28 @@ _SETS: tuple[DataSet, ...] = (
         "KomeijiForce/Active_Passive_Constraint_Koishiday_2024 wiki/",
         "MIT (apc/LICENSE)",
         "tests and benchmarks (persona contradiction detector)",
-        (
-            DataFile(
-                "apc/wiki_Alice.txt",
+        _kept(
+            _APC,
+            "apc",
+            (
+                "wiki/wiki_Alice.txt",
                 "9a47eedc492b40289d4aa0afa443f8c062a032b3601f4ff67848e6497fdb396d",
                 1402,
-                _raw(*_APC, "wiki/wiki_Alice.txt"),
             ),
-            DataFile(
-                "apc/wiki_Bob.txt",
+            (
+                "wiki/wiki_Bob.txt",
                 "9da30bee3a5ad8bfdd116b6e94df78de1aba40c87be5bfb8de044ad7d0b5875a",
                 2585,
-                _raw(*_APC, "wiki/wiki_Bob.txt"),
             ),
-            DataFile(
-                "apc/wiki_Eve.txt",
+            (
+                "wiki/wiki_Eve.txt",
                 "cedd8e11b2a00ded39ed6d71bc6519b1a1708019542658c9ba477b62614eab5c",
                 6368,
-                _raw(*_APC, "wiki/wiki_Eve.txt"),
             ),
-            DataFile(
-                "apc/LICENSE",
+            (
+                "LICENSE",
                 "b2f06b61717129f4f2699a79d1a0cf56ac6f1671ee06517340868f6a7ac0413e",
                 1068,
-                _raw(*_APC, "LICENSE"),
-                required=False,
             ),
         ),
     ),
