@@ -26,7 +26,7 @@ class Translation(adapter_kit.Translation[LLMMessage]):
         return from_core_messages(messages, self.originals)
 
 
-def _user_text(content: str | list[object]) -> tuple[str, bool]:
+def _user_text(content: str | Sequence[object]) -> tuple[str, bool]:
     if isinstance(content, str):
         return content, True
     parts = [

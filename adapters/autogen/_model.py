@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_core import CancellationToken, Component
@@ -11,7 +11,7 @@ from autogen_core.models import (
     ChatCompletionClient,
     CreateResult,
     LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelCapabilities,
     ModelInfo,
     RequestUsage,
 )
@@ -28,6 +28,7 @@ from persona_plugins.adapter_kit import (
     require_chat_model,
     usage_from,
 )
+from persona_plugins.adapters.autogen._base import Call, CompletionClient
 from persona_plugins.adapters.autogen._messages import (
     from_core_messages,
     function_calls_text,
@@ -53,6 +54,13 @@ def finish_reason(
 def request_usage(usage: Usage) -> RequestUsage:
     """persona-plugins usage as AutoGen's usage record."""
     return RequestUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens)
+
+
+def text_result(text: str, usage: Usage, reason: str | None) -> CreateResult:
+    """A text reply as AutoGen's ``CreateResult``."""
+    return CreateResult(
+        finish_reason=finish_reason(reason), content=text, usage=request_usage(usage), cached=False
+    )
 
 
 def client_model_name(client: ChatCompletionClient) -> str:
@@ -132,7 +140,7 @@ class ChatModelCompletionClientConfig(BaseModel):
     model_info: dict[str, Any] | None = None
 
 
-class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelCompletionClientConfig]):
+class ChatModelCompletionClient(CompletionClient, Component[ChatModelCompletionClientConfig]):
     """An AutoGen ``ChatCompletionClient`` backed by any persona-plugins chat model (text only:
     no tools, no vision), so ``AssistantAgent`` and teams run on the embedded model.
 
@@ -146,7 +154,6 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         non-text messages.
     """
 
-    component_type = "model"
     component_config_schema = ChatModelCompletionClientConfig
     component_provider_override = "persona_plugins.adapters.autogen.ChatModelCompletionClient"
 
@@ -172,77 +179,32 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         self._context_window = context_window or int(getattr(model, "n_ctx", 2048))
         self._tally = Tally()
 
-    def _core(
-        self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]
-    ) -> list[Message]:
-        if tools:
+    async def _create(self, call: Call) -> CreateResult:
+        if call.tools:
             raise ValueError(
                 f"{type(self.model).__name__} has no tool calling; give the agent a model whose "
                 "client supports function calling, or no tools"
             )
-        translation = to_core_messages(messages)
+        translation = to_core_messages(call.messages)
         if not translation.text_only:
             raise ValueError(
                 f"{type(self.model).__name__} takes text only; this conversation has images or "
                 "function-call messages"
             )
-        return translation.messages
-
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
-        core = self._core(messages, tools)
         # AutoGen passes flat keyword arguments; names the core does not know travel as `extra`.
-        settings = nest_generation_settings(extra_create_args)
-        call = asyncio.ensure_future(self.model.complete(core, **settings))
-        if cancellation_token is not None:
-            cancellation_token.link_future(call)
-        completion = await call
+        settings = nest_generation_settings(call.extra_create_args)
+        future = asyncio.ensure_future(self.model.complete(translation.messages, **settings))
+        if call.cancellation_token is not None:
+            call.cancellation_token.link_future(future)
+        completion = await future
         self._tally.add(completion.usage)
-        return CreateResult(
-            finish_reason=finish_reason(completion.finish_reason),
-            content=completion.text,
-            usage=request_usage(completion.usage),
-            cached=False,
-        )
-
-    def create_stream(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        async def stream() -> AsyncGenerator[str | CreateResult, None]:
-            result = await self.create(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
-            )
-            if isinstance(result.content, str) and result.content:
-                yield result.content
-            yield result
-
-        return stream()
+        return text_result(completion.text, completion.usage, completion.finish_reason)
 
     async def close(self) -> None:
         await close_model(self.model)
 
     def actual_usage(self) -> RequestUsage:
-        return request_usage(self._tally.usage)  # nothing is cached: actual equals total
+        return self.total_usage()  # nothing is cached: actual equals total
 
     def total_usage(self) -> RequestUsage:
         return request_usage(self._tally.usage)
@@ -259,8 +221,8 @@ class ChatModelCompletionClient(ChatCompletionClient, Component[ChatModelComplet
         return max(0, self._context_window - self.count_tokens(messages, tools=tools))
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return ModelCapabilities(  # type: ignore[typeddict-item]
+    def capabilities(self) -> ModelCapabilities:
+        return ModelCapabilities(
             vision=self._model_info["vision"],
             function_calling=self._model_info["function_calling"],
             json_output=self._model_info["json_output"],
@@ -292,8 +254,3 @@ def embedded_model_client(
     from persona_plugins.integrations.llama_cpp import LlamaCppChatModel
 
     return ChatModelCompletionClient(LlamaCppChatModel(model_path, **options))
-
-
-def chunk_text(item: str | CreateResult) -> str:
-    """The text of a stream item: a chunk itself, or the final ``CreateResult``'s content."""
-    return str(item.content) if isinstance(item, CreateResult) else item

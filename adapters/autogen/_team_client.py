@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
-from autogen_core import CancellationToken, Component, ComponentModel
-from autogen_core.models import (
-    AssistantMessage,
-    ChatCompletionClient,
-    CreateResult,
-    LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
-    ModelInfo,
-    RequestUsage,
-)
-from autogen_core.tools import Tool, ToolSchema
+from autogen_core import Component, ComponentModel
+from autogen_core.models import AssistantMessage, ChatCompletionClient, CreateResult, LLMMessage
 from pydantic import BaseModel, Field
 from typing_extensions import Self
 
-from persona_plugins.adapter_kit import TeamGuard, held_until_final
+from persona_plugins.adapter_kit import TeamGuard
+from persona_plugins.adapters.autogen._base import Call, Stream, WrappingClient, checked_stream
 from persona_plugins.adapters.autogen._messages import to_core_messages
-from persona_plugins.adapters.autogen._model import AutoGenChatModel, chunk_text
+from persona_plugins.adapters.autogen._model import AutoGenChatModel
 from persona_plugins.errors import ConfigError
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
@@ -40,25 +32,20 @@ class TeamGuardClientConfig(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
-    """The team guardrails for one member of an AutoGen team, from the member's model client:
-    works on every runtime, ``GrpcWorkerAgentRuntime`` included, where no
-    ``InterventionHandler`` can be installed (the README's *Bias guardrails* section).
+class TeamGuardClient(WrappingClient, Component[TeamGuardClientConfig]):
+    """The team guardrails for one member of an AutoGen team, from the member's model client: works
+    on every runtime, ``GrpcWorkerAgentRuntime`` included, where no ``InterventionHandler`` can be
+    installed (the README's *Bias guardrails* section).
 
     Each text reply of the inner client goes to
-    :meth:`~persona_plugins.adapter_kit.TeamGuard.review_reply` with the messages the member
-    sent to its model, which hold the discussion the member received (its own earlier replies
-    and the other members' messages, each under its ``source``): the team checks
-    (monopolization, drift from the task, discussion length) run over that transcript, and the
-    detectors over the reply. With ``guard="enforce"`` the reply is rewritten as
-    :class:`~persona_plugins.adapters.autogen.TeamGuardHandler` would: a blocked one becomes a
-    one-line notice, a team finding adds a note for the next speakers. Tool calls and structured
-    (``json_output``) replies pass through unchecked. A guard that fails logs a warning and
-    leaves the reply as it was, or withholds it with ``guard_errors="closed"`` (the core's
-    :meth:`~persona_plugins.adapter_kit.TeamGuard.review` decides). The checks see what the
-    member's model sees: with a bounded model context (``BufferedChatCompletionContext``) they
-    judge that window only. Do not wrap a ``SelectorGroupChat``'s own ``model_client``: it picks
-    speakers and is no member.
+    :meth:`~persona_plugins.adapter_kit.TeamGuard.review_reply` with the messages the member sent
+    to its model (the discussion it received, each message under its ``source``; with a bounded
+    model context, that window only), and with ``guard="enforce"`` comes back rewritten as
+    :class:`~persona_plugins.adapters.autogen.TeamGuardHandler` would rewrite it; a failure of the
+    guard is handled as :meth:`~persona_plugins.adapter_kit.TeamGuard.review` says
+    (``guard_errors``). Tool calls and structured (``json_output``) replies pass through
+    unchecked. Do not wrap a ``SelectorGroupChat``'s own ``model_client``: it picks speakers and
+    is no member.
 
     Args:
         inner: the member's AutoGen client (a ``PersonaChatCompletionClient`` or any other).
@@ -80,7 +67,6 @@ class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
             ``monitor``, ``rewrites``).
     """
 
-    component_type = "model"
     component_config_schema = TeamGuardClientConfig
     component_provider_override = "persona_plugins.adapters.autogen.TeamGuardClient"
 
@@ -93,16 +79,12 @@ class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
         model: ChatModel | ChatCompletionClient | None = None,
         **options: Any,
     ):
-        if not isinstance(inner, ChatCompletionClient):
-            raise TypeError(
-                f"inner must be an AutoGen ChatCompletionClient, got {type(inner).__name__}"
-            )
+        super().__init__(inner)
         if not isinstance(speaker, str) or not speaker.strip():
             raise ConfigError(
                 f"TeamGuardClient needs the member's name as speaker, got {speaker!r}"
             )
         checker = AutoGenChatModel(model) if isinstance(model, ChatCompletionClient) else model
-        self.inner = inner
         self.speaker = speaker
         self.team_guard = TeamGuard(task, model=checker, **options)
         self._task = task
@@ -113,103 +95,32 @@ class TeamGuardClient(ChatCompletionClient, Component[TeamGuardClientConfig]):
         """Every finding of this member's guard so far (``metadata["speaker"]``, ``["turn"]``)."""
         return self.team_guard.findings
 
-    # -- the two calls AutoGen makes -------------------------------------------------------------
+    # -- the two calls AutoGen makes; everything else is the inner client's ----------------------
 
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
-        result = await self.inner.create(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=extra_create_args,
-            cancellation_token=cancellation_token,
-        )
-        return await self._review(messages, result, json_output)
+    async def _create(self, call: Call) -> CreateResult:
+        return await self._review(call, await self.inner.create(call.messages, **call.arguments()))
 
-    def create_stream(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-        **kwargs: Any,
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        """Stream the inner client's chunks, then exactly one ``CreateResult``. With
-        ``guard="enforce"`` a text reply's chunks are held until it is reviewed, and a rewritten
-        reply is streamed as its new text."""
+    async def _stream(self, call: Call) -> Stream:
+        """The inner client's chunks, then exactly one ``CreateResult``. With ``guard="enforce"``
+        a text reply's chunks are held until it is reviewed, and a rewritten reply is streamed as
+        its new text."""
+        chunks = self.inner.create_stream(call.messages, **call.arguments(), **call.stream_options)
+        async for item in checked_stream(
+            chunks,
+            hold=self.team_guard.may_rewrite and not call.json_output,
+            finish=lambda result: self._review(call, result),
+        ):
+            yield item
 
-        async def stream() -> AsyncGenerator[str | CreateResult, None]:
-            chunks = self.inner.create_stream(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
-                **kwargs,
-            )
-            async for item in held_until_final(
-                chunks,
-                hold=self.team_guard.may_rewrite and not json_output,
-                is_final=lambda chunk: isinstance(chunk, CreateResult),
-                finish=lambda result: self._review(messages, result, json_output),
-                text_of=chunk_text,
-            ):
-                yield item
-
-        return stream()
-
-    async def _review(
-        self, messages: Sequence[LLMMessage], result: CreateResult, json_output: Any
-    ) -> CreateResult:
+    async def _review(self, call: Call, result: CreateResult) -> CreateResult:
         """A text reply reviewed by the team guard; anything else as it came."""
-        if not isinstance(result.content, str) or json_output:
+        if not isinstance(result.content, str) or call.json_output:
             return result
-        text = await self.team_guard.review_reply(self.speaker, result.content, _received(messages))
+        received = _received(call.messages)
+        text = await self.team_guard.review_reply(self.speaker, result.content, received)
         if text == result.content:
             return result
         return result.model_copy(update={"content": text})
-
-    # -- everything else delegates ---------------------------------------------------------------
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def actual_usage(self) -> RequestUsage:
-        return self.inner.actual_usage()
-
-    def total_usage(self) -> RequestUsage:
-        return self.inner.total_usage()
-
-    def count_tokens(
-        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
-    ) -> int:
-        return self.inner.count_tokens(messages, tools=tools)
-
-    def remaining_tokens(
-        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
-    ) -> int:
-        return self.inner.remaining_tokens(messages, tools=tools)
-
-    @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return self.inner.capabilities  # type: ignore[no-any-return]
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.inner.model_info
 
     # -- component serialization -----------------------------------------------------------------
 
