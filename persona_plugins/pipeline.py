@@ -142,13 +142,13 @@ class PersonaPipeline:
         guardrails, a plugin of its own producing candidates) the whole turn runs here.
         """
         c = self.config
-        return (
-            c.ensemble == "off"
-            and c.refine == "off"
-            and c.guard == "off"
-            and c.persona_mode in ("static", "none")
-            and only_builtin_candidates(self.pm)
-        )
+        if (c.ensemble, c.refine, c.guard) != ("off", "off", "off"):
+            return False
+        if c.persona_mode not in ("static", "none"):
+            return False
+        # depends on the generate_candidates implementations alone: worked out when they change
+        impls = self.pm.hook.generate_candidates.get_hookimpls()
+        return self.once.get("can_stream", impls, lambda: only_builtin_candidates(self.pm))
 
     @property
     def observed(self) -> bool:

@@ -511,3 +511,18 @@ async def test_a_built_in_that_raises_in_prepare_is_handled_as_the_stage_handles
     assert stage_runs == ["select_persona", "inject_persona"]  # the stages ran and recovered
     assert prepared.system_prompt is None and prepared.prompt == SYSTEM_LED
     assert prepared.persona.name == "chef"
+
+
+def test_can_stream_follows_candidate_plugins_and_the_config_after_it_was_read(bare_manager):
+    class Extra:
+        @hookimpl
+        def generate_candidates(self):
+            return None
+
+    pipeline = PersonaPipeline(ScriptedModel(), plugin_manager=bare_manager, persona="chef")
+    assert pipeline.can_stream and pipeline.can_stream
+    with registered(bare_manager, Extra()):
+        assert not pipeline.can_stream  # a plugin of one's own producing candidates
+    assert pipeline.can_stream
+    pipeline.config.guard = "monitor"
+    assert not pipeline.can_stream
