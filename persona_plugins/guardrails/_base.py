@@ -1,13 +1,14 @@
 """What every built-in detector shares: reading its entry in ``config.detectors``
 (:func:`detector_options`, owned by the guard stage), a ``detect`` that never raises, the
 ``check`` the guard stage runs and the ``register_detectors`` hooks (:class:`BuiltinDetector`,
-:func:`register_builtin`), and a stand-in for a missing model."""
+:func:`register_builtin`), the model's yes/no second opinion on findings
+(:meth:`BuiltinDetector.second_opinion`), and a stand-in for a missing model."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from opentelemetry import trace
 
@@ -17,12 +18,15 @@ from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Completion, Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding, RegisterDetector
+from persona_plugins.turn_model import TurnModel
 
 __all__ = [
     "BuiltinDetector",
     "CheckCall",
     "CheckResult",
+    "Decision",
     "NoModel",
+    "ask_yes_no",
     "detector_options",
     "guarded",
     "record_decision",
@@ -67,6 +71,26 @@ def record_decision(name: str, label: str, score: float | None = None) -> None:
         span.add_event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, attributes)
     except Exception:  # instrumentation must never raise
         _log.debug("could not record the decision of %s", name, exc_info=True)
+
+
+#: A model check's decision about one finding.
+Decision = Literal["confirmed", "rejected", "unreadable"]
+
+
+async def ask_yes_no(model: ChatModel, prompt: str) -> Decision:
+    """The model's YES (``confirmed``) or NO (``rejected``) to ``prompt``; any other reply, or a
+    failed call, is ``unreadable``. Markdown emphasis or quotes before the word are ignored."""
+    try:
+        completion = await model.complete([Message.user(prompt)], max_tokens=4)
+        reply = completion.text.strip().lower() if isinstance(completion.text, str) else ""
+    except Exception:
+        return "unreadable"
+    reply = reply.lstrip("*\"' ")
+    if reply.startswith("yes"):
+        return "confirmed"
+    if reply.startswith("no"):
+        return "rejected"
+    return "unreadable"
 
 
 #: What a detector's ``check`` returns: the findings, or an awaitable of them, or None when the
@@ -132,6 +156,34 @@ class BuiltinDetector:
     def _check(self, options: frozenset[str], call: CheckCall) -> CheckResult:
         """:meth:`check` once the detector is known to be listed, with its options."""
         return self._detect(call.response, call.messages, call.persona)
+
+    async def second_opinion(
+        self,
+        findings: Sequence[Finding],
+        model: ChatModel,
+        *,
+        agent: str,
+        check: str,
+        prompt_for: Callable[[Finding], str | None],
+        note: Callable[[Decision], dict[str, Any]],
+    ) -> list[Finding]:
+        """``findings`` after the model (as agent ``agent``) has answered YES or NO about each
+        one ``prompt_for`` gives a prompt for (the others are kept as they are): a ``rejected``
+        finding is dropped, the others get ``note(decision)`` in their metadata. Each decision
+        is recorded as ``<name>:<check>`` (:func:`record_decision`)."""
+        judge = TurnModel.wrap(model).as_agent(agent)
+        kept: list[Finding] = []
+        for finding in findings:
+            prompt = prompt_for(finding)
+            if prompt is None:
+                kept.append(finding)
+                continue
+            decision = await ask_yes_no(judge, prompt)
+            record_decision(f"{self.name}:{check}", decision, finding.score)
+            if decision != "rejected":
+                metadata = {**finding.metadata, **note(decision)}
+                kept.append(finding.model_copy(update={"metadata": metadata}))
+        return kept
 
     #: The former ``check_response`` hook method, kept for direct callers.
     check_response = check

@@ -65,7 +65,6 @@ from persona_plugins.guardrails._base import (
     BuiltinDetector,
     CheckCall,
     CheckResult,
-    record_decision,
     register_builtin,
 )
 from persona_plugins.guardrails._text import (
@@ -77,10 +76,9 @@ from persona_plugins.guardrails._text import (
     words,
 )
 from persona_plugins.guardrails.normalise import MAX_USER_CHARS, Normalised, normalise
-from persona_plugins.model import ChatModel, Message
+from persona_plugins.model import Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
-from persona_plugins.turn_model import TurnModel
 
 __all__ = [
     "ACTS",
@@ -828,24 +826,22 @@ class AbstentionDetector(BuiltinDetector):
     ) -> list[Finding]:
         """``findings`` after the turn's model has confirmed or rejected the uncertain refusals
         (every refusal with ``everything=True``); see the module docstring."""
-        model = TurnModel.wrap(call.model).as_agent("abstention_judge")
-        question = last_user_text(call.messages)[:2000]
-        kept: list[Finding] = []
-        for finding in findings:
-            doubtful = finding.metadata.get("kind") == "refusal" and (
-                everything or (finding.score or 0.0) < CERTAIN
-            )
-            if not doubtful:
-                kept.append(finding)
-                continue
-            decision = await _ask(model, question, call.response[:2000])
-            record_decision(f"{self.name}:judge", decision, finding.score)
-            if decision == "rejected":
-                continue
-            kept.append(
-                finding.model_copy(update={"metadata": {**finding.metadata, "judged": decision}})
-            )
-        return kept
+        question = _unmarked(last_user_text(call.messages)[:2000])
+        prompt = JUDGE_PROMPT.format(question=question, response=_unmarked(call.response[:2000]))
+
+        def doubtful(finding: Finding) -> str | None:
+            if finding.metadata.get("kind") != "refusal":
+                return None
+            return prompt if everything or (finding.score or 0.0) < CERTAIN else None
+
+        return await self.second_opinion(
+            findings,
+            call.model,
+            agent="abstention_judge",
+            check="judge",
+            prompt_for=doubtful,
+            note=lambda decision: {"judged": decision},
+        )
 
     def _check(self, options: frozenset[str], call: CheckCall) -> CheckResult:
         findings = self._detect(call.response, call.messages, call.persona)
@@ -856,22 +852,6 @@ class AbstentionDetector(BuiltinDetector):
 
 def _unmarked(text: str) -> str:
     return re.sub(r"</?(?:request|reply)>", "", text, flags=re.I)
-
-
-async def _ask(model: ChatModel, question: str, response: str) -> str:
-    """``confirmed``, ``rejected`` or ``unreadable``: the model's answer to :data:`JUDGE_PROMPT`."""
-    prompt = JUDGE_PROMPT.format(question=_unmarked(question), response=_unmarked(response))
-    try:
-        completion = await model.complete([Message.user(prompt)], max_tokens=4)
-        reply = completion.text.strip().lower() if isinstance(completion.text, str) else ""
-    except Exception:
-        return "unreadable"
-    reply = reply.lstrip("*\"' ")
-    if reply.startswith("yes"):
-        return "confirmed"
-    if reply.startswith("no"):
-        return "rejected"
-    return "unreadable"
 
 
 DEFAULT = AbstentionDetector()

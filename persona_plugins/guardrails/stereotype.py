@@ -30,7 +30,6 @@ from persona_plugins.guardrails._base import (
     BuiltinDetector,
     CheckCall,
     CheckResult,
-    record_decision,
     register_builtin,
 )
 from persona_plugins.guardrails._text import (
@@ -42,10 +41,9 @@ from persona_plugins.guardrails._text import (
     trie_pattern,
 )
 from persona_plugins.guardrails.normalise import MAX_USER_CHARS, Normalised, normalise
-from persona_plugins.model import ChatModel, Message
+from persona_plugins.model import Message
 from persona_plugins.persona import Persona
 from persona_plugins.results import Finding
-from persona_plugins.turn_model import TurnModel
 
 __all__ = [
     "CONFIRM_PROMPT",
@@ -547,35 +545,22 @@ class StereotypeDetector(BuiltinDetector):
                 )
         return findings
 
-    async def _confirm(self, findings: list[Finding], model: ChatModel) -> list[Finding]:
-        judge = TurnModel.wrap(model).as_agent("stereotype_checker")
-        kept: list[Finding] = []
-        for finding in findings:
-            prompt = CONFIRM_PROMPT.format(text=(finding.evidence or "").replace("</text>", ""))
-            try:
-                completion = await judge.complete([Message.user(prompt)], max_tokens=4)
-                reply = completion.text.strip().lower()
-                confirmed: bool | None = (
-                    True if reply.startswith("yes") else False if reply.startswith("no") else None
-                )
-            except Exception:
-                confirmed = None
-            label = {True: "confirmed", False: "rejected", None: "unreadable"}[confirmed]
-            record_decision(f"{self.name}:confirm", label, finding.score)
-            if confirmed is False:
-                continue
-            kept.append(
-                finding.model_copy(
-                    update={"metadata": {**finding.metadata, "confirmed": confirmed}}
-                )
-            )
-        return kept
-
     def _check(self, options: frozenset[str], call: CheckCall) -> CheckResult:
         findings = self._detect(call.response, call.messages, call.persona)
         if findings and "confirm" in options:
-            return self._confirm(findings, call.model)
+            return self.second_opinion(
+                findings,
+                call.model,
+                agent="stereotype_checker",
+                check="confirm",
+                prompt_for=_confirm_prompt,
+                note=lambda decision: {"confirmed": True if decision == "confirmed" else None},
+            )
         return findings
+
+
+def _confirm_prompt(finding: Finding) -> str:
+    return CONFIRM_PROMPT.format(text=(finding.evidence or "").replace("</text>", ""))
 
 
 DEFAULT = StereotypeDetector()
