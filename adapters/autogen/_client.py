@@ -40,6 +40,7 @@ from persona_plugins.adapters.autogen._model import (
     text_result,
 )
 from persona_plugins.config import PipelineConfig, flatten_generation_settings
+from persona_plugins.model import Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
 from persona_plugins.tracing import NOT_RECORDING, SafeSpan
@@ -118,8 +119,10 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
                 result = await with_timeout(
                     self.inner.create(sent, **args), self.pipeline.config.timeout_s
                 )
-                record_call(span, usage_from(result.usage), result.finish_reason)
-            return await self._finish(translation, view, prepared, result, call, started, traced)
+                usage = _recorded(span, result)
+            return await self._finish(
+                translation, view, prepared, result, usage, call, started, traced
+            )
 
     async def _stream(self, call: Call) -> Stream:
         """See the README: the persona-only stream is the inner client's own."""
@@ -144,11 +147,11 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
             chunks = self.inner.create_stream(sent, **args, **call.stream_options)
 
             async def finish(result: CreateResult) -> CreateResult:
-                record_call(span, usage_from(result.usage), result.finish_reason)
+                usage = _recorded(span, result)
                 span.end()
                 with traced.current():
                     return await self._finish(
-                        translation, view, prepared, result, call, started, traced
+                        translation, view, prepared, result, usage, call, started, traced
                     )
 
             async for item in checked_stream(
@@ -191,6 +194,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         view: AutoGenChatModel,
         prepared: PreparedPrompt,
         result: CreateResult,
+        usage: Usage,
         call: Call,
         started: float,
         traced: SafeSpan,
@@ -199,7 +203,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         content = result.content
         text = content if isinstance(content, str) else ""
         facts: dict[str, Any] = dict(
-            usage=usage_from(result.usage),
+            usage=usage,
             finish_reason=result.finish_reason,
             tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
         )
@@ -268,6 +272,13 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
     def _from_config(cls, config: PersonaChatCompletionClientConfig) -> Self:
         inner = ChatCompletionClient.load_component(config.client)
         return cls(inner, config.pipeline)
+
+
+def _recorded(span: SafeSpan, result: CreateResult) -> Usage:
+    """The usage of a call the inner client answered, recorded on its span with how it ended."""
+    usage = usage_from(result.usage)
+    record_call(span, usage, result.finish_reason)
+    return usage
 
 
 def _create_result(turn: TurnResult) -> CreateResult:
