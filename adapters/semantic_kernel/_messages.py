@@ -20,7 +20,7 @@ from semantic_kernel.contents.text_content import TextContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 from semantic_kernel.contents.utils.finish_reason import FinishReason
 
-from persona_plugins import adapter_kit
+from persona_plugins.adapter_kit import Translation, restore
 from persona_plugins.model import Message, Role
 
 _CORE_ROLE: dict[AuthorRole, Role] = {
@@ -30,15 +30,6 @@ _CORE_ROLE: dict[AuthorRole, Role] = {
     AuthorRole.ASSISTANT: "assistant",
     AuthorRole.TOOL: "tool",
 }
-
-
-class Translation(adapter_kit.Translation[ChatMessageContent]):
-    """Core messages for a list of SK messages, and the way back."""
-
-    def back(
-        self, messages: Sequence[Message], *, instruction_role: str = "system"
-    ) -> list[ChatMessageContent]:
-        return from_core_messages(messages, self.originals, instruction_role=instruction_role)
 
 
 def _item_text(item: Any) -> str:
@@ -64,9 +55,9 @@ def message_text(message: ChatMessageContent) -> tuple[str, bool]:
     return "\n".join(_item_text(item) for item in items), plain
 
 
-def to_core_messages(messages: Iterable[ChatMessageContent]) -> Translation:
+def to_core_messages(messages: Iterable[ChatMessageContent]) -> Translation[ChatMessageContent]:
     """Translate SK messages; ``text_only`` is False when any carries non-text content."""
-    out = Translation()
+    out: Translation[ChatMessageContent] = Translation()
     for message in messages:
         text, plain = message_text(message)
         core = Message(role=_CORE_ROLE.get(message.role, "user"), content=text, name=message.name)
@@ -87,7 +78,7 @@ def from_core_messages(
         role = AuthorRole(instruction_role if message.role == "system" else message.role)
         return ChatMessageContent(role=role, content=message.content, name=message.name)
 
-    return adapter_kit.restore(messages, originals, make)
+    return restore(messages, originals, make)
 
 
 def finish_reason(value: str | None) -> FinishReason | None:

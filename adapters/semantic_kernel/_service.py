@@ -19,6 +19,7 @@ from semantic_kernel.contents.streaming_chat_message_content import StreamingCha
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
 from persona_plugins.adapter_kit import (
+    Translation,
     Turns,
     chosen_candidate,
     rewrites_replies,
@@ -28,8 +29,8 @@ from persona_plugins.adapter_kit import (
     with_timeout,
 )
 from persona_plugins.adapters.semantic_kernel._messages import (
-    Translation,
     finish_reason,
+    from_core_messages,
     to_core_messages,
 )
 from persona_plugins.adapters.semantic_kernel._model import (
@@ -45,21 +46,6 @@ from persona_plugins.results import PreparedPrompt, TurnResult
 
 METADATA_KEY = "persona_plugins"
 _NO_PERSONA = PreparedPrompt(persona=None, persona_source="none", prompt=[])
-
-
-def function_calling_in_effect(
-    service: ChatCompletionClientBase, settings: PromptExecutionSettings, kwargs: Mapping[str, Any]
-) -> bool:
-    """True when this call may make the model call kernel functions (a function choice
-    behaviour, which ``ChatCompletionAgent`` always sets, on a service that supports function
-    calling and a kernel with functions)."""
-    behavior = settings.function_choice_behavior
-    kernel = kwargs.get("kernel")
-    if not service.SUPPORTS_FUNCTION_CALLING or behavior is None or kernel is None:
-        return False
-    if not behavior.enable_kernel_functions:
-        return False
-    return bool(behavior.get_config(kernel).available_functions)
 
 
 class PersonaChatCompletion(ChatCompletionClientBase):
@@ -165,14 +151,17 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         # The function-calling loop appended its calls and results to the history it was given;
         # the caller (ChatCompletionAgent) reads them from its own.
         _copy_new(injected, sent, chat_history)
+        reply = results[0] if results else None
         made = [
             m for m in [*injected.messages[sent:], *results[:1]] if m.role == AuthorRole.ASSISTANT
         ]
-        reply = results[0] if results else None
-        turn = await self._finish(prepared, chat_history, settings, made, reply, started=started)
-        if turn is not None and reply is not None and turn.text != reply.content:
-            return [_turn_message(turn, self.ai_model_id), *results[1:]]
-        return results
+        usage = sum(map(usage_of, made), Usage())
+        rewritten = await self._finish(
+            prepared, chat_history, settings, made, reply, usage, len(made), started=started
+        )
+        if rewritten is None:
+            return results
+        return [_turn_message(rewritten, self.ai_model_id), *results[1:]]
 
     async def get_streaming_chat_message_contents(
         self,
@@ -195,72 +184,67 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         hold = rewrites_replies(self.pipeline.config)
         held: list[list[StreamingChatMessageContent]] = []
         attempt: list[StreamingChatMessageContent] = []  # the assistant chunks of the last call
-        usages: list[Usage] = []
-        calls = 0
+        usage, calls = Usage(), 0
         try:
             async for batch in timed_steps(chunks, self.pipeline.config.timeout_s):
                 replies = [m for m in batch if m is not None and m.role == AuthorRole.ASSISTANT]
                 current = attempt[-1].function_invoke_attempt if attempt else None
                 if any(m.function_invoke_attempt != current for m in replies):
                     attempt, calls = [], calls + 1
-                usages += [usage_of(m) for m in replies if m.metadata.get("usage") is not None]
+                usage = sum((usage_of(m) for m in replies if m.metadata.get("usage")), usage)
                 attempt += replies
                 copied = _copy_new(injected, copied, chat_history)
                 if hold and not _calls_in(attempt) and len(replies) == len(batch):
                     held.append(batch)
                     continue
-                for earlier in held:
-                    yield earlier
+                for passed in [*held, batch]:
+                    yield passed
                 held = []
-                yield batch
         except BaseException:
-            self._turns.tally.add(sum(usages, Usage()), max(1, calls))
+            self._turns.tally.add(usage, max(1, calls))
             raise
         finally:
             with contextlib.suppress(Exception):
                 await chunks.aclose()
-        reply = _merged(attempt)
         made = [m for m in injected.messages[sent:] if m.role == AuthorRole.ASSISTANT]
-        turn = await self._finish(
-            prepared,
-            chat_history,
-            settings,
-            made,
-            reply,
-            usage=sum(usages, Usage()),
-            calls=calls,
-            started=started,
+        rewritten = await self._finish(
+            prepared, chat_history, settings, made, _merged(attempt), usage, calls, started=started
         )
-        rewritten = turn is not None and reply is not None and turn.text != reply.content
-        for batch in _turn_stream(turn, self.ai_model_id) if rewritten else held:
+        for batch in held if rewritten is None else _turn_stream(rewritten, self.ai_model_id):
             yield batch
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _direct(
         self,
-        translation: Translation,
+        translation: Translation[ChatMessageContent],
         settings: PromptExecutionSettings,
         kwargs: Mapping[str, Any],
     ) -> bool:
-        """True when the call goes to the inner service with the persona injected (persona
-        injection only, non-text content, function calling, or an empty conversation)."""
-        return (
-            self.pipeline.can_stream
-            or not translation.messages
-            or not translation.text_only
-            or function_calling_in_effect(self.inner, settings, kwargs)
+        """True when the call goes to the inner service with the persona injected: persona
+        injection only, an empty conversation, non-text content, or function calling (a function
+        choice behaviour, which ``ChatCompletionAgent`` always sets, on a service that supports
+        function calling and a kernel with functions)."""
+        if self.pipeline.can_stream or not translation.messages or not translation.text_only:
+            return True
+        behavior, kernel = settings.function_choice_behavior, kwargs.get("kernel")
+        if not self.inner.SUPPORTS_FUNCTION_CALLING or behavior is None or kernel is None:
+            return False
+        return behavior.enable_kernel_functions and bool(
+            behavior.get_config(kernel).available_functions
         )
 
     def _view(
-        self, translation: Translation, settings: PromptExecutionSettings | None = None
+        self,
+        translation: Translation[ChatMessageContent],
+        settings: PromptExecutionSettings | None = None,
     ) -> SemanticKernelChatModel:
         return SemanticKernelChatModel(
             self.inner, settings, originals=translation.originals, model_name=self.ai_model_id
         )
 
     async def _injected(
-        self, translation: Translation, settings: PromptExecutionSettings
+        self, translation: Translation[ChatMessageContent], settings: PromptExecutionSettings
     ) -> tuple[PreparedPrompt, ChatHistory, PromptExecutionSettings]:
         """For a call passed to the inner service: the history with the persona's system message,
         and the settings with the config's model_settings over the caller's (as in a turn)."""
@@ -270,7 +254,9 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             return _NO_PERSONA, ChatHistory(), settings
         prepared = await self.pipeline.prepare(translation.messages, model=self._view(translation))
         self._last_prepared = prepared
-        messages = translation.back(prepared.prompt, instruction_role=self.inner.instruction_role)
+        messages = from_core_messages(
+            prepared.prompt, translation.originals, instruction_role=self.inner.instruction_role
+        )
         return prepared, ChatHistory(messages=messages), settings
 
     async def _finish(
@@ -280,15 +266,14 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         made: Sequence[ChatMessageContent],
         reply: ChatMessageContent | None,
+        usage: Usage,
+        calls: int,
         *,
-        usage: Usage | None = None,
-        calls: int | None = None,
         started: float,
     ) -> TurnResult | None:
-        """A function call comes back untouched; a text reply is refined and guarded. None: the
-        reply passed through unchanged (its result is made if ``last_result`` is read)."""
-        if usage is None:
-            usage = sum((usage_of(m) for m in made), Usage())
+        """Record the call that made ``reply`` (``made``: the assistant messages it made, ``calls``
+        its model calls): a function call comes back untouched, a text reply is refined and
+        guarded. Returns the turn whose text replaces the reply's; None when the reply stands."""
         noted = {
             item.id or str(index): {"id": item.id, "name": item.name, "arguments": item.arguments}
             for index, item in enumerate(
@@ -296,11 +281,10 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             )
             if isinstance(item, FunctionCallContent)
         }
-        calls = max(1, calls if calls is not None else len(made))
         text = reply.content if reply is not None else ""
         facts: dict[str, Any] = dict(
             usage=usage,
-            model_calls=calls,
+            model_calls=max(1, calls),
             finish_reason=reply.finish_reason.value if reply and reply.finish_reason else None,
             tool_calls=list(noted.values()),
         )
@@ -308,7 +292,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             return None
         # The conversation as it now stands (tool results included), read only when needed.
         after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
-        return await self._turns.finish(
+        turn = await self._turns.finish(
             after.messages,
             prepared,
             text,
@@ -320,6 +304,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
             and reply.role == AuthorRole.ASSISTANT
             and not _calls_in([reply]),
         )
+        return turn if reply is not None and turn.text != reply.content else None
 
     # -- everything else delegates ---------------------------------------------------------------
 
