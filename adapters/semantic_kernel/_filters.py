@@ -153,57 +153,27 @@ class PersonaFunctionInvocationFilter:
         model = SemanticKernelChatModel(*chosen) if chosen is not None else None
 
         async def check(text: str) -> str | None:
-            return await self._guard(result, text, messages, model)
+            """Guard ``text``; return the text that replaces it, if any (a ``block`` raises)."""
+            outcome = await self.pipeline.guard(text, messages, model=model)
+            self.last_findings = result.metadata[FINDINGS_KEY] = outcome.findings
+            self.last_resolution = outcome.resolution
+            if outcome.resolution is not None:
+                result.metadata[RESOLUTION_KEY] = outcome.resolution
+            if outcome.blocked:
+                raise outcome.violation(messages or [])
+            return outcome.text if outcome.text != text else None
 
         value = result.value
         if context.is_streaming and isinstance(value, AsyncIterable):
-            result.value = self._guarded_stream(value, check)
+            enforce = self.pipeline.config.guard == "enforce"
+            result.value = _guarded_stream(value, check, enforce=enforce)
         elif context.is_streaming and isinstance(value, Iterator):  # a native generator
-            chunks = list(value)
-            replaced = await check("".join(_chunk_text(c) for c in chunks))
-            kept = [replaced] if replaced is not None else chunks
-            result.value = (chunk for chunk in kept)  # SK streams generators only
+            chunks = await _checked(list(value), check)
+            result.value = (chunk for chunk in chunks)  # SK streams generators only
         else:
             replaced = await check(str(result))
             if replaced is not None:
                 result.value = _with_text(value, replaced)
-
-    async def _guard(
-        self,
-        result: FunctionResult,
-        text: str,
-        messages: list[Message] | None,
-        model: SemanticKernelChatModel | None,
-    ) -> str | None:
-        """Guard ``text``; return the text that replaces it, if any (a ``block`` raises)."""
-        outcome = await self.pipeline.guard(text, messages, model=model)
-        self.last_findings = outcome.findings
-        result.metadata[FINDINGS_KEY] = outcome.findings
-        self.last_resolution = outcome.resolution
-        if outcome.resolution is not None:
-            result.metadata[RESOLUTION_KEY] = outcome.resolution
-        if outcome.blocked:
-            raise outcome.violation(messages or [])
-        return outcome.text if outcome.text != text else None
-
-    async def _guarded_stream(
-        self, stream: AsyncIterable[Any], check: Callable[[str], Awaitable[str | None]]
-    ) -> AsyncGenerator[Any, None]:
-        """``enforce``: buffered and checked before the first chunk; else checked at the end."""
-        if self.pipeline.config.guard == "enforce":
-            chunks = [chunk async for chunk in stream]
-            replaced = await check("".join(_chunk_text(c) for c in chunks))
-            if replaced is None:
-                for chunk in chunks:
-                    yield chunk
-            else:
-                yield _with_text(chunks[0] if chunks else None, replaced, chunk=True)
-            return
-        parts: list[str] = []
-        async for chunk in stream:
-            parts.append(_chunk_text(chunk))
-            yield chunk
-        await check("".join(parts))
 
     def _conversation(self, result: FunctionResult) -> list[Message] | None:
         """The conversation a prompt function's result answers: as the prompt filter received
@@ -219,6 +189,33 @@ class PersonaFunctionInvocationFilter:
             history = ChatHistory.from_rendered_prompt(result.rendered_prompt)
         messages = to_core_messages(history.messages).messages
         return messages or None
+
+
+Check = Callable[[str], Awaitable[str | None]]
+
+
+async def _guarded_stream(
+    stream: AsyncIterable[Any], check: Check, *, enforce: bool
+) -> AsyncGenerator[Any, None]:
+    """``enforce``: buffered and checked before the first chunk; else checked at the end."""
+    if enforce:
+        for chunk in await _checked([chunk async for chunk in stream], check):
+            yield chunk
+        return
+    parts: list[str] = []
+    async for chunk in stream:
+        parts.append(_chunk_text(chunk))
+        yield chunk
+    await check("".join(parts))
+
+
+async def _checked(chunks: list[Any], check: Check) -> list[Any]:
+    """A stream's chunks checked as one text: themselves, or the text that replaces them in one
+    chunk shaped like the first."""
+    replaced = await check("".join(_chunk_text(c) for c in chunks))
+    if replaced is None:
+        return chunks
+    return [_with_text(chunks[0] if chunks else None, replaced, chunk=True)]
 
 
 def _chunk_text(chunk: Any) -> str:
