@@ -112,6 +112,9 @@ class SemanticKernelChatModel:
         )
 
 
+_TYPED = {"max_tokens", "temperature", "top_p", "seed", "stop"}
+
+
 class ChatModelPromptExecutionSettings(PromptExecutionSettings):
     """Execution settings of :class:`ChatModelChatCompletion`: the typed fields and any other key
     (``repeat_penalty=1.3``, kept in ``extension_data``) go to ``ChatModel.complete``."""
@@ -123,17 +126,10 @@ class ChatModelPromptExecutionSettings(PromptExecutionSettings):
     stop: str | list[str] | None = None
 
     def generation_settings(self) -> dict[str, Any]:
-        """The settings for ``ChatModel.complete``: typed fields set, then ``extension_data``."""
-        settings = {
-            key: value
-            for key, value in self.extension_data.items()
-            if key != "ai_model_id" and value is not None
-        }
-        for key in ("max_tokens", "temperature", "top_p", "seed", "stop"):
-            value = getattr(self, key)
-            if value is not None:
-                settings[key] = value
-        return settings
+        """The settings for ``ChatModel.complete``: ``extension_data``, then the typed fields."""
+        extension = self.extension_data.items()
+        settings = {k: v for k, v in extension if k != "ai_model_id" and v is not None}
+        return {**settings, **self.model_dump(include=_TYPED, exclude_none=True)}
 
 
 class ChatModelChatCompletion(ChatCompletionClientBase):
