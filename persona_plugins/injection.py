@@ -24,7 +24,7 @@ from persona_plugins.config import PipelineConfig
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
-from persona_plugins.results import PreparedPrompt
+from persona_plugins.results import PersonaChoice, PreparedPrompt
 from persona_plugins.selection import choose_persona, static_choice
 from persona_plugins.tracing import genai_instructions
 from persona_plugins.turn_model import TurnModel
@@ -93,13 +93,7 @@ async def prepare_prompt(turn: TurnContext, personas: dict[str, Persona]) -> Pre
     choose the persona and write it into the prompt."""
     choice = await choose_persona(turn, personas)
     system_prompt, prompt = await write_persona(turn, choice.persona)
-    return PreparedPrompt(  # quicker than model_construct; Message objects pass as they are
-        persona=choice.persona,
-        persona_source=choice.source,
-        persona_note=choice.note,
-        system_prompt=system_prompt,
-        prompt=prompt,
-    )
+    return _prepared(choice, system_prompt, prompt)
 
 
 def static_prepared(
@@ -130,11 +124,17 @@ def static_prepared(
                 text = None
     except Exception:
         return None
-    return PreparedPrompt(
+    return _prepared(choice, text, prompt)
+
+
+def _prepared(
+    choice: PersonaChoice, system_prompt: str | None, prompt: list[Message]
+) -> PreparedPrompt:
+    return PreparedPrompt(  # quicker than model_construct; Message objects pass as they are
         persona=choice.persona,
         persona_source=choice.source,
         persona_note=choice.note,
-        system_prompt=text,
+        system_prompt=system_prompt,
         prompt=prompt,
     )
 
