@@ -241,6 +241,8 @@ class PersonaPipeline:
 
         Adapters use this for turns that must reach the model untouched apart from the persona
         (tool calls, images, streaming). Unchanged messages are the very objects passed in.
+        While only the built-in persona hooks could take part and nothing records the stages, the
+        same result is made without the stage machinery (``injection.static_prepared``).
         """
         listed = normalize_messages(messages)
         if not self.telemetry.recording() and not self.metrics.enabled:  # no stage leaves a trace
