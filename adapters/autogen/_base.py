@@ -91,13 +91,13 @@ class CompletionClient(ChatCompletionClient):
     async def _create(self, call: Call) -> CreateResult: ...
 
     async def _stream(self, call: Call) -> Stream:
-        """The whole reply at once: its text as one chunk, then the result."""
+        """The whole reply of :meth:`create` at once: its text as one chunk, then the result."""
         if call.stream_options:
             raise TypeError(
                 f"{type(self).__name__}.create_stream() got unexpected keyword argument(s) "
                 f"{sorted(call.stream_options)}: it has no stream of its own to pass them to"
             )
-        result = await self._create(call)
+        result = await self.create(call.messages, **call.arguments())
         if isinstance(result.content, str) and result.content:
             yield result.content
         yield result
