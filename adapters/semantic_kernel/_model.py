@@ -27,9 +27,10 @@ from persona_plugins.turn_model import model_name as core_model_name
 PROVIDER_NAME = "semantic_kernel"
 
 
-def usage_of(message: ChatMessageContent) -> Usage:
-    """The token usage an SK message carries in ``metadata["usage"]`` (zero when absent)."""
-    return usage_from(message.metadata.get("usage") if message.metadata else None)
+def usage_of(*messages: ChatMessageContent) -> Usage:
+    """The token usage SK messages carry in ``metadata["usage"]``, summed (zero when none does)."""
+    usages = [usage_from(m.metadata["usage"]) for m in messages if m.metadata.get("usage")]
+    return sum(usages[1:], usages[0]) if usages else Usage()
 
 
 def sk_usage(usage: Usage) -> CompletionUsage:

@@ -155,7 +155,7 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         made = [
             m for m in [*injected.messages[sent:], *results[:1]] if m.role == AuthorRole.ASSISTANT
         ]
-        usage = sum(map(usage_of, made), Usage())
+        usage = usage_of(*made)
         rewritten = await self._finish(
             prepared, chat_history, settings, made, reply, usage, len(made), started=started
         )
@@ -191,7 +191,8 @@ class PersonaChatCompletion(ChatCompletionClientBase):
                 current = attempt[-1].function_invoke_attempt if attempt else None
                 if any(m.function_invoke_attempt != current for m in replies):
                     attempt, calls = [], calls + 1
-                usage = sum((usage_of(m) for m in replies if m.metadata.get("usage")), usage)
+                if any(m.metadata.get("usage") for m in replies):
+                    usage += usage_of(*replies)
                 attempt += replies
                 copied = _copy_new(injected, copied, chat_history)
                 if hold and not _calls_in(attempt) and len(replies) == len(batch):
