@@ -33,9 +33,28 @@ def usage_of(*messages: ChatMessageContent) -> Usage:
     return sum(usages[1:], usages[0]) if usages else Usage()
 
 
-def sk_usage(usage: Usage) -> CompletionUsage:
-    """persona-plugins usage as SK's ``CompletionUsage`` (what SK puts in ``metadata["usage"]``)."""
-    return CompletionUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens)
+def sk_reply(
+    text: str,
+    usage: Usage | None = None,
+    reason: str | None = None,
+    *,
+    chunk: bool = False,
+    **fields: Any,
+) -> Any:
+    """An answer as an SK assistant message (``chunk``: a first-choice streaming chunk), with its
+    finish reason in SK's enum and its usage, if given, in ``metadata["usage"]`` as SK's
+    ``CompletionUsage``."""
+    if usage is not None:
+        sk_usage = CompletionUsage(
+            prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens
+        )
+        fields["metadata"] = {"usage": sk_usage, **fields.get("metadata", {})}
+    if chunk:
+        fields["choice_index"] = 0
+    kind = StreamingChatMessageContent if chunk else ChatMessageContent
+    return kind(
+        role=AuthorRole.ASSISTANT, content=text, finish_reason=finish_reason(reason), **fields
+    )
 
 
 def with_generation(
@@ -189,7 +208,7 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
     async def _inner_get_chat_message_contents(
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
-        return [await self._reply(chat_history, settings, ChatMessageContent)]
+        return [await self._reply(chat_history, settings)]
 
     async def _inner_get_streaming_chat_message_contents(
         self,
@@ -199,28 +218,17 @@ class ChatModelChatCompletion(ChatCompletionClientBase):
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         yield [
             await self._reply(
-                chat_history,
-                settings,
-                StreamingChatMessageContent,
-                choice_index=0,
-                function_invoke_attempt=function_invoke_attempt,
+                chat_history, settings, chunk=True, function_invoke_attempt=function_invoke_attempt
             )
         ]
 
     async def _reply(
-        self, chat_history: ChatHistory, settings: PromptExecutionSettings, kind: Any, **extra: Any
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings, **options: Any
     ) -> Any:
-        """The model's whole answer as one SK message (or streaming chunk) of type ``kind``."""
+        """The model's whole answer as one SK message (``chunk``: one streaming chunk)."""
         completion = await self._complete(chat_history, settings)
-        return kind(
-            role=AuthorRole.ASSISTANT,
-            content=completion.text,
-            ai_model_id=self.ai_model_id,
-            finish_reason=finish_reason(completion.finish_reason),
-            metadata={"usage": sk_usage(completion.usage)},
-            inner_content=completion,
-            **extra,
-        )
+        answer = completion.text, completion.usage, completion.finish_reason
+        return sk_reply(*answer, ai_model_id=self.ai_model_id, inner_content=completion, **options)
 
 
 def embedded_chat_completion(

@@ -29,13 +29,12 @@ from persona_plugins.adapter_kit import (
     with_timeout,
 )
 from persona_plugins.adapters.semantic_kernel._messages import (
-    finish_reason,
     from_core_messages,
     to_core_messages,
 )
 from persona_plugins.adapters.semantic_kernel._model import (
     SemanticKernelChatModel,
-    sk_usage,
+    sk_reply,
     usage_of,
     with_generation,
 )
@@ -338,33 +337,26 @@ def _merged(chunks: Sequence[StreamingChatMessageContent]) -> StreamingChatMessa
     try:
         return sum(first[1:], first[0])
     except Exception:  # chunks SK cannot add up (from different models): their text is enough
-        text = "".join(m.content or "" for m in first)
-        return StreamingChatMessageContent(role=AuthorRole.ASSISTANT, content=text, choice_index=0)
+        return sk_reply("".join(m.content or "" for m in first), chunk=True)
 
 
 def _turn_message(turn: TurnResult, ai_model_id: str, text: str | None = None) -> Any:
     """The answer of a pipeline turn as an SK message (a streaming chunk when ``text`` is given),
     with the turn's usage in ``metadata["usage"]``."""
     chosen = chosen_candidate(turn)
-    options: dict[str, Any] = {
-        "role": AuthorRole.ASSISTANT,
-        "content": turn.text if text is None else text,
-        "ai_model_id": ai_model_id,
-        "finish_reason": finish_reason(chosen.finish_reason if chosen else None),
-        "metadata": {"usage": sk_usage(turn.usage), METADATA_KEY: turn_summary(turn)},
-    }
-    if text is None:
-        return ChatMessageContent(**options)
-    return StreamingChatMessageContent(choice_index=0, **options)
+    return sk_reply(
+        turn.text if text is None else text,
+        turn.usage,
+        chosen.finish_reason if chosen else None,
+        chunk=text is not None,
+        ai_model_id=ai_model_id,
+        metadata={METADATA_KEY: turn_summary(turn)},
+    )
 
 
 def _turn_stream(turn: TurnResult, ai_model_id: str) -> Iterator[list[StreamingChatMessageContent]]:
     """A finished turn's text in word-sized chunks, the last one carrying the metadata."""
     pieces = text_chunks(turn.text) or [""]
     for piece in pieces[:-1]:
-        yield [
-            StreamingChatMessageContent(
-                role=AuthorRole.ASSISTANT, content=piece, choice_index=0, ai_model_id=ai_model_id
-            )
-        ]
+        yield [sk_reply(piece, chunk=True, ai_model_id=ai_model_id)]
     yield [_turn_message(turn, ai_model_id, pieces[-1])]
