@@ -191,11 +191,11 @@ class PersonaFunctionInvocationFilter:
         return messages or None
 
 
-Check = Callable[[str], Awaitable[str | None]]
+_Check = Callable[[str], Awaitable[str | None]]
 
 
 async def _guarded_stream(
-    stream: AsyncIterable[Any], check: Check, *, enforce: bool
+    stream: AsyncIterable[Any], check: _Check, *, enforce: bool
 ) -> AsyncGenerator[Any, None]:
     """``enforce``: buffered and checked before the first chunk; else checked at the end."""
     if enforce:
@@ -209,7 +209,7 @@ async def _guarded_stream(
     await check("".join(parts))
 
 
-async def _checked(chunks: list[Any], check: Check) -> list[Any]:
+async def _checked(chunks: list[Any], check: _Check) -> list[Any]:
     """A stream's chunks checked as one text: themselves, or the text that replaces them in one
     chunk shaped like the first."""
     replaced = await check("".join(_chunk_text(c) for c in chunks))
