@@ -197,9 +197,11 @@ class GuardActions:
         recheck: Recheck | None = None,
         regenerate: Regenerate | None = None,
     ) -> Resolution | Awaitable[Resolution]:
-        """The decision for ``response``, to await (``config`` and ``model`` are not used).
-        Without ``recheck`` (outside a pipeline) answers are re-checked by the built-in
-        detectors only."""
+        """The decision for ``response``: a :class:`Resolution` for ``allow``, ``annotate`` and
+        ``block``, an awaitable of one when the answer is to be repaired (``config`` and
+        ``model`` are not used). Without ``recheck`` (outside a pipeline) answers are re-checked
+        by the built-in detectors only. To change the decision in a subclass, override
+        :meth:`resolve_findings` (the hook the pipeline calls)."""
         recheck = recheck or _builtin_recheck(messages, persona)
         return self.resolve_findings(response, findings, candidates, recheck, regenerate)
 
@@ -207,14 +209,14 @@ class GuardActions:
     # before the built-in default and so replaces it. The conversation and persona are not
     # arguments: ``recheck`` and ``regenerate`` carry them.
     @hookimpl
-    async def resolve_findings(
+    def resolve_findings(
         self,
         response: str,
         findings: Sequence[Finding],
         candidates: Sequence[Candidate],
         recheck: Recheck,
         regenerate: Regenerate | None,
-    ) -> Resolution:
+    ) -> Resolution | Awaitable[Resolution]:
         action = self.policy.decide(findings)
         named = _named(findings)
         if action == "allow":
@@ -223,6 +225,18 @@ class GuardActions:
             return _annotated(response, findings, f"annotated: {named}")
         if action == "block":
             return Resolution(action="block", reason=f"blocked by the guardrails: {named}")
+        return self._repaired(response, findings, named, candidates, recheck, regenerate)
+
+    async def _repaired(
+        self,
+        response: str,
+        findings: Sequence[Finding],
+        named: str,
+        candidates: Sequence[Candidate],
+        recheck: Recheck,
+        regenerate: Regenerate | None,
+    ) -> Resolution:
+        """A clean neutral candidate in place of ``response``, else a regenerated answer."""
         for candidate in candidates:
             if (
                 candidate.ok
@@ -286,5 +300,5 @@ def resolve_findings(
     candidates: Sequence[Candidate],
     recheck: Recheck,
     regenerate: Regenerate,
-) -> Awaitable[Resolution]:
+) -> Resolution | Awaitable[Resolution]:
     return DEFAULT.resolve_findings(response, findings, candidates, recheck, regenerate)

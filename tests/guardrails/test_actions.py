@@ -188,6 +188,31 @@ async def test_a_plugin_policy_replaces_the_default_actions(plugin_manager):
         await pipeline(model, plugin_manager, guard="enforce", persona="man").run("Who is good?")
 
 
+def test_resolve_decides_allow_annotate_and_block_without_an_await():
+    # Only a repair (fallback or regeneration) needs the model or a re-check: the quick decisions
+    # come back as they are, for code that reads `.action` straight off `resolve()`.
+    strict = GuardActions(GuardPolicy(actions={"stereotype": "block"}))
+    high = Finding(detector="stereotype", message="m", severity="high")
+    info = Finding(detector="stereotype", message="m", severity="info")
+    blocked = strict.resolve([], "text", [high], [], None, None, None)
+    allowed = strict.resolve([], "text", [info], [], None, None, None)
+    assert (blocked.action, allowed.action) == ("block", "allow")
+
+
+async def test_resolve_outside_a_pipeline_repairs_with_the_builtin_detectors():
+    repaired = GuardActions().resolve(
+        [],
+        REFUSAL,
+        [Finding(detector="abstention", message="m", severity="high")],
+        [],
+        None,
+        None,
+        None,
+    )
+    resolution = await repaired  # no way to regenerate without a pipeline: annotated
+    assert resolution.action == "annotate" and "outside a pipeline" in resolution.reason
+
+
 def test_annotate_names_at_most_three_findings():
     findings = [Finding(detector=f"d{i}", message=f"m{i}") for i in range(5)]
     note = annotate("text", findings)
