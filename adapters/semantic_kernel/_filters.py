@@ -225,8 +225,9 @@ def _chunk_text(chunk: Any) -> str:
 
 
 def _with_text(value: Any, text: str, *, chunk: bool = False) -> Any:
-    """A result's value (``chunk``: a stream's first chunk) with ``text`` in place of its first
-    message's, shaped like that message; ``text`` alone when there is no such SK message."""
+    """A result's value (``chunk``: a stream's first chunk, a list of messages or a message)
+    with ``text`` in place of its first message's, shaped like it; ``text`` alone when there is
+    no such SK message."""
     first = value[0] if isinstance(value, list) and value else (value if chunk else None)
     kind: type[ChatMessageContent]
     if chunk and isinstance(first, StreamingChatMessageContent):
@@ -239,4 +240,4 @@ def _with_text(value: Any, text: str, *, chunk: bool = False) -> Any:
     message = kind(
         role=first.role, content=text, ai_model_id=first.ai_model_id, metadata=metadata, **extra
     )
-    return [message, *rest]
+    return [message, *rest] if isinstance(value, list) else message

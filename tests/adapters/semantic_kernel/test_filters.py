@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from semantic_kernel import Kernel
-from semantic_kernel.contents import ChatHistory
+from semantic_kernel.contents import AuthorRole, ChatHistory, StreamingChatMessageContent
 from semantic_kernel.exceptions import KernelInvokeException
 from semantic_kernel.functions import KernelArguments, kernel_function
 
@@ -363,6 +363,43 @@ async def test_native_functions_are_not_guarded_unless_chosen(guarded_manager, d
     with pytest.raises(KernelInvokeException) as raised:
         await chosen.invoke(plugin_name="sailors", function_name="sailors")
     assert isinstance(raised.value.__cause__, GuardrailViolation)
+    assert detector.checked[-1]["response"] == "All sailors are drunkards."
+
+
+class Shanties:
+    @kernel_function(description="A shanty as plain strings.")
+    def words(self):
+        yield "All sailors "
+        yield "are drunkards."
+
+    @kernel_function(description="A shanty as chat message chunks.")
+    def chunks(self):
+        for text in ("All sailors ", "are drunkards."):
+            yield StreamingChatMessageContent(
+                role=AuthorRole.ASSISTANT, content=text, choice_index=0
+            )
+
+
+async def test_a_native_generator_rewritten_by_enforce_yields_chunks_of_its_own_kind(
+    guarded_manager, detector
+):
+    resolving(guarded_manager, "annotate", "Sailors vary. [note]")
+    kernel = Kernel()
+    kernel.add_plugin(Shanties(), "shanties")
+    plugin = PersonaPlugin(
+        persona="historian",
+        guard="enforce",
+        plugin_manager=guarded_manager,
+        guard_function=lambda function: function.plugin_name == "shanties",
+    )
+    kernel.add_plugin(plugin, "persona")
+
+    words = [c async for c in kernel.invoke_stream(plugin_name="shanties", function_name="words")]
+    chunks = [c async for c in kernel.invoke_stream(plugin_name="shanties", function_name="chunks")]
+
+    assert words == ["Sailors vary. [note]"]
+    assert [type(c) for c in chunks] == [StreamingChatMessageContent]
+    assert str(chunks[0]) == "Sailors vary. [note]" and chunks[0].role == AuthorRole.ASSISTANT
     assert detector.checked[-1]["response"] == "All sailors are drunkards."
 
 
