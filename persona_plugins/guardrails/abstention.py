@@ -618,6 +618,62 @@ def assess(
     return _assess(seen, messages, persona, min_answer_words)
 
 
+def _acts_by_sentence(
+    acts: Sequence[re.Match[str]], spans: Sequence[tuple[int, int]]
+) -> dict[int, list[re.Match[str]]]:
+    """The declining acts grouped by the index of the sentence each starts in (-1: before the
+    first sentence)."""
+    starts = [a for a, _ in spans]
+    by_sentence: dict[int, list[re.Match[str]]] = {}
+    for act in acts:
+        by_sentence.setdefault(bisect_right(starts, act.start()) - 1, []).append(act)
+    return by_sentence
+
+
+@dataclass
+class _Refusals:
+    """The sentences whose declining act has an identity reason in the same sentence or next to
+    it, in text order: with each, the kind of its first act and whether the reason is in that
+    very sentence and more than the persona's name; the first reason found and its kind."""
+
+    sentences: list[int]
+    kinds: list[str]
+    certain: list[bool]
+    identity: str | None = None
+    reason_kind: str | None = None
+
+
+def _refusing_sentences(
+    parts: Sequence[str],
+    by_sentence: dict[int, list[re.Match[str]]],
+    names: Sequence[str],
+) -> _Refusals:
+    """Pair each sentence holding a declining act with the identity reason nearest to it (the
+    same sentence, then the one before, then the one after); each sentence is read for a reason
+    at most once."""
+    reasons: dict[int, tuple[str, str] | None] = {}
+
+    def reason(index: int) -> tuple[str, str] | None:
+        if index not in reasons:
+            reasons[index] = _reason_in(parts[index], names)
+        return reasons[index]
+
+    found = _Refusals(sentences=[], kinds=[], certain=[])
+    for index in sorted(by_sentence):
+        if index < 0:
+            continue
+        near = [i for i in (index, index - 1, index + 1) if 0 <= i < len(parts) and reason(i)]
+        if not near:
+            continue
+        found.sentences.append(index)
+        found.kinds.append(_act_kind(by_sentence[index][0]))
+        phrase, kind = reasons[near[0]]  # type: ignore[misc]
+        found.certain.append(near[0] == index and kind != "persona")
+        if found.identity is None:
+            found.identity, found.reason_kind = phrase, kind
+    return found
+
+
 def _assess(
     seen: Normalised,
     messages: Sequence[Message],
@@ -629,36 +685,10 @@ def _assess(
     acts = _acts_in(text, spans)
     if not acts:  # most answers stop here, after one scan of the text
         return Assessment(kind=None)
-    starts = [a for a, _ in spans]
-    by_sentence: dict[int, list[re.Match[str]]] = {}
-    for act in acts:
-        by_sentence.setdefault(bisect_right(starts, act.start()) - 1, []).append(act)
+    by_sentence = _acts_by_sentence(acts, spans)
     parts = [text[a:b] for a, b in spans]
-    names = _persona_names(persona)
-    reasons: dict[int, tuple[str, str] | None] = {}
-
-    def reason(index: int) -> tuple[str, str] | None:
-        if index not in reasons:
-            reasons[index] = _reason_in(parts[index], names)
-        return reasons[index]
-
-    refusals: list[int] = []
-    certain: list[bool] = []
-    kinds: list[str] = []
-    identity: str | None = None
-    reason_kind: str | None = None
-    for index in sorted(by_sentence):
-        if index < 0:
-            continue
-        near = [i for i in (index, index - 1, index + 1) if 0 <= i < len(parts) and reason(i)]
-        if not near:
-            continue
-        refusals.append(index)
-        kinds.append(_act_kind(by_sentence[index][0]))
-        phrase, kind = reasons[near[0]]  # type: ignore[misc]
-        certain.append(near[0] == index and kind != "persona")
-        if identity is None:
-            identity, reason_kind = phrase, kind
+    found = _refusing_sentences(parts, by_sentence, _persona_names(persona))
+    refusals, identity = found.sentences, found.identity
     if not refusals:
         return Assessment(kind=None)
     first = refusals[0]
@@ -671,8 +701,8 @@ def _assess(
             kind="ordinary_refusal", identity=identity, refusal=refusal_text, span=span
         )
     local = {
-        i: [(a.start() - spans[i][0], a.end() - spans[i][0]) for a in found]
-        for i, found in by_sentence.items()
+        i: [(a.start() - spans[i][0], a.end() - spans[i][0]) for a in matches]
+        for i, matches in by_sentence.items()
         if i >= 0
     }
     answered = _answered(parts, refusals, local, min_answer_words)
@@ -683,9 +713,9 @@ def _assess(
         whole_task=whole_task,
         answered=answered,
         span=span,
-        act=kinds[0],
-        reason=reason_kind,
-        certain=whole_task and any(certain),
+        act=found.kinds[0],
+        reason=found.reason_kind,
+        certain=whole_task and any(found.certain),
     )
 
 
