@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from persona_plugins import semconv
 from persona_plugins.answers import Extractor, answers_agree, extract_answers
 from persona_plugins.concurrency import run_together
-from persona_plugins.config import PipelineConfig
+from persona_plugins.config import JudgeSettings, PipelineConfig
 from persona_plugins.hookspecs import hookimpl
 from persona_plugins.messages import last_user_text
 from persona_plugins.model import ChatModel, Message
@@ -232,6 +232,41 @@ async def choose_candidate(
     return chosen, judgement
 
 
+async def _verdict(
+    judge_model: TurnModel,
+    question: str,
+    first: Candidate,
+    second: Candidate,
+    attempt: int,
+    settings: JudgeSettings,
+) -> Verdict:
+    """One judge call with the candidates in the order given (a re-ask, ``attempt`` > 0, samples
+    with a seed of its own); a failed call or a verdict below ``min_certainty`` chooses nothing."""
+    messages = build_judge_messages(question, first.text, second.text, certainty=settings.certainty)
+    # The reply is one or two short lines; a cap keeps a rambling judge cheap.
+    sampling: dict[str, Any] = {"max_tokens": JUDGE_MAX_TOKENS}
+    if attempt:
+        sampling.update(temperature=0.7, seed=1000 + attempt)
+    order = [first.name, second.name]
+    try:
+        completion = await judge_model.complete(messages, **sampling)
+    except Exception as exc:
+        error = f"error: {type(exc).__name__}: {exc}"
+        return Verdict(order=order, choice=None, raw=error, attempt=attempt)
+    position, certainty = parse_verdict(completion.text, (first.text, second.text))
+    choice = order[position - 1] if position else None
+    if (
+        choice is not None
+        and settings.certainty
+        and settings.min_certainty is not None
+        and (certainty is None or certainty < settings.min_certainty)
+    ):
+        choice = None  # too unsure to count
+    return Verdict(
+        order=order, choice=choice, certainty=certainty, raw=completion.text, attempt=attempt
+    )
+
+
 async def judge_pair(
     question: str,
     a: Candidate,
@@ -243,32 +278,8 @@ async def judge_pair(
     settings = config.judge
     judge_model = TurnModel.wrap(model).as_agent("judge")
 
-    async def ask(first: Candidate, second: Candidate, attempt: int) -> Verdict:
-        messages = build_judge_messages(
-            question, first.text, second.text, certainty=settings.certainty
-        )
-        # The reply is one or two short lines; a cap keeps a rambling judge cheap.
-        sampling: dict[str, Any] = {"max_tokens": JUDGE_MAX_TOKENS}
-        if attempt:
-            sampling.update(temperature=0.7, seed=1000 + attempt)
-        order = [first.name, second.name]
-        try:
-            completion = await judge_model.complete(messages, **sampling)
-        except Exception as exc:
-            error = f"error: {type(exc).__name__}: {exc}"
-            return Verdict(order=order, choice=None, raw=error, attempt=attempt)
-        position, certainty = parse_verdict(completion.text, (first.text, second.text))
-        choice = order[position - 1] if position else None
-        if (
-            choice is not None
-            and settings.certainty
-            and settings.min_certainty is not None
-            and (certainty is None or certainty < settings.min_certainty)
-        ):
-            choice = None  # too unsure to count
-        return Verdict(
-            order=order, choice=choice, certainty=certainty, raw=completion.text, attempt=attempt
-        )
+    def ask(first: Candidate, second: Candidate, attempt: int) -> Awaitable[Verdict]:
+        return _verdict(judge_model, question, first, second, attempt, settings)
 
     verdicts: list[Verdict] = []
     for attempt in range(settings.retries + 1):
