@@ -198,14 +198,7 @@ def run_bulk(args: argparse.Namespace, detectors: list[str]) -> int:
         scan_lines,
     )
 
-    for option in ("question", "persona"):
-        if getattr(args, option) is not None:
-            raise UsageError(f"--{option} does not go with --jsonl: each line gives its own")
-    if any(":" in d and not d.startswith("toxicity") for d in detectors):
-        raise UsageError(
-            "--jsonl runs the offline detectors only; the model checks (':confirm', ':judge') "
-            "need one model call per response: check those texts one by one"
-        )
+    _check_bulk_options(args, detectors)
     workers = args.workers or default_workers()
     source = _open_jsonl(args.jsonl)
     sink = _open_out(args.out)
@@ -250,6 +243,19 @@ def run_bulk(args: argparse.Namespace, detectors: list[str]) -> int:
     else:
         print(_bulk_report(report), file=stream)
     return 3 if failed else 0
+
+
+def _check_bulk_options(args: argparse.Namespace, detectors: list[str]) -> None:
+    """:class:`UsageError` for what ``--jsonl`` cannot go with: a question or persona for the
+    whole file (each line gives its own), and the detectors' model checks."""
+    for option in ("question", "persona"):
+        if getattr(args, option) is not None:
+            raise UsageError(f"--{option} does not go with --jsonl: each line gives its own")
+    if any(":" in d and not d.startswith("toxicity") for d in detectors):
+        raise UsageError(
+            "--jsonl runs the offline detectors only; the model checks (':confirm', ':judge') "
+            "need one model call per response: check those texts one by one"
+        )
 
 
 def _open_jsonl(value: str) -> Any:
