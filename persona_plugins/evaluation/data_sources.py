@@ -698,6 +698,20 @@ def _kib(size: int) -> str:
     return f"{size:,} bytes" if size < 10 * 1024 else f"{size / 1024:,.0f} KiB"
 
 
+def _checksum_mismatch(url: str, file: DataFile, received: int, actual: str) -> DataDownloadError:
+    """The error for a download that is not ``file``: too long (``received`` past its size) or
+    with another sha256 (``actual``); it names both files and what to check."""
+    got = f"more than {file.size} bytes" if received > file.size else f"{received} bytes"
+    return DataDownloadError(
+        f"checksum mismatch for {file.path} from {url}: expected sha256 {file.sha256} "
+        f"({file.size} bytes), got "
+        + (got if received > file.size else f"sha256 {actual} ({got})")
+        + ". Nothing was written. The server sent a different file: if you use a mirror "
+        f"(--base-url or ${BASE_URL_ENV}), check that it serves the upstream file at the "
+        "same path; otherwise the upstream file changed, so report it to persona-plugins."
+    )
+
+
 def _download(
     url: str, file: DataFile, target: Path, *, timeout: float, stream: IO[str] | None
 ) -> None:
@@ -732,15 +746,7 @@ def _download(
             stream.flush()
         actual = digest.hexdigest()
         if received > file.size or actual != file.sha256:
-            got = f"more than {file.size} bytes" if received > file.size else f"{received} bytes"
-            raise DataDownloadError(
-                f"checksum mismatch for {file.path} from {url}: expected sha256 {file.sha256} "
-                f"({file.size} bytes), got "
-                + (got if received > file.size else f"sha256 {actual} ({got})")
-                + ". Nothing was written. The server sent a different file: if you use a mirror "
-                f"(--base-url or ${BASE_URL_ENV}), check that it serves the upstream file at the "
-                "same path; otherwise the upstream file changed, so report it to persona-plugins."
-            )
+            raise _checksum_mismatch(url, file, received, actual)
         os.replace(temp, target)
     except urllib.error.HTTPError as exc:
         raise DataDownloadError(
