@@ -40,6 +40,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
@@ -340,6 +341,8 @@ def record_turn(span: SafeSpan, turn: TurnResult | None) -> None:
 
 def record_call(span: SafeSpan, usage: Usage, finish_reason: str | None) -> None:
     """What a passed-through call cost and how it ended, on its span."""
+    if not span.recording:
+        return
     span.set_many(
         {
             semconv.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
@@ -355,17 +358,18 @@ def usage_from(record: Any) -> Usage:
     None."""
     if record is None:
         return Usage()
+    read: Callable[[str, None], Any] = (
+        record.get if isinstance(record, Mapping) else partial(getattr, record)
+    )
 
-    def read(*names: str) -> int:
-        for name in names:
-            value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
-            if value is not None:
-                return int(value)
-        return 0
-
+    prompt = read("prompt_tokens", None)
+    if prompt is None:
+        prompt = read("input_tokens", None)
+    completion = read("completion_tokens", None)
+    if completion is None:
+        completion = read("output_tokens", None)
     return Usage(  # two ints: validating them is quicker than model_construct
-        input_tokens=read("prompt_tokens", "input_tokens"),
-        output_tokens=read("completion_tokens", "output_tokens"),
+        input_tokens=int(prompt or 0), output_tokens=int(completion or 0)
     )
 
 

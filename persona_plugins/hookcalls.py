@@ -305,17 +305,21 @@ class Hooks:
         None when the hook must be called through pluggy (a wrapper, or monitoring)."""
         if not self._plain or getattr(self.pm, "_inner_hookexec", None) is not _PLUGGY_CALL_LOOP:
             return None  # hook-call monitoring (or an unknown pluggy): every call through pluggy
-        impls = getattr(self.pm.hook, name).get_hookimpls()
+        caller = getattr(self.pm.hook, name)
+        # pluggy's own list, which registering and unregistering change in place (read, not
+        # copied: compared with the copy kept when it was last resolved)
+        impls = getattr(caller, "_hookimpls", None)
+        if not isinstance(impls, list):  # another pluggy layout: its public copy
+            impls = caller.get_hookimpls()
         known = self._resolved.get(name)
         if known is not None and known[0] == impls:
-            direct = known[1]
-        else:
-            direct = None
-            if not any(impl.wrapper or impl.hookwrapper for impl in impls):
-                direct = tuple(
-                    _Direct(impl.function, _picker(impl.argnames)) for impl in reversed(impls)
-                )
-            self._resolved[name] = (impls, direct)
+            return known[1]
+        direct = None
+        if not any(impl.wrapper or impl.hookwrapper for impl in impls):
+            direct = tuple(
+                _Direct(impl.function, _picker(impl.argnames)) for impl in reversed(impls)
+            )
+        self._resolved[name] = (list(impls), direct)
         return direct
 
     def is_only(self, name: str, function: Callable[..., Any]) -> bool:

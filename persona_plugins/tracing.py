@@ -466,6 +466,9 @@ def _global_tracer_provider() -> TracerProvider:
     return cast(TracerProvider, provider) if provider is not None else _UNSET_PROVIDER
 
 
+#: The global provider can be read directly: OpenTelemetry keeps it where this version does, and
+#: the environment names no provider (which ``get_tracer_provider()`` would load on first use).
+_GLOBAL_READABLE = hasattr(trace, "_TRACER_PROVIDER") and not _PROVIDER_FROM_ENV
 #: Stands for "no global provider yet" (a proxy provider: nothing records; never used for spans).
 _UNSET_PROVIDER = trace.ProxyTracerProvider()
 
@@ -494,6 +497,8 @@ class Telemetry:
         if self._settled:
             return True
         provider = self._provider
+        if provider is None and _GLOBAL_READABLE and trace._TRACER_PROVIDER is None:
+            return False  # the usual "tracing off" (no provider set yet): two reads
         if provider is None or isinstance(provider, trace.ProxyTracerProvider):
             provider = _global_tracer_provider()
         may = not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -113,12 +113,17 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
             return _create_result(await self._turns.run(translation.messages, view))
         if call.cancellation_token is not None and call.cancellation_token.is_cancelled():
             raise asyncio.CancelledError("the call's cancellation token was cancelled")
+        if not self.pipeline.telemetry.recording():  # neither span would record: none is made
+            prepared, sent, args = await self._prepare_direct(translation, view, call)
+            result = await self._inner_create(sent, args)
+            usage = usage_from(result.usage)
+            return await self._finish(
+                translation, view, prepared, result, usage, call, started, NOT_RECORDING
+            )
         with turn_span(self.pipeline, self._model_name) as traced:
             prepared, sent, args = await self._prepare_direct(translation, view, call)
             with self._call_span() as span:
-                result = await with_timeout(
-                    self.inner.create(sent, **args), self.pipeline.config.timeout_s
-                )
+                result = await self._inner_create(sent, args)
                 usage = _recorded(span, result)
             return await self._finish(
                 translation, view, prepared, result, usage, call, started, traced
@@ -238,6 +243,14 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         args = call.arguments()
         args["extra_create_args"] = {**call.extra_create_args, **settings}
         return prepared, translation.back(prepared.prompt), args
+
+    def _inner_create(
+        self, sent: list[LLMMessage], args: dict[str, Any]
+    ) -> Awaitable[CreateResult]:
+        """The inner client's ``create``, under the configured timeout when there is one."""
+        created = self.inner.create(sent, **args)
+        timeout = self.pipeline.config.timeout_s
+        return with_timeout(created, timeout) if timeout else created
 
     def _call_span(self) -> AbstractContextManager[SafeSpan]:
         telemetry, provider = self.pipeline.telemetry, AutoGenChatModel.provider_name

@@ -15,6 +15,8 @@ from opentelemetry.trace import NoOpTracerProvider
 
 import persona_plugins.injection as injection
 from persona_plugins import Finding, Message, PersonaChoice, PersonaPipeline, hookimpl
+from persona_plugins.config import PipelineConfig
+from persona_plugins.hookcalls import Hooks
 from persona_plugins.messages import normalize_messages
 from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.results import PreparedPrompt
@@ -526,3 +528,29 @@ def test_can_stream_follows_candidate_plugins_and_the_config_after_it_was_read(b
     assert pipeline.can_stream
     pipeline.config.guard = "monitor"
     assert not pipeline.can_stream
+
+
+async def test_hooks_notice_a_plugin_swapped_for_another_with_as_many_implementations(
+    bare_manager, teacher
+):
+    class Writer:
+        def __init__(self, text: str):
+            self.text = text
+
+        @hookimpl
+        def persona_system_prompt(self):
+            return self.text
+
+    hooks = Hooks(bare_manager)
+    config = PipelineConfig()
+    ask = {"persona": teacher, "config": config}
+    built_in = await hooks.decide("persona_system_prompt", **ask)
+    first, second = Writer("first"), Writer("second")
+    with registered(bare_manager, first):
+        assert await hooks.decide("persona_system_prompt", **ask) == "first"
+        assert not hooks.is_only("persona_system_prompt", injection.persona_system_prompt)
+    # as many implementations as a moment ago, but another plugin's: resolved again
+    with registered(bare_manager, second):
+        assert await hooks.decide("persona_system_prompt", **ask) == "second"
+    assert await hooks.decide("persona_system_prompt", **ask) == built_in
+    assert hooks.is_only("persona_system_prompt", injection.persona_system_prompt)
