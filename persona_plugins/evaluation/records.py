@@ -53,6 +53,18 @@ def load_records(path: Path, key: Callable[[Record], str] = _by_id) -> dict[str,
     return done
 
 
+def _pending(
+    items: Sequence[_T], done: dict[str, Record], item_key: Callable[[_T], str]
+) -> dict[str, _T]:
+    """The items that ``done`` has no record of yet, by key; of items sharing a key, the first."""
+    todo: dict[str, _T] = {}
+    for item in items:
+        key = item_key(item)
+        if key not in done:
+            todo.setdefault(key, item)
+    return todo
+
+
 async def run_resumable(
     items: Sequence[_T],
     run_one: Callable[[_T], Awaitable[tuple[Record, str]]],
@@ -80,11 +92,7 @@ async def run_resumable(
     """
     check_concurrency(concurrency)
     done = load_records(path, record_key)
-    todo: dict[str, _T] = {}
-    for item in items:
-        key = item_key(item)
-        if key not in done:
-            todo.setdefault(key, item)
+    todo = _pending(items, done, item_key)
     total = len({item_key(item) for item in items})
     progress = progress if progress is not None else Progress()
     tokens: dict[int, int] = {}  # id(item) -> its progress token while it runs
