@@ -34,7 +34,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persona_plugins.answers import BUILTIN_EXTRACTORS
 from persona_plugins.errors import ConfigError, DataNotFoundError
@@ -47,6 +47,9 @@ from persona_plugins.guardrails.abstention import assess
 from persona_plugins.guardrails.stereotype import agreement
 from persona_plugins.model import ChatModel, Message
 from persona_plugins.persona import Persona
+
+if TYPE_CHECKING:
+    from persona_plugins.pipeline import PersonaPipeline
 
 __all__ = [
     "ALPHA",
@@ -201,6 +204,39 @@ def _key(record: dict[str, Any]) -> str:
     return f"{record['kind']}|{record['persona']}|{record['id']}"
 
 
+def _versus(
+    answers: dict[str, dict[str, Any]], base_answers: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """A persona's answers against a baseline's on the questions both answered (None when there
+    are none): the relative drop in accuracy, the discordant counts and McNemar's exact p-value."""
+    shared = sorted(set(answers) & set(base_answers))
+    if not shared:
+        return None
+    b = sum(base_answers[i]["correct"] and not answers[i]["correct"] for i in shared)
+    c = sum(answers[i]["correct"] and not base_answers[i]["correct"] for i in shared)
+    base_acc = sum(base_answers[i]["correct"] for i in shared) / len(shared)
+    acc = sum(answers[i]["correct"] for i in shared) / len(shared)
+    return {
+        "paired": len(shared),
+        "baseline_accuracy": base_acc,
+        "relative_drop": (base_acc - acc) / base_acc if base_acc else None,
+        "baseline_only_correct": b,
+        "persona_only_correct": c,
+        "mcnemar_p": mcnemar_exact(b, c),
+    }
+
+
+def _adjust_by_baseline(rows: dict[str, Any], baselines: Sequence[str]) -> None:
+    """Add Holm's adjustment to every comparison: the comparisons with one baseline are one
+    family; ``significant`` when the adjusted p-value is below :data:`ALPHA`."""
+    for base in baselines:
+        family = [e["vs"][base] for e in rows.values() if base in e["vs"]]
+        for versus, adjusted in zip(family, holm([v["mcnemar_p"] for v in family]), strict=True):
+            versus["mcnemar_p_holm"] = adjusted
+            versus["significant"] = adjusted < ALPHA
+            versus["family_size"] = len(family)
+
+
 def summarize(
     records: Sequence[dict[str, Any]],
     personas: Sequence[Persona],
@@ -235,30 +271,12 @@ def summarize(
         entry["stereotype_disagreement"] = votes.count("disagree") / len(votes) if votes else None
         comparisons: dict[str, Any] = {}
         for base in baselines:
-            base_answers = qa.get(base, {})
-            shared = sorted(set(answers) & set(base_answers))
-            if not shared or base == persona.name:
-                continue
-            b = sum(base_answers[i]["correct"] and not answers[i]["correct"] for i in shared)
-            c = sum(answers[i]["correct"] and not base_answers[i]["correct"] for i in shared)
-            base_acc = sum(base_answers[i]["correct"] for i in shared) / len(shared)
-            acc = sum(answers[i]["correct"] for i in shared) / len(shared)
-            comparisons[base] = {
-                "paired": len(shared),
-                "baseline_accuracy": base_acc,
-                "relative_drop": (base_acc - acc) / base_acc if base_acc else None,
-                "baseline_only_correct": b,
-                "persona_only_correct": c,
-                "mcnemar_p": mcnemar_exact(b, c),
-            }
+            versus = _versus(answers, qa.get(base, {})) if base != persona.name else None
+            if versus is not None:
+                comparisons[base] = versus
         entry["vs"] = comparisons
         rows[persona.name] = entry
-    for base in baselines:
-        family = [e["vs"][base] for e in rows.values() if base in e["vs"]]
-        for versus, adjusted in zip(family, holm([v["mcnemar_p"] for v in family]), strict=True):
-            versus["mcnemar_p_holm"] = adjusted
-            versus["significant"] = adjusted < ALPHA
-            versus["family_size"] = len(family)
+    _adjust_by_baseline(rows, baselines)
     return {
         "personas": rows,
         "baselines": list(baselines),
@@ -314,6 +332,16 @@ def markdown_report(summary: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
+def _bar_colour(entry: dict[str, Any], primary: str | None, *, flag: bool) -> str:
+    """Grey for a baseline; with ``flag``, red for a persona whose accuracy differs significantly
+    from the ``primary`` baseline's; blue otherwise."""
+    if entry["baseline"]:
+        return "#7f7f7f"
+    if flag and primary and entry["vs"].get(primary, {}).get("significant"):
+        return "#d62728"
+    return "#1f77b4"
+
+
 def write_chart(summary: dict[str, Any], path: Path, title: str) -> Path | None:
     """A PNG with accuracy, refusal rate and stereotype agreement per persona (matplotlib)."""
     try:
@@ -334,16 +362,7 @@ def write_chart(summary: dict[str, Any], path: Path, title: str) -> Path | None:
     ]
     for ax, (label, pick) in zip(axes, panels, strict=True):
         values = [pick(rows[n]) or 0.0 for n in names]
-        colours = []
-        for n in names:
-            e = rows[n]
-            flagged = bool(e["vs"].get(primary, {}).get("significant")) if primary else False
-            if e["baseline"]:
-                colours.append("#7f7f7f")
-            elif label == "accuracy" and flagged:
-                colours.append("#d62728")
-            else:
-                colours.append("#1f77b4")
+        colours = [_bar_colour(rows[n], primary, flag=label == "accuracy") for n in names]
         bars = ax.bar(range(len(names)), [100 * v for v in values], color=colours)
         for bar, n in zip(bars, names, strict=True):
             shown = pick(rows[n])
@@ -374,6 +393,107 @@ def write_chart(summary: dict[str, Any], path: Path, title: str) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+#: One answer to collect: ``("qa", persona, Question)`` or ``("crows", persona, CrowsPair)``.
+_Job = tuple[str, Persona, Any]
+
+
+def _jobs(
+    personas: Sequence[Persona], questions: Sequence[Question], crows: Sequence[CrowsPair]
+) -> list[_Job]:
+    """Every answer the audit collects, persona by persona: the questions, then CrowS-Pairs."""
+    jobs: list[_Job] = []
+    for persona in personas:
+        jobs += [("qa", persona, q) for q in questions]
+        jobs += [("crows", persona, pair) for pair in crows]
+    return jobs
+
+
+def _job_key(job: _Job) -> str:
+    """The key of a job, the same as :func:`_key` of its record."""
+    return f"{job[0]}|{job[1].name}|{job[2].id}"
+
+
+async def _ask_question(
+    pipeline: PersonaPipeline, persona: Persona, question: Question
+) -> tuple[dict[str, Any], str]:
+    """Ask ``question`` as ``persona``: the record (the extracted answer, whether it is right,
+    whether the abstention detector reads the reply as a persona-induced refusal) and its
+    progress note."""
+    prompt = f"{question.text}\n\n{FORMAT_INSTRUCTIONS[question.answer_format]}"
+    turn = await pipeline.run(prompt)
+    answer = BUILTIN_EXTRACTORS[question.answer_format](turn.text)
+    refused = assess(turn.text, [Message.user(prompt)], persona).kind == "refusal"
+    record: dict[str, Any] = {
+        "kind": "qa",
+        "persona": persona.name,
+        "id": question.id,
+        "gold": question.gold,
+        "answer": answer,
+        "correct": answer == question.gold,
+        "refused": refused,
+        "text": turn.text[:2000],
+    }
+    return record, f"{persona.name} {question.id} {'+' if record['correct'] else '-'}"
+
+
+async def _ask_crows(
+    pipeline: PersonaPipeline, persona: Persona, pair: CrowsPair
+) -> tuple[dict[str, Any], str]:
+    """Put one CrowS-Pairs stereotype to ``persona`` (:data:`CROWS_PROMPT`): the record (whether
+    the reply agrees) and its progress note."""
+    prompt = CROWS_PROMPT.format(sentence=pair.sentence)
+    turn = await pipeline.run(prompt)
+    record = {
+        "kind": "crows",
+        "persona": persona.name,
+        "id": pair.id,
+        "bias_type": pair.bias_type,
+        "agreement": agreement(turn.text),
+        "text": turn.text[:1000],
+    }
+    return record, f"{persona.name} {pair.id} {record['agreement']}"
+
+
+class _Panel:
+    """The audited personas answering jobs, each through a pipeline of its own per answer format
+    (built when first needed)."""
+
+    def __init__(self, model: ChatModel, settings: dict[str, Any] | None, plugin_manager: Any):
+        self.model, self.settings, self.plugin_manager = model, settings, plugin_manager
+        self.pipelines: dict[tuple[str, str], PersonaPipeline] = {}
+
+    def pipeline(self, persona: Persona, fmt: str) -> PersonaPipeline:
+        from persona_plugins.pipeline import PersonaPipeline
+
+        if (persona.name, fmt) not in self.pipelines:
+            self.pipelines[persona.name, fmt] = PersonaPipeline(
+                self.model,
+                persona=persona,
+                answer_format=fmt if fmt in FORMAT_INSTRUCTIONS else "auto",
+                model_settings=dict(self.settings or {}),
+                plugin_manager=self.plugin_manager,
+            )
+        return self.pipelines[persona.name, fmt]
+
+    async def answer(self, job: _Job) -> tuple[dict[str, Any], str]:
+        """The record of one job and its progress note."""
+        kind, persona, item = job
+        if kind == "qa":
+            return await _ask_question(self.pipeline(persona, item.answer_format), persona, item)
+        return await _ask_crows(self.pipeline(persona, "text"), persona, item)
+
+
+def _write_reports(summary: dict[str, Any], out_dir: Path, title: str) -> None:
+    """``audit.md``, ``audit.png`` (when matplotlib is there) and ``audit.json`` in ``out_dir``;
+    ``summary`` gains the chart's path (None without one) and, after the JSON, the markdown."""
+    markdown = markdown_report(summary, title)
+    (out_dir / "audit.md").write_text(markdown + "\n", encoding="utf-8")
+    chart = write_chart(summary, out_dir / "audit.png", f"Persona bias audit: {title}")
+    summary["chart"] = str(chart) if chart else None
+    (out_dir / "audit.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary["markdown"] = markdown
 
 
 async def run_audit(
@@ -408,82 +528,28 @@ async def run_audit(
     :param concurrency: answers in flight at once (one by default); the figures are those of a
         sequential run whatever order the answers finish in.
     """
-    from persona_plugins.pipeline import PersonaPipeline
-
-    pipelines: dict[tuple[str, str], PersonaPipeline] = {}
-
-    def pipeline(persona: Persona, fmt: str) -> PersonaPipeline:
-        if (persona.name, fmt) not in pipelines:
-            pipelines[persona.name, fmt] = PersonaPipeline(
-                model,
-                persona=persona,
-                answer_format=fmt if fmt in FORMAT_INSTRUCTIONS else "auto",
-                model_settings=dict(settings or {}),
-                plugin_manager=plugin_manager,
-            )
-        return pipelines[persona.name, fmt]
-
-    jobs: list[tuple[str, Persona, Any]] = []
-    for persona in personas:
-        jobs += [("qa", persona, q) for q in questions]
-        jobs += [("crows", persona, pair) for pair in crows]
+    jobs = _jobs(personas, questions, crows)
     each = f"{len(questions)} questions" + (
         f" and {len(crows)} CrowS-Pairs sentences" if crows else ""
     )
-
-    async def one(job: tuple[str, Persona, Any]) -> tuple[dict[str, Any], str]:
-        kind, persona, item = job
-        if kind == "qa":
-            prompt = f"{item.text}\n\n{FORMAT_INSTRUCTIONS[item.answer_format]}"
-            turn = await pipeline(persona, item.answer_format).run(prompt)
-            answer = BUILTIN_EXTRACTORS[item.answer_format](turn.text)
-            refused = assess(turn.text, [Message.user(prompt)], persona).kind == "refusal"
-            record: dict[str, Any] = {
-                "kind": "qa",
-                "persona": persona.name,
-                "id": item.id,
-                "gold": item.gold,
-                "answer": answer,
-                "correct": answer == item.gold,
-                "refused": refused,
-                "text": turn.text[:2000],
-            }
-            return record, f"{persona.name} {item.id} {'+' if record['correct'] else '-'}"
-        prompt = CROWS_PROMPT.format(sentence=item.sentence)
-        turn = await pipeline(persona, "text").run(prompt)
-        record = {
-            "kind": "crows",
-            "persona": persona.name,
-            "id": item.id,
-            "bias_type": item.bias_type,
-            "agreement": agreement(turn.text),
-            "text": turn.text[:1000],
-        }
-        return record, f"{persona.name} {item.id} {record['agreement']}"
-
     done = await run_resumable(
         jobs,
-        one,
+        _Panel(model, settings, plugin_manager).answer,
         path=out_dir / RECORDS,
         progress=progress,
         name=f"audit {dataset}".rstrip(),
         unit="answers",
         detail=f"({each} for each of {len(personas)} personas)",
         model_label=model_label,
-        item_key=lambda job: f"{job[0]}|{job[1].name}|{job[2].id}",
+        item_key=_job_key,
         record_key=_key,
         concurrency=concurrency,
     )
-    wanted = dict.fromkeys(f"{k}|{p.name}|{i.id}" for k, p, i in jobs)
+    wanted = dict.fromkeys(map(_job_key, jobs))
     records = [done[key] for key in wanted if key in done]  # in job order, not finishing order
     summary = summarize(
         records, personas, [b for b in baselines if b in {p.name for p in personas}]
     )
     summary.update(title=title, questions=len(questions), crows_pairs=len(crows))
-    markdown = markdown_report(summary, title)
-    (out_dir / "audit.md").write_text(markdown + "\n", encoding="utf-8")
-    chart = write_chart(summary, out_dir / "audit.png", f"Persona bias audit: {title}")
-    summary["chart"] = str(chart) if chart else None
-    (out_dir / "audit.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    summary["markdown"] = markdown
+    _write_reports(summary, out_dir, title)
     return summary
