@@ -32,7 +32,7 @@ from persona_plugins.adapter_kit import (
     with_timeout,
 )
 from persona_plugins.adapters.autogen._base import Call, Stream, WrappingClient, checked_stream
-from persona_plugins.adapters.autogen._messages import Translation, to_core_messages
+from persona_plugins.adapters.autogen._messages import Recall, Translation, to_core_messages
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
     client_model_name,
@@ -94,6 +94,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         )
         self._model_name = client_model_name(inner)
         self._turns = Turns(self.pipeline)
+        self._recall = Recall()  # the previous call's translations, reused while unchanged
 
     @property
     def last_result(self) -> TurnResult | None:
@@ -177,7 +178,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
 
     def _translate(self, call: Call) -> tuple[Translation, AutoGenChatModel]:
         """Core messages for this call, and a view of the inner client bound to it."""
-        translation = to_core_messages(call.messages)
+        translation = to_core_messages(call.messages, self._recall)
         view = AutoGenChatModel(
             self.inner,
             originals=translation.originals,

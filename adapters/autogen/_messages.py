@@ -19,11 +19,59 @@ from persona_plugins import adapter_kit
 from persona_plugins.model import Message
 
 
+class Recall:
+    """What one client translated on its previous call, reused on the next while unchanged.
+
+    An agent sends the same message objects again and again (its system message, the earlier
+    turns of the conversation), and the persona's system message is the same core object on every
+    call while the persona's text is. Each is translated once: an AutoGen message is taken back
+    as the core message it became while it is the very same object and still holds the text (and
+    speaker) it was translated from; the persona's core system message gives back the AutoGen
+    message made from it while that still holds its text. Only the previous call's are kept.
+    """
+
+    __slots__ = ("cores", "made")
+
+    def __init__(self) -> None:
+        self.cores: dict[int, tuple[LLMMessage, Message]] = {}
+        self.made: dict[int, tuple[Message, SystemMessage]] = {}
+
+    def core(self, message: LLMMessage) -> Message | None:
+        known = self.cores.get(id(message))
+        if known is None or known[0] is not message:
+            return None
+        core = known[1]
+        if message.content != core.content:  # reassigned since: translated again
+            return None
+        if not isinstance(message, SystemMessage) and (message.source or None) != core.name:
+            return None
+        return core
+
+
 class Translation(adapter_kit.Translation[LLMMessage]):
     """Core messages for a list of AutoGen messages, and the way back."""
 
+    recall: Recall | None = None  #: the client's memory of its previous call, if it keeps one
+
     def back(self, messages: Sequence[Message]) -> list[LLMMessage]:
-        return from_core_messages(messages, self.originals)
+        recall = self.recall
+        if recall is None:
+            return from_core_messages(messages, self.originals)
+        made: dict[int, tuple[Message, SystemMessage]] = {}
+
+        def make(message: Message) -> LLMMessage:
+            known = recall.made.get(id(message))
+            if known is not None and known[0] is message and known[1].content == message.content:
+                made[id(message)] = known
+                return known[1]
+            new = _autogen_message(message)
+            if isinstance(new, SystemMessage):
+                made[id(message)] = (message, new)
+            return new
+
+        sent = adapter_kit.restore(messages, self.originals, make)
+        recall.made = made
+        return sent
 
 
 def _user_text(content: str | Sequence[object]) -> tuple[str, bool]:
@@ -35,32 +83,49 @@ def _user_text(content: str | Sequence[object]) -> tuple[str, bool]:
     return "\n".join(parts), False
 
 
-def to_core_messages(messages: Sequence[LLMMessage]) -> Translation:
-    """Translate AutoGen messages; ``text_only`` is False when any carries images or tool calls."""
+def to_core_messages(messages: Sequence[LLMMessage], recall: Recall | None = None) -> Translation:
+    """Translate AutoGen messages; ``text_only`` is False when any carries images or tool calls.
+
+    With ``recall`` (one per client), the messages its previous call translated are reused while
+    unchanged (see :class:`Recall`), and this call's are remembered for the next.
+    """
     out = Translation()
+    cores: dict[int, tuple[LLMMessage, Message]] = {}
     for message in messages:
-        core: Message
-        if isinstance(message, SystemMessage):
-            core = Message(role="system", content=message.content)
-        elif isinstance(message, UserMessage):
-            text, plain = _user_text(message.content)
+        core = recall.core(message) if recall is not None else None
+        if core is None:
+            core, plain = _core_message(message)
             out.text_only &= plain
-            core = Message(role="user", content=text, name=message.source or None)
-        elif isinstance(message, AssistantMessage):
-            content = message.content
-            out.text_only &= isinstance(content, str)
-            text = content if isinstance(content, str) else function_calls_text(content)
-            core = Message(role="assistant", content=text, name=message.source or None)
-        elif isinstance(message, FunctionExecutionResultMessage):
-            out.text_only = False
-            core = Message(role="tool", content="\n".join(r.content for r in message.content))
-        else:
-            raise TypeError(
-                f"unsupported AutoGen message type {type(message).__name__}; expected "
-                "SystemMessage, UserMessage, AssistantMessage or FunctionExecutionResultMessage"
-            )
+            if not plain:  # images or tool calls: translated on every call
+                out.add(core, message)
+                continue
+        cores[id(message)] = (message, core)
         out.add(core, message)
+    if recall is not None:
+        recall.cores = cores
+        out.recall = recall
     return out
+
+
+def _core_message(message: LLMMessage) -> tuple[Message, bool]:
+    """One AutoGen message as a core message, and whether it is plain text."""
+    if isinstance(message, SystemMessage):
+        return Message(role="system", content=message.content), True
+    if isinstance(message, UserMessage):
+        text, plain = _user_text(message.content)
+        return Message(role="user", content=text, name=message.source or None), plain
+    if isinstance(message, AssistantMessage):
+        content = message.content
+        plain = isinstance(content, str)
+        text = content if isinstance(content, str) else function_calls_text(content)
+        return Message(role="assistant", content=text, name=message.source or None), plain
+    if isinstance(message, FunctionExecutionResultMessage):
+        text = "\n".join(r.content for r in message.content)
+        return Message(role="tool", content=text), False
+    raise TypeError(
+        f"unsupported AutoGen message type {type(message).__name__}; expected "
+        "SystemMessage, UserMessage, AssistantMessage or FunctionExecutionResultMessage"
+    )
 
 
 def from_core_messages(
