@@ -208,11 +208,11 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
         content = result.content
         text = content if isinstance(content, str) else ""
-        facts: dict[str, Any] = dict(
-            usage=usage,
-            finish_reason=result.finish_reason,
-            tool_calls=[] if isinstance(content, str) else [vars(c) for c in content],
-        )
+        facts: dict[str, Any] = {
+            "usage": usage,
+            "finish_reason": result.finish_reason,
+            "tool_calls": [] if isinstance(content, str) else [vars(c) for c in content],
+        }
         if not traced.recording and self._turns.passed_through(
             prepared, text, started=started, **facts
         ):

@@ -91,16 +91,19 @@ def to_core_messages(messages: Sequence[LLMMessage], recall: Recall | None = Non
     """
     out = Translation()
     cores: dict[int, tuple[LLMMessage, Message]] = {}
+    add, originals = out.messages.append, out.originals
     for message in messages:
         core = recall.core(message) if recall is not None else None
         if core is None:
             core, plain = _core_message(message)
-            out.text_only &= plain
             if not plain:  # images or tool calls: translated on every call
-                out.add(core, message)
+                out.text_only = False
+                add(core)
+                originals[id(core)] = message
                 continue
         cores[id(message)] = (message, core)
-        out.add(core, message)
+        add(core)
+        originals[id(core)] = message
     if recall is not None:
         recall.cores = cores
         out.recall = recall
