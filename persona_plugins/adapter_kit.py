@@ -636,18 +636,25 @@ class Turns:
         return turn
 
     def passed_through(
-        self, prepared: PreparedPrompt, text: str, *, started: float, **facts: Any
+        self,
+        prepared: PreparedPrompt | Callable[[], PreparedPrompt],
+        text: str,
+        *,
+        started: float,
+        **facts: Any,
     ) -> bool:
         """Record a reply the framework's client made with the persona injected, when nothing can
         change it and no plugin waits for the turn (True); its :class:`TurnResult` is built only
-        if :attr:`last` is read. False: finish it with :meth:`finish` instead."""
+        if :attr:`last` is read (and ``prepared`` with it, when it is given as a function that
+        makes it). False: finish it with :meth:`finish` instead."""
         if rewrites_replies(self.pipeline.config) or self.pipeline.observed:
             return False
         self.tally.add(facts.get("usage") or Usage(), facts.get("model_calls", 1))
         elapsed = time.perf_counter() - started
 
         def make() -> TurnResult:
-            turn = passed_through_turn(prepared, text, **facts)
+            made = prepared if isinstance(prepared, PreparedPrompt) else prepared()
+            turn = passed_through_turn(made, text, **facts)
             turn.duration_s = elapsed
             return turn
 

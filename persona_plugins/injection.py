@@ -17,7 +17,7 @@ while only the built-in hooks could take part and nothing records the stages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PERSONA_TEMPLATES",
+    "StaticHead",
     "prepare_prompt",
     "render_persona",
+    "static_head",
     "static_placement",
     "static_prepared",
     "static_text",
@@ -100,31 +102,72 @@ def static_prepared(
     hooks: Hooks, once: Once, config: PipelineConfig, messages: list[Message], model: ChatModel
 ) -> PreparedPrompt | None:
     """What :func:`prepare_prompt` gives, made without its stage machinery, when nothing but the
-    built-ins can take part: ``select_persona`` (not ``generated``), ``persona_system_prompt``
-    and ``inject_persona`` each have the built-in as their one implementation, called directly
-    (no ``wrapper=True`` implementation, no hook-call monitoring). The caller makes sure nothing
-    would record the stages (no span, no measurement). None when a hook must be called, or when a
-    built-in raised: then the stages run as usual and record the failure as they do.
+    built-ins can take part (see :func:`static_head`). The caller makes sure nothing would record
+    the stages (no span, no measurement). None when a hook must be called, or when a built-in
+    raised: then the stages run as usual and record the failure as they do.
+    """
+    head = static_head(hooks, once, config)
+    if head is None:
+        return None
+    try:
+        prompt = messages
+        if head.system is not None:
+            prompt = _placed(messages, head.text or "", config, model, head.system)
+    except Exception:
+        return None
+    return _prepared(head.choice, head.text, prompt)
+
+
+class StaticHead(NamedTuple):
+    """The persona's part of a prepared prompt as the built-ins make it (:func:`static_head`)."""
+
+    choice: PersonaChoice
+    text: str | None  #: the system prompt; None when nothing is written
+    system: Message | None  #: its system message (the same object while the text is the same)
+
+    def prepared(self, messages: list[Message]) -> PreparedPrompt:
+        """The prepared prompt for ``messages`` with the system message at their head (to be used
+        only when the built-in placement would put it there, see :func:`static_head`)."""
+        prompt = [self.system, *messages] if self.system is not None else messages
+        return _prepared(self.choice, self.text, prompt)
+
+
+def static_head(
+    hooks: Hooks,
+    once: Once,
+    config: PipelineConfig,
+    model: ChatModel | None = None,
+    *,
+    first_role: str | None = None,
+) -> StaticHead | None:
+    """The persona's choice, system prompt and system message when nothing but the built-ins can
+    take part: ``select_persona`` (not ``generated``), ``persona_system_prompt`` and
+    ``inject_persona`` each have the built-in as their one implementation, called directly (no
+    ``wrapper=True`` implementation, no hook-call monitoring).
+
+    With ``first_role`` (the role of the conversation's first message, and ``model`` given),
+    None as well when the built-in placement would merge the persona into that leading system
+    message rather than put its own message first. None when a built-in raised.
     """
     try:
         choice = static_choice(hooks, once, config)
         if choice is None:
             return None
-        text, prompt = None, messages
-        if choice.persona is not None:
-            text = static_text(hooks, once, choice.persona, config.persona_template)
-            if text is None:
-                return None
-            if text:
-                placed = static_placement(hooks, once, messages, text, config, model)
-                if placed is None:
-                    return None
-                prompt = placed
-            else:  # as the stage: an empty text is no text
-                text = None
+        if choice.persona is None:
+            return StaticHead(choice, None, None)
+        text = static_text(hooks, once, choice.persona, config.persona_template)
+        if text is None:
+            return None
+        if not text:  # as the stage: an empty text is no text
+            return StaticHead(choice, None, None)
+        if not hooks.is_only("inject_persona", inject_persona):
+            return None
+        if first_role == "system" and model is not None and _merges(config, model):
+            return None
+        system = once.get("system_message", text, lambda: Message.system(text))
     except Exception:
         return None
-    return _prepared(choice, text, prompt)
+    return StaticHead(choice, text, system)
 
 
 def _prepared(

@@ -32,7 +32,14 @@ from persona_plugins.adapter_kit import (
     with_timeout,
 )
 from persona_plugins.adapters.autogen._base import Call, Stream, WrappingClient, checked_stream
-from persona_plugins.adapters.autogen._messages import Recall, Translation, to_core_messages
+from persona_plugins.adapters.autogen._messages import (
+    Plain,
+    Recall,
+    Translation,
+    core_messages,
+    plain_messages,
+    to_core_messages,
+)
 from persona_plugins.adapters.autogen._model import (
     AutoGenChatModel,
     client_model_name,
@@ -40,6 +47,7 @@ from persona_plugins.adapters.autogen._model import (
     text_result,
 )
 from persona_plugins.config import PipelineConfig, flatten_generation_settings
+from persona_plugins.injection import StaticHead, static_head
 from persona_plugins.model import Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
@@ -95,6 +103,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         self._model_name = client_model_name(inner)
         self._turns = Turns(self.pipeline)
         self._recall = Recall()  # the previous call's translations, reused while unchanged
+        self._info = AutoGenChatModel(inner, model_name=self._model_name)  # reads model_info
 
     @property
     def last_result(self) -> TurnResult | None:
@@ -108,6 +117,9 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
 
     async def _create(self, call: Call) -> CreateResult:
         started = time.perf_counter()
+        quick = self._quick(call)
+        if quick is not None:
+            return await self._create_quick(call, *quick, started)
         translation, view = self._translate(call)
         # Persona injection alone goes straight to the inner client, as a tool call does.
         if self._whole_turn(call, translation):
@@ -174,6 +186,57 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
             span.end()
             traced.end()
 
+    def _quick(self, call: Call) -> tuple[StaticHead, list[Plain]] | None:
+        """The persona's head message and the call's plain-text messages, when the call can go
+        to the inner client with no turn machinery at all: persona injection alone (a static
+        persona, nothing but the built-in persona hooks, no plugin watching turns), nothing
+        recording spans or measurements, every message plain text, and the persona's message
+        put first (not merged into a leading system message). None: the usual path."""
+        pipeline = self.pipeline
+        if (
+            pipeline.telemetry.recording()
+            or pipeline.metrics.enabled
+            or not pipeline.can_stream
+            or pipeline.observed
+        ):
+            return None
+        plain = plain_messages(call.messages)
+        if plain is None:
+            return None
+        first = plain[0][1] if plain else None
+        head = static_head(
+            pipeline.hooks, pipeline.once, pipeline.config, self._info, first_role=first
+        )
+        return None if head is None else (head, plain)
+
+    async def _create_quick(
+        self, call: Call, head: StaticHead, plain: list[Plain], started: float
+    ) -> CreateResult:
+        """:meth:`_create` for a call :meth:`_quick` allows: the persona's system message and the
+        caller's messages go to the inner client as they are; the turn's result (and the core
+        messages in it) is made only if :attr:`last_result` is read."""
+        if call.cancellation_token is not None and call.cancellation_token.is_cancelled():
+            raise asyncio.CancelledError("the call's cancellation token was cancelled")
+        sent = list(call.messages)
+        if head.system is not None:
+            made: dict[int, Any] = {}
+            sent.insert(0, self._recall.made_from(head.system, made))
+            self._recall.made = made
+        result = await self._inner_create(sent, self._arguments(call))
+        usage = usage_from(result.usage)
+        text, facts = _reply_facts(result, usage)
+
+        def prepared() -> PreparedPrompt:
+            return head.prepared(core_messages(plain))
+
+        if self._turns.passed_through(prepared, text, started=started, **facts):
+            return result
+        # a plugin watching turns came (or the config changed) while the model answered
+        translation, view = self._translate(call)
+        return await self._finish(
+            translation, view, prepared(), result, usage, call, started, NOT_RECORDING
+        )
+
     # -- helpers ---------------------------------------------------------------------------------
 
     def _translate(self, call: Call) -> tuple[Translation, AutoGenChatModel]:
@@ -207,12 +270,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
     ) -> CreateResult:
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
         content = result.content
-        text = content if isinstance(content, str) else ""
-        facts: dict[str, Any] = {
-            "usage": usage,
-            "finish_reason": result.finish_reason,
-            "tool_calls": [] if isinstance(content, str) else [vars(c) for c in content],
-        }
+        text, facts = _reply_facts(result, usage)
         if not traced.recording and self._turns.passed_through(
             prepared, text, started=started, **facts
         ):
@@ -240,10 +298,15 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         streaming): the persona's prepared prompt, the messages as sent and the call's arguments
         (the config's model_settings over the caller's extra_create_args)."""
         prepared = await self.pipeline.prepare(translation.messages, model=view)
+        return prepared, translation.back(prepared.prompt), self._arguments(call)
+
+    def _arguments(self, call: Call) -> dict[str, Any]:
+        """The call's arguments for the inner client: the config's model_settings over the
+        caller's extra_create_args."""
         settings = flatten_generation_settings(self.pipeline.config.model_settings)
         args = call.arguments()
         args["extra_create_args"] = {**call.extra_create_args, **settings}
-        return prepared, translation.back(prepared.prompt), args
+        return args
 
     def _inner_create(
         self, sent: list[LLMMessage], args: dict[str, Any]
@@ -293,6 +356,14 @@ def _recorded(span: SafeSpan, result: CreateResult) -> Usage:
     usage = usage_from(result.usage)
     record_call(span, usage, result.finish_reason)
     return usage
+
+
+def _reply_facts(result: CreateResult, usage: Usage) -> tuple[str, dict[str, Any]]:
+    """A reply's text ("" for tool calls) and what a turn notes about it."""
+    content = result.content
+    text = content if isinstance(content, str) else ""
+    tool_calls = [] if isinstance(content, str) else [vars(c) for c in content]
+    return text, {"usage": usage, "finish_reason": result.finish_reason, "tool_calls": tool_calls}
 
 
 def _create_result(turn: TurnResult) -> CreateResult:

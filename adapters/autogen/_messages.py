@@ -47,6 +47,20 @@ class Recall:
             return None
         return core
 
+    def made_from(
+        self, message: Message, made: dict[int, tuple[Message, SystemMessage]]
+    ) -> LLMMessage:
+        """``message`` (not an original) in AutoGen's form: the system message made from it on
+        the previous call while that still holds its text, else a new one; noted in ``made``."""
+        known = self.made.get(id(message))
+        if known is not None and known[0] is message and known[1].content == message.content:
+            made[id(message)] = known
+            return known[1]
+        new = _autogen_message(message)
+        if isinstance(new, SystemMessage):
+            made[id(message)] = (message, new)
+        return new
+
 
 class Translation(adapter_kit.Translation[LLMMessage]):
     """Core messages for a list of AutoGen messages, and the way back."""
@@ -58,20 +72,42 @@ class Translation(adapter_kit.Translation[LLMMessage]):
         if recall is None:
             return from_core_messages(messages, self.originals)
         made: dict[int, tuple[Message, SystemMessage]] = {}
-
-        def make(message: Message) -> LLMMessage:
-            known = recall.made.get(id(message))
-            if known is not None and known[0] is message and known[1].content == message.content:
-                made[id(message)] = known
-                return known[1]
-            new = _autogen_message(message)
-            if isinstance(new, SystemMessage):
-                made[id(message)] = (message, new)
-            return new
-
-        sent = adapter_kit.restore(messages, self.originals, make)
+        sent = adapter_kit.restore(messages, self.originals, lambda m: recall.made_from(m, made))
         recall.made = made
         return sent
+
+
+#: A plain-text AutoGen message and what translating it reads: role, text and speaker.
+Plain = tuple[LLMMessage, str, str, str | None]
+
+
+def plain_messages(messages: Sequence[LLMMessage]) -> list[Plain] | None:
+    """What :func:`to_core_messages` would read from each message, when every one is plain text
+    (a system message, or a user or assistant message whose content is a string), so that they can
+    be translated later (:func:`core_messages`) exactly as they are now; None otherwise."""
+    plain: list[Plain] = []
+    for message in messages:
+        kind = type(message)
+        if kind is SystemMessage:
+            plain.append((message, "system", message.content, None))
+        elif kind is UserMessage and isinstance(message.content, str):
+            plain.append((message, "user", message.content, message.source))
+        elif kind is AssistantMessage and isinstance(message.content, str):
+            plain.append((message, "assistant", message.content, message.source))
+        else:
+            return None
+    return plain
+
+
+def core_messages(plain: Sequence[Plain]) -> list[Message]:
+    """The core messages of :func:`plain_messages`' record, as :func:`to_core_messages` makes
+    them."""
+    return [
+        Message(role=role, content=text)  # type: ignore[arg-type]
+        if source is None
+        else Message(role=role, content=text, name=source or None)  # type: ignore[arg-type]
+        for _, role, text, source in plain
+    ]
 
 
 def _user_text(content: str | Sequence[object]) -> tuple[str, bool]:

@@ -33,7 +33,10 @@ def conversation() -> tuple[SystemMessage, UserMessage]:
 
 
 async def test_the_same_unchanged_messages_are_translated_once():
-    client = PersonaChatCompletionClient(RecordingClient(), persona="chef")
+    # a whole pipeline turn (the guard watching): the pipeline gets the core messages each call
+    client = PersonaChatCompletionClient(
+        RecordingClient(), persona="chef", guard="monitor", detectors=[]
+    )
     system, question = conversation()
     await client.create([system, question])
     first = client.last_result
