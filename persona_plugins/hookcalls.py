@@ -322,6 +322,15 @@ class Hooks:
         self._resolved[name] = (list(impls), direct)
         return direct
 
+    def implementation_lists(self, names: Sequence[str]) -> tuple[list[_HookImpl], ...] | None:
+        """A copy of each hook's implementations (as pluggy lists them), to key work that
+        depends on which implementations the hooks ``names`` have and on nothing else about them;
+        None while calls must go through pluggy (hook-call monitoring, or an unknown pluggy)."""
+        if not self._plain or getattr(self.pm, "_inner_hookexec", None) is not _PLUGGY_CALL_LOOP:
+            return None
+        relay = self.pm.hook
+        return tuple([getattr(relay, name).get_hookimpls() for name in names])
+
     def is_only(self, name: str, function: Callable[..., Any]) -> bool:
         """True when ``function`` is the one implementation of hook ``name`` and is called
         directly (so what it returns for given arguments is all the hook can give)."""

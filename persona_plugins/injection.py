@@ -149,25 +149,41 @@ def static_head(
     None as well when the built-in placement would merge the persona into that leading system
     message rather than put its own message first. None when a built-in raised.
     """
-    try:
-        choice = static_choice(hooks, once, config)
-        if choice is None:
-            return None
-        if choice.persona is None:
-            return StaticHead(choice, None, None)
-        text = static_text(hooks, once, choice.persona, config.persona_template)
-        if text is None:
-            return None
-        if not text:  # as the stage: an empty text is no text
-            return StaticHead(choice, None, None)
-        if not hooks.is_only("inject_persona", inject_persona):
-            return None
-        if first_role == "system" and model is not None and _merges(config, model):
-            return None
-        system = once.get("system_message", text, lambda: Message.system(text))
-    except Exception:
+    impls = hooks.implementation_lists(_PERSONA_HOOKS)
+    if impls is None or config.persona_mode == "generated":
         return None
-    return StaticHead(choice, text, system)
+    # what the built-ins make depends on these alone: made once, and again when one changes
+    key = (impls, config.persona, config.persona_mode, config.persona_template)
+    try:
+        head = once.get("static_head", key, lambda: _static_head(hooks, once, config))
+    except Exception:  # a built-in raised (nothing kept): the stages run and record it
+        return None
+    if head is None or head.system is None or first_role != "system" or model is None:
+        return head
+    try:
+        merges = _merges(config, model)
+    except Exception:  # the model could not say: the stages decide
+        return None
+    return None if merges else head
+
+
+_PERSONA_HOOKS = ("select_persona", "persona_system_prompt", "inject_persona")
+
+
+def _static_head(hooks: Hooks, once: Once, config: PipelineConfig) -> StaticHead | None:
+    choice = static_choice(hooks, once, config)
+    if choice is None:
+        return None
+    if choice.persona is None:
+        return StaticHead(choice, None, None)
+    text = static_text(hooks, once, choice.persona, config.persona_template)
+    if text is None:
+        return None
+    if not text:  # as the stage: an empty text is no text
+        return StaticHead(choice, None, None)
+    if not hooks.is_only("inject_persona", inject_persona):
+        return None
+    return StaticHead(choice, text, Message.system(text))
 
 
 def _prepared(

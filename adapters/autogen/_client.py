@@ -303,9 +303,13 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
     def _arguments(self, call: Call) -> dict[str, Any]:
         """The call's arguments for the inner client: the config's model_settings over the
         caller's extra_create_args."""
-        settings = flatten_generation_settings(self.pipeline.config.model_settings)
+        settings = self.pipeline.config.model_settings
         args = call.arguments()
-        args["extra_create_args"] = {**call.extra_create_args, **settings}
+        args["extra_create_args"] = (
+            {**call.extra_create_args, **flatten_generation_settings(settings)}
+            if settings
+            else dict(call.extra_create_args)
+        )
         return args
 
     def _inner_create(

@@ -554,3 +554,23 @@ async def test_hooks_notice_a_plugin_swapped_for_another_with_as_many_implementa
         assert await hooks.decide("persona_system_prompt", **ask) == "second"
     assert await hooks.decide("persona_system_prompt", **ask) == built_in
     assert hooks.is_only("persona_system_prompt", injection.persona_system_prompt)
+
+
+async def test_prepare_follows_a_template_persona_or_mode_changed_after_it_ran(
+    renders, bare_manager
+):
+    pipeline = quiet_pipeline(bare_manager, persona="chef")
+    first = await pipeline.prepare(QUESTION)
+    again = await pipeline.prepare(QUESTION)
+    pipeline.config.persona_template = "roleplay"
+    second = await pipeline.prepare(QUESTION)
+    pipeline.config.persona = pipeline.personas["pirate_captain"]
+    third = await pipeline.prepare(QUESTION)
+    pipeline.config.persona_mode = "none"
+    fourth = await pipeline.prepare(QUESTION)
+    assert renders == ["chef", "chef", "pirate_captain"]
+    assert again.prompt[0] is first.prompt[0]  # one system message while nothing changed
+    assert second.system_prompt.startswith("This conversation is a role-play")
+    assert (third.persona.name, third.prompt[0].content) == ("pirate_captain", third.system_prompt)
+    assert fourth.persona is None and fourth.system_prompt is None
+    assert fourth.prompt == [Message.user(QUESTION)]
