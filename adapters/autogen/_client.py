@@ -189,16 +189,12 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
     def _quick(self, call: Call) -> tuple[StaticHead, list[Plain]] | None:
         """The persona's head message and the call's plain-text messages, when the call can go
         to the inner client with no turn machinery at all: persona injection alone (a static
-        persona, nothing but the built-in persona hooks, no plugin watching turns), nothing
-        recording spans or measurements, every message plain text, and the persona's message
-        put first (not merged into a leading system message). None: the usual path."""
+        persona, nothing but the built-in persona hooks), nothing recording spans or
+        measurements, every message plain text, and the persona's message put first (not merged
+        into a leading system message). None: the usual path. (A plugin watching turns is looked
+        for after the call, by ``Turns.passed_through``, which hands such a turn back.)"""
         pipeline = self.pipeline
-        if (
-            pipeline.telemetry.recording()
-            or pipeline.metrics.enabled
-            or not pipeline.can_stream
-            or pipeline.observed
-        ):
+        if pipeline.telemetry.recording() or pipeline.metrics.enabled or not pipeline.can_stream:
             return None
         plain = plain_messages(call.messages)
         if plain is None:
@@ -219,9 +215,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
             raise asyncio.CancelledError("the call's cancellation token was cancelled")
         sent = list(call.messages)
         if head.system is not None:
-            made: dict[int, Any] = {}
-            sent.insert(0, self._recall.made_from(head.system, made))
-            self._recall.made = made
+            sent.insert(0, self._recall.head(head.system))
         result = await self._inner_create(sent, self._arguments(call))
         usage = usage_from(result.usage)
         text, facts = _reply_facts(result, usage)
@@ -231,7 +225,7 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
 
         if self._turns.passed_through(prepared, text, started=started, **facts):
             return result
-        # a plugin watching turns came (or the config changed) while the model answered
+        # a plugin watches turns (or the config changed while the model answered)
         translation, view = self._translate(call)
         return await self._finish(
             translation, view, prepared(), result, usage, call, started, NOT_RECORDING

@@ -47,6 +47,17 @@ class Recall:
             return None
         return core
 
+    def head(self, message: Message) -> LLMMessage:
+        """The AutoGen form of the persona's system message, the one message a quick call makes
+        (see :meth:`made_from`); what was made for it is all that is kept."""
+        known = self.made.get(id(message))
+        if known is not None and known[0] is message and known[1].content == message.content:
+            return known[1]
+        made: dict[int, tuple[Message, SystemMessage]] = {}
+        new = self.made_from(message, made)
+        self.made = made
+        return new
+
     def made_from(
         self, message: Message, made: dict[int, tuple[Message, SystemMessage]]
     ) -> LLMMessage:
