@@ -13,6 +13,7 @@ The steps in between are the same whatever the framework, so they live here:
 - :func:`chosen_candidate`, :func:`turn_summary`: reading a :class:`~persona_plugins.TurnResult`;
 - :class:`Tally`: the calls and tokens an adapter object has spent; :class:`Turns`: the turns it
   ran (pipeline turns and finished replies), with the latest one and the tally;
+  :class:`TurnRecord`: a wrapper's ``last_result``, ``model_calls`` and ``usage`` from its turns;
 - :func:`messages_as_sent`, :func:`estimate_tokens`: the conversation with the persona, for
   synchronous token counting;
 - :func:`call_span`, :func:`record_call`: the ``chat`` span of a call passed to the framework's
@@ -81,6 +82,7 @@ __all__ = [
     "Tally",
     "TeamGuard",
     "Translation",
+    "TurnRecord",
     "Turns",
     "call_span",
     "chosen_candidate",
@@ -246,16 +248,24 @@ def turn_summary(turn: TurnResult) -> dict[str, Any]:
     return summary
 
 
-@dataclass
 class Tally:
-    """Model calls and tokens an adapter object has spent, over every turn it handled."""
+    """Model calls and tokens an adapter object has spent, over every turn it handled (kept as
+    counts: a :class:`~persona_plugins.Usage` is made only when ``usage`` is read)."""
 
-    calls: int = 0
-    usage: Usage = field(default_factory=Usage)
+    __slots__ = ("calls", "input_tokens", "output_tokens")
 
-    def add(self, usage: Usage, calls: int = 1) -> None:
+    def __init__(self) -> None:
+        self.calls = self.input_tokens = self.output_tokens = 0
+
+    def add(self, usage: Usage | None, calls: int = 1) -> None:
         self.calls += calls
-        self.usage = self.usage + usage
+        if usage is not None:
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
 
 
 def findings_report(findings: Sequence[Finding]) -> str:
@@ -649,7 +659,7 @@ class Turns:
         makes it). False: finish it with :meth:`finish` instead."""
         if rewrites_replies(self.pipeline.config) or self.pipeline.observed:
             return False
-        self.tally.add(facts.get("usage") or Usage(), facts.get("model_calls", 1))
+        self.tally.add(facts.get("usage"), facts.get("model_calls", 1))
         elapsed = time.perf_counter() - started
 
         def make() -> TurnResult:
@@ -671,6 +681,28 @@ class Turns:
         """The rest of a turn the framework's own client answered (:func:`finish_reply`)."""
         reply = finish_reply(self.pipeline, messages, prepared, text, **options)
         return self.record(await framework_errors(reply))
+
+
+class TurnRecord:
+    """What every adapter's wrapper tells about the turns it handled, from its :class:`Turns`
+    (``self._turns``): ``last_result``, ``model_calls`` and ``usage``."""
+
+    _turns: Turns
+
+    @property
+    def last_result(self) -> TurnResult | None:
+        """The :class:`~persona_plugins.TurnResult` of the latest call."""
+        return self._turns.last
+
+    @property
+    def model_calls(self) -> int:
+        """Model calls made through this object so far."""
+        return self._turns.tally.calls
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens of every model call made through this object so far."""
+        return self._turns.tally.usage
 
 
 # -- teams ----------------------------------------------------------------------------------------

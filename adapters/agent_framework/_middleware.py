@@ -22,6 +22,7 @@ from opentelemetry.trace import TracerProvider
 
 from persona_plugins.adapter_kit import (
     TeamGuard,
+    TurnRecord,
     Turns,
     chosen_candidate,
     rewrites_replies,
@@ -36,9 +37,8 @@ from persona_plugins.adapters.agent_framework._client import (
     with_instructions,
 )
 from persona_plugins.config import PipelineConfig
-from persona_plugins.model import Completion, Usage
+from persona_plugins.model import Completion
 from persona_plugins.pipeline import PersonaPipeline
-from persona_plugins.results import TurnResult
 
 Next = Callable[[], Awaitable[None]]
 
@@ -52,7 +52,7 @@ class _CallsTheAgentsClient:
         raise RuntimeError("PersonaMiddleware calls the chat client of the agent it runs in")
 
 
-class PersonaMiddleware(ChatMiddleware):
+class PersonaMiddleware(TurnRecord, ChatMiddleware):
     """The persona-plugins pipeline around every model call of an Agent Framework agent (the
     README's *Agent Framework* section): ``Agent(..., middleware=[PersonaMiddleware(...)])``.
 
@@ -91,19 +91,6 @@ class PersonaMiddleware(ChatMiddleware):
             **overrides,
         )
         self._turns = Turns(self.pipeline)
-
-    @property
-    def last_result(self) -> TurnResult | None:
-        return self._turns.last
-
-    @property
-    def model_calls(self) -> int:
-        return self._turns.tally.calls
-
-    @property
-    def usage(self) -> Usage:
-        """Tokens of every model call made through this middleware so far."""
-        return self._turns.tally.usage
 
     async def process(self, context: ChatContext, call_next: Next) -> None:
         started = time.perf_counter()

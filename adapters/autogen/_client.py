@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import Self
 
 from persona_plugins.adapter_kit import (
+    TurnRecord,
     Turns,
     call_span,
     chosen_candidate,
@@ -61,7 +62,9 @@ class PersonaChatCompletionClientConfig(BaseModel):
     pipeline: dict[str, Any] = Field(default_factory=dict)
 
 
-class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletionClientConfig]):
+class PersonaChatCompletionClient(
+    TurnRecord, WrappingClient, Component[PersonaChatCompletionClientConfig]
+):
     """Runs the persona-plugins pipeline around any AutoGen ``ChatCompletionClient``; a
     serializable component. Behaviour (text turns, tool turns, streaming, token counts): the
     README's *AutoGen in ten lines* section.
@@ -104,14 +107,6 @@ class PersonaChatCompletionClient(WrappingClient, Component[PersonaChatCompletio
         self._turns = Turns(self.pipeline)
         self._recall = Recall()  # the previous call's translations, reused while unchanged
         self._info = AutoGenChatModel(inner, model_name=self._model_name)  # reads model_info
-
-    @property
-    def last_result(self) -> TurnResult | None:
-        return self._turns.last
-
-    @property
-    def model_calls(self) -> int:
-        return self._turns.tally.calls
 
     # -- the two calls AutoGen makes -------------------------------------------------------------
 

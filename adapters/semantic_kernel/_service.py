@@ -20,6 +20,7 @@ from semantic_kernel.contents.utils.author_role import AuthorRole
 
 from persona_plugins.adapter_kit import (
     Translation,
+    TurnRecord,
     Turns,
     chosen_candidate,
     rewrites_replies,
@@ -47,7 +48,7 @@ METADATA_KEY = "persona_plugins"
 _NO_PERSONA = PreparedPrompt(persona=None, persona_source="none", prompt=[])
 
 
-class PersonaChatCompletion(ChatCompletionClientBase):
+class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
     """Runs the persona-plugins pipeline around any Semantic Kernel chat service, streaming
     included, for ``ChatCompletionAgent`` and the orchestrations (which bypass kernel filters).
     Behaviour (pipeline turns, calls passed through, function calling, metadata): the README's
@@ -107,20 +108,8 @@ class PersonaChatCompletion(ChatCompletionClientBase):
         self._turns = Turns(pipeline)
 
     @property
-    def last_result(self) -> TurnResult | None:
-        return self._turns.last
-
-    @property
     def last_prepared(self) -> PreparedPrompt | None:
         return self._last_prepared
-
-    @property
-    def model_calls(self) -> int:
-        return self._turns.tally.calls
-
-    @property
-    def usage(self) -> Usage:
-        return self._turns.tally.usage
 
     # -- the two calls SK makes ------------------------------------------------------------------
 
