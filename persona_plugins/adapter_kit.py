@@ -22,7 +22,7 @@ The steps in between are the same whatever the framework, so they live here:
 - :func:`require_chat_model`, :func:`model_config`, :func:`model_from_config`,
   :func:`close_model`: the chat models that back framework clients, checked, serialized and closed;
 - :func:`findings_report`: findings as JSON, for a framework function that checks text;
-- :func:`passed_through_turn`: the result of a call the framework's own client answered (a tool
+- :class:`Reply`, :func:`passed_through_turn`: what the framework's own client answered (a tool
   call, a structured reply), with the persona injected and the tool calls noted;
 - :func:`finish_reply`: the rest of a turn for a text reply the framework's own client made (an
   agent with tools that answered in text): refinement when configured, then the guard;
@@ -79,6 +79,7 @@ __all__ = [
     "TEAM_NOTE_TEMPLATE",
     "TOOL_CALLS",
     "WITHHELD_TEMPLATE",
+    "Reply",
     "Tally",
     "TeamGuard",
     "Translation",
@@ -484,27 +485,34 @@ def messages_as_sent(
     return placed
 
 
-def passed_through_turn(
-    prepared: PreparedPrompt,
-    text: str,
-    *,
-    usage: Usage | None = None,
-    model_calls: int = 1,
-    finish_reason: str | None = None,
-    tool_calls: Sequence[Mapping[str, Any]] = (),
-) -> TurnResult:
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the framework's own client answered to a call made with the persona injected: its
+    text, what it cost (``usage``, ``model_calls``), how it ended, and the tool calls it asked
+    for or made in its own function-calling loop (``{"id", "name", "arguments"}`` each)."""
+
+    text: str
+    usage: Usage | None = None
+    model_calls: int = 1
+    finish_reason: str | None = None
+    tool_calls: Sequence[Mapping[str, Any]] = ()
+
+
+def passed_through_turn(prepared: PreparedPrompt, reply: Reply | str) -> TurnResult:
     """The :class:`~persona_plugins.TurnResult` of a call the framework's own client answered
     with the persona injected and nothing else (a tool call, a structured reply): one
-    ``persona`` candidate, whose ``metadata["tool_calls"]`` lists the calls the model asked for
-    (``{"id", "name", "arguments"}`` each)."""
-    usage = usage or Usage()
+    ``persona`` candidate, whose ``metadata["tool_calls"]`` lists the calls the model asked for.
+    A plain string is a :class:`Reply` with that text."""
+    reply = Reply(reply) if isinstance(reply, str) else reply
+    text, model_calls, tool_calls = reply.text, reply.model_calls, reply.tool_calls
+    usage = reply.usage or Usage()
     candidate = Candidate(
         name="persona",
         text=text,
         persona=prepared.persona.name if prepared.persona else None,
         usage=usage,
         model_calls=model_calls,
-        finish_reason=finish_reason,
+        finish_reason=reply.finish_reason,
         metadata={TOOL_CALLS: [dict(call) for call in tool_calls]} if tool_calls else {},
     )
     return TurnResult(
@@ -547,13 +555,9 @@ async def finish_reply(
     pipeline: PersonaPipeline,
     messages: Sequence[Message],
     prepared: PreparedPrompt,
-    text: str,
+    reply: Reply | str,
     *,
     model: ChatModel,
-    usage: Usage | None = None,
-    model_calls: int = 1,
-    finish_reason: str | None = None,
-    tool_calls: Sequence[Mapping[str, Any]] = (),
     structured: bool = False,
     final: bool = True,
 ) -> TurnResult:
@@ -571,23 +575,16 @@ async def finish_reply(
 
     :param messages: the conversation the reply answers, without the persona.
     :param prepared: what :meth:`~persona_plugins.PersonaPipeline.prepare` gave the call.
+    :param reply: the :class:`Reply` (a plain string: a reply with that text and nothing else
+        known).
     :param model: the view of the framework client that reviewers and regeneration call (without
         tools).
-    :param usage, model_calls, finish_reason, tool_calls: what the framework call cost and did
-        (the tool calls it asked for, or made in its own function-calling loop).
     :return: the :class:`~persona_plugins.TurnResult`, after the ``on_turn_complete`` observers
         have seen it; usage and calls include the reviewers' and the guard's.
     :raises GuardrailViolation: when ``enforce`` blocks the reply.
     """
-    turn = passed_through_turn(
-        prepared,
-        text,
-        usage=usage,
-        model_calls=model_calls,
-        finish_reason=finish_reason,
-        tool_calls=tool_calls,
-    )
-    config = pipeline.config
+    turn = passed_through_turn(prepared, reply)
+    text, config = turn.text, pipeline.config
     if structured or not final or not rewrites_replies(config) or not text.strip():
         return await pipeline.observe(turn, messages)
     counted = _Counted(model)
@@ -648,10 +645,9 @@ class Turns:
     def passed_through(
         self,
         prepared: PreparedPrompt | Callable[[], PreparedPrompt],
-        text: str,
+        reply: Reply | str,
         *,
         started: float,
-        **facts: Any,
     ) -> bool:
         """Record a reply the framework's client made with the persona injected, when nothing can
         change it and no plugin waits for the turn (True); its :class:`TurnResult` is built only
@@ -659,12 +655,13 @@ class Turns:
         makes it). False: finish it with :meth:`finish` instead."""
         if rewrites_replies(self.pipeline.config) or self.pipeline.observed:
             return False
-        self.tally.add(facts.get("usage"), facts.get("model_calls", 1))
+        reply = Reply(reply) if isinstance(reply, str) else reply
+        self.tally.add(reply.usage, reply.model_calls)
         elapsed = time.perf_counter() - started
 
         def make() -> TurnResult:
             made = prepared if isinstance(prepared, PreparedPrompt) else prepared()
-            turn = passed_through_turn(made, text, **facts)
+            turn = passed_through_turn(made, reply)
             turn.duration_s = elapsed
             return turn
 
@@ -676,11 +673,15 @@ class Turns:
         return self.record(await framework_errors(self.pipeline.run(messages, model=model)))
 
     async def finish(
-        self, messages: Sequence[Message], prepared: PreparedPrompt, text: str, **options: Any
+        self,
+        messages: Sequence[Message],
+        prepared: PreparedPrompt,
+        reply: Reply | str,
+        **options: Any,
     ) -> TurnResult:
         """The rest of a turn the framework's own client answered (:func:`finish_reply`)."""
-        reply = finish_reply(self.pipeline, messages, prepared, text, **options)
-        return self.record(await framework_errors(reply))
+        finished = finish_reply(self.pipeline, messages, prepared, reply, **options)
+        return self.record(await framework_errors(finished))
 
 
 class TurnRecord:

@@ -21,6 +21,7 @@ from agent_framework import (
 from opentelemetry.trace import TracerProvider
 
 from persona_plugins.adapter_kit import (
+    Reply,
     TeamGuard,
     TurnRecord,
     Turns,
@@ -116,23 +117,23 @@ class PersonaMiddleware(TurnRecord, ChatMiddleware):
 
         async def finish(response: Any) -> Any:
             calls = [c for m in response.messages for c in m.contents if c.type == "function_call"]
-            facts: dict[str, Any] = dict(
-                usage=usage_of(response.usage_details),
+            reply = Reply(
+                response.text,
+                usage_of(response.usage_details),
                 finish_reason=str(response.finish_reason) if response.finish_reason else None,
                 tool_calls=[
                     {"id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls
                 ],
             )
-            if self._turns.passed_through(prepared, response.text, started=started, **facts):
+            if self._turns.passed_through(prepared, reply, started=started):
                 return response  # nothing can change it: the turn's result is made if it is read
             turn = await self._turns.finish(
                 translation.messages,
                 prepared,
-                response.text,
+                reply,
                 model=view,
                 structured=structured,
                 final=not calls,
-                **facts,
             )
             turn.duration_s = time.perf_counter() - started
             if turn.text == response.text:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import Self
 
 from persona_plugins.adapter_kit import (
+    Reply,
     TurnRecord,
     Turns,
     call_span,
@@ -213,12 +214,11 @@ class PersonaChatCompletionClient(
             sent.insert(0, self._recall.head(head.system))
         result = await self._inner_create(sent, self._arguments(call))
         usage = usage_from(result.usage)
-        text, facts = _reply_facts(result, usage)
 
         def prepared() -> PreparedPrompt:
             return head.prepared(core_messages(plain))
 
-        if self._turns.passed_through(prepared, text, started=started, **facts):
+        if self._turns.passed_through(prepared, _reply(result, usage), started=started):
             return result
         # a plugin watches turns (or the config changed while the model answered)
         translation, view = self._translate(call)
@@ -258,23 +258,19 @@ class PersonaChatCompletionClient(
         traced: SafeSpan,
     ) -> CreateResult:
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
-        content = result.content
-        text, facts = _reply_facts(result, usage)
-        if not traced.recording and self._turns.passed_through(
-            prepared, text, started=started, **facts
-        ):
+        reply = _reply(result, usage)
+        if not traced.recording and self._turns.passed_through(prepared, reply, started=started):
             return result  # nothing can change it: the turn's result is made if it is read
         turn = await self._turns.finish(
             translation.messages,
             prepared,
-            text,
+            reply,
             model=view,
             structured=bool(call.json_output),
-            final=isinstance(content, str),
-            **facts,
+            final=isinstance(result.content, str),
         )
         record_turn(traced, turn)
-        if turn.text != text:
+        if turn.text != reply.text:
             return _create_result(turn)
         if turn.model_calls > 1:  # the reply stands; its usage includes the guard's calls
             return result.model_copy(update={"usage": request_usage(turn.usage)})
@@ -351,12 +347,13 @@ def _recorded(span: SafeSpan, result: CreateResult) -> Usage:
     return usage
 
 
-def _reply_facts(result: CreateResult, usage: Usage) -> tuple[str, dict[str, Any]]:
-    """A reply's text ("" for tool calls) and what a turn notes about it."""
+def _reply(result: CreateResult, usage: Usage) -> Reply:
+    """What the inner client answered: its text ("" for tool calls) and what a turn notes."""
     content = result.content
-    text = content if isinstance(content, str) else ""
-    tool_calls = [] if isinstance(content, str) else [vars(c) for c in content]
-    return text, {"usage": usage, "finish_reason": result.finish_reason, "tool_calls": tool_calls}
+    if isinstance(content, str):
+        return Reply(content, usage, finish_reason=result.finish_reason)
+    calls = [vars(c) for c in content]
+    return Reply("", usage, finish_reason=result.finish_reason, tool_calls=calls)
 
 
 def _create_result(turn: TurnResult) -> CreateResult:

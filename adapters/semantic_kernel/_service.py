@@ -19,6 +19,7 @@ from semantic_kernel.contents.streaming_chat_message_content import StreamingCha
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
 from persona_plugins.adapter_kit import (
+    Reply,
     Translation,
     TurnRecord,
     Turns,
@@ -270,23 +271,22 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             )
             if isinstance(item, FunctionCallContent)
         }
-        text = reply.content if reply is not None else ""
-        facts: dict[str, Any] = dict(
-            usage=usage,
+        answered = Reply(
+            reply.content if reply is not None else "",
+            usage,
             model_calls=max(1, calls),
             finish_reason=reply.finish_reason.value if reply and reply.finish_reason else None,
             tool_calls=list(noted.values()),
         )
-        if self._turns.passed_through(prepared, text, started=started, **facts):
+        if self._turns.passed_through(prepared, answered, started=started):
             return None
         # The conversation as it now stands (tool results included), read only when needed.
         after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
         turn = await self._turns.finish(
             after.messages,
             prepared,
-            text,
+            answered,
             model=self._view(after, settings),
-            **facts,
             # Not the model's text (a function call handed back to the caller, or results of
             # functions that ended the loop): it passes through untouched.
             final=reply is not None

@@ -22,6 +22,7 @@ from persona_plugins import (
 )
 from persona_plugins.adapter_kit import (
     TOOL_CALLS,
+    Reply,
     Tally,
     TeamGuard,
     Translation,
@@ -232,10 +233,12 @@ def test_a_passed_through_turn_notes_the_persona_and_the_tool_calls(teacher):
 
     result = passed_through_turn(
         prepared,
-        "",
-        usage=Usage(input_tokens=7, output_tokens=3),
-        finish_reason="tool_calls",
-        tool_calls=[call],
+        Reply(
+            "",
+            Usage(input_tokens=7, output_tokens=3),
+            finish_reason="tool_calls",
+            tool_calls=[call],
+        ),
     )
 
     assert result.persona is teacher and result.system_prompt == "You are a test teacher."
@@ -264,7 +267,7 @@ async def test_a_refusal_in_character_is_regenerated_in_enforce_mode():
     prepared = await prepared_for(pipeline)
 
     turn = await finish_reply(
-        pipeline, QUESTION, prepared, REFUSAL, model=model, usage=Usage(input_tokens=7)
+        pipeline, QUESTION, prepared, Reply(REFUSAL, Usage(input_tokens=7)), model=model
     )
 
     assert turn.text == FIXED and turn.action == "regenerate"
@@ -299,7 +302,7 @@ async def test_a_reply_nothing_can_change_is_recorded_and_its_result_made_when_r
     prepared = await prepared_for(pipeline)
 
     started = time.perf_counter()
-    kept = turns.passed_through(prepared, FIXED, started=started, usage=Usage(input_tokens=3))
+    kept = turns.passed_through(prepared, Reply(FIXED, Usage(input_tokens=3)), started=started)
     assert kept is True
     assert (turns.tally.calls, turns.tally.usage) == (1, Usage(input_tokens=3))
     last = turns.last
