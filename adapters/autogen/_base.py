@@ -58,6 +58,16 @@ class CompletionClient(ChatCompletionClient):
 
     component_type = "model"
 
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """What ``model_info`` says (AutoGen keeps ``capabilities`` for older callers)."""
+        info = self.model_info
+        return ModelCapabilities(
+            vision=info["vision"],
+            function_calling=info["function_calling"],
+            json_output=info["json_output"],
+        )
+
     async def create(
         self,
         messages: Sequence[LLMMessage],

@@ -11,7 +11,6 @@ from autogen_core.models import (
     ChatCompletionClient,
     CreateResult,
     LLMMessage,
-    ModelCapabilities,
     ModelInfo,
     RequestUsage,
 )
@@ -219,14 +218,6 @@ class ChatModelCompletionClient(CompletionClient, Component[ChatModelCompletionC
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
     ) -> int:
         return max(0, self._context_window - self.count_tokens(messages, tools=tools))
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        return ModelCapabilities(
-            vision=self._model_info["vision"],
-            function_calling=self._model_info["function_calling"],
-            json_output=self._model_info["json_output"],
-        )
 
     @property
     def model_info(self) -> ModelInfo:
