@@ -488,14 +488,18 @@ def messages_as_sent(
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What the framework's own client answered to a call made with the persona injected: its
-    text, what it cost (``usage``, ``model_calls``), how it ended, and the tool calls it asked
-    for or made in its own function-calling loop (``{"id", "name", "arguments"}`` each)."""
+    text, what it cost (``usage``, ``model_calls``), how it ended, the tool calls it asked for or
+    made in its own function-calling loop (``{"id", "name", "arguments"}`` each), whether it is
+    the agent's answer (``final``; False for tool calls handed back to the framework) and whether
+    it is structured output (``structured``: JSON that no rewrite may touch)."""
 
     text: str
     usage: Usage | None = None
     model_calls: int = 1
     finish_reason: str | None = None
     tool_calls: Sequence[Mapping[str, Any]] = ()
+    final: bool = True
+    structured: bool = False
 
 
 def passed_through_turn(prepared: PreparedPrompt, reply: Reply | str) -> TurnResult:
@@ -558,8 +562,6 @@ async def finish_reply(
     reply: Reply | str,
     *,
     model: ChatModel,
-    structured: bool = False,
-    final: bool = True,
 ) -> TurnResult:
     """The rest of a turn for a text reply the framework's own client made with the persona
     injected: an agent with tools that answered without calling one, or answered after its tool
@@ -571,7 +573,7 @@ async def finish_reply(
     There is no ensemble: the neutral candidate and the judge would need the tools too, and a tool
     call cannot be judged against a text. A structured (JSON) reply is left as it is, since any
     rewrite would break its format, and so is a reply that hands tool calls back to the framework
-    (``final=False``): it is not the agent's answer yet.
+    (``Reply.final`` False): it is not the agent's answer yet.
 
     :param messages: the conversation the reply answers, without the persona.
     :param prepared: what :meth:`~persona_plugins.PersonaPipeline.prepare` gave the call.
@@ -583,9 +585,10 @@ async def finish_reply(
         have seen it; usage and calls include the reviewers' and the guard's.
     :raises GuardrailViolation: when ``enforce`` blocks the reply.
     """
+    reply = Reply(reply) if isinstance(reply, str) else reply
     turn = passed_through_turn(prepared, reply)
-    text, config = turn.text, pipeline.config
-    if structured or not final or not rewrites_replies(config) or not text.strip():
+    text, config = reply.text, pipeline.config
+    if reply.structured or not reply.final or not rewrites_replies(config) or not text.strip():
         return await pipeline.observe(turn, messages)
     counted = _Counted(model)
     update: dict[str, Any] = {}

@@ -124,17 +124,12 @@ class PersonaMiddleware(TurnRecord, ChatMiddleware):
                 tool_calls=[
                     {"id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls
                 ],
+                final=not calls,
+                structured=structured,
             )
             if self._turns.passed_through(prepared, reply, started=started):
                 return response  # nothing can change it: the turn's result is made if it is read
-            turn = await self._turns.finish(
-                translation.messages,
-                prepared,
-                reply,
-                model=view,
-                structured=structured,
-                final=not calls,
-            )
+            turn = await self._turns.finish(translation.messages, prepared, reply, model=view)
             turn.duration_s = time.perf_counter() - started
             if turn.text == response.text:
                 return response

@@ -218,7 +218,7 @@ class PersonaChatCompletionClient(
         def prepared() -> PreparedPrompt:
             return head.prepared(core_messages(plain))
 
-        if self._turns.passed_through(prepared, _reply(result, usage), started=started):
+        if self._turns.passed_through(prepared, _reply(result, usage, call), started=started):
             return result
         # a plugin watches turns (or the config changed while the model answered)
         translation, view = self._translate(call)
@@ -258,17 +258,10 @@ class PersonaChatCompletionClient(
         traced: SafeSpan,
     ) -> CreateResult:
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
-        reply = _reply(result, usage)
+        reply = _reply(result, usage, call)
         if not traced.recording and self._turns.passed_through(prepared, reply, started=started):
             return result  # nothing can change it: the turn's result is made if it is read
-        turn = await self._turns.finish(
-            translation.messages,
-            prepared,
-            reply,
-            model=view,
-            structured=bool(call.json_output),
-            final=isinstance(result.content, str),
-        )
+        turn = await self._turns.finish(translation.messages, prepared, reply, model=view)
         record_turn(traced, turn)
         if turn.text != reply.text:
             return _create_result(turn)
@@ -347,13 +340,13 @@ def _recorded(span: SafeSpan, result: CreateResult) -> Usage:
     return usage
 
 
-def _reply(result: CreateResult, usage: Usage) -> Reply:
-    """What the inner client answered: its text ("" for tool calls) and what a turn notes."""
-    content = result.content
+def _reply(result: CreateResult, usage: Usage, call: Call) -> Reply:
+    """What the inner client answered: its text, or the tool calls it hands back (not final)."""
+    content, reason, structured = result.content, result.finish_reason, bool(call.json_output)
     if isinstance(content, str):
-        return Reply(content, usage, finish_reason=result.finish_reason)
+        return Reply(content, usage, finish_reason=reason, structured=structured)
     calls = [vars(c) for c in content]
-    return Reply("", usage, finish_reason=result.finish_reason, tool_calls=calls)
+    return Reply("", usage, 1, reason, calls, final=False, structured=structured)
 
 
 def _create_result(turn: TurnResult) -> CreateResult:

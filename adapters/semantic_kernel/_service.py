@@ -277,21 +277,18 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             model_calls=max(1, calls),
             finish_reason=reply.finish_reason.value if reply and reply.finish_reason else None,
             tool_calls=list(noted.values()),
+            # Not the model's text (a function call handed back to the caller, or results of
+            # functions that ended the loop): it passes through untouched.
+            final=reply is not None
+            and reply.role == AuthorRole.ASSISTANT
+            and not _calls_in([reply]),
         )
         if self._turns.passed_through(prepared, answered, started=started):
             return None
         # The conversation as it now stands (tool results included), read only when needed.
         after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
         turn = await self._turns.finish(
-            after.messages,
-            prepared,
-            answered,
-            model=self._view(after, settings),
-            # Not the model's text (a function call handed back to the caller, or results of
-            # functions that ended the loop): it passes through untouched.
-            final=reply is not None
-            and reply.role == AuthorRole.ASSISTANT
-            and not _calls_in([reply]),
+            after.messages, prepared, answered, model=self._view(after, settings)
         )
         return turn if reply is not None and turn.text != reply.content else None
 

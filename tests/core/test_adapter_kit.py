@@ -332,7 +332,7 @@ async def test_observers_see_every_turn_an_adapter_finishes_itself(plugin_manage
     finished = await turns.finish(QUESTION, prepared, FIXED, model=ScriptedModel())
     assert observer.seen == [finished]
     # a tool call handed back to the framework is a finished turn too
-    await turns.finish(QUESTION, prepared, "", model=ScriptedModel(), final=False)
+    await turns.finish(QUESTION, prepared, Reply("", final=False), model=ScriptedModel())
     assert len(observer.seen) == 2
 
 
@@ -427,14 +427,8 @@ async def test_without_a_guard_or_for_structured_replies_the_reply_stands(option
     model = ScriptedModel()
     pipeline = PersonaPipeline(model, persona="woman", **options)
 
-    turn = await finish_reply(
-        pipeline,
-        QUESTION,
-        await prepared_for(pipeline),
-        REFUSAL,
-        model=model,
-        structured=structured,
-    )
+    reply = Reply(REFUSAL, structured=structured)
+    turn = await finish_reply(pipeline, QUESTION, await prepared_for(pipeline), reply, model=model)
 
     assert turn.text == REFUSAL and turn.findings == [] and model.calls == []
     assert rewrites_replies(pipeline.config) is (options["guard"] != "off")
