@@ -14,6 +14,7 @@ instrumentation recording the same spans pays; the rest of the tracing cost is p
 tracing code.
 
 Reproduce: .venv/bin/python benchmarks/bench_tracing_overhead.py [--rounds 20] [--runs 150]
+(``--no-write`` prints only; ``--quick`` is a short run that prints only)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -114,14 +116,21 @@ class SpansOnlyClient(InstantChatCompletionClient):
         return await super().create(*args, **kwargs)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=150)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
+    parser.add_argument("--runs", type=int, default=150, help="runs per variant per round")
+    parser.add_argument("--warmup", type=int, default=50, help="warm-up runs per variant")
     parser.add_argument("--quick", action="store_true", help="a few rounds, print only")
-    args, _ = parser.parse_known_args()
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write benchmarks/RESULTS.md (default: yes, unless --quick)",
+    )
+    args = parser.parse_args(argv)  # an unknown option is an error, not ignored
     rounds, runs = (4, 40) if args.quick else (args.rounds, args.runs)
+    write = (not args.quick) if args.write is None else args.write
     load = os.getloadavg()[0]  # other work on the machine shows in every number
 
     exporter = DroppingExporter()
@@ -186,10 +195,11 @@ def main() -> None:
         f"--runs {runs}`\n"
     )
     print(f"## {HEADING}\n\n{table}")
-    if not args.quick:
-        update_section(HEADING, table)
+    if write:
+        print(f"\nwrote {update_section(HEADING, table)}")
     provider.shutdown()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
