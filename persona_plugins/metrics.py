@@ -95,6 +95,8 @@ try:  # the provider OpenTelemetry hands out while none is set (not exported by 
 except ImportError:  # pragma: no cover - another layout of opentelemetry-api
     pass
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+#: The global provider can be read straight from OpenTelemetry's module (None while none is set).
+_GLOBAL_READABLE = hasattr(_state, "_METER_PROVIDER") and not _PROVIDER_FROM_ENV
 
 
 def _global_meter_provider() -> MeterProvider | None:
@@ -142,6 +144,8 @@ class PipelineMetrics:
         self._instruments = _instruments_for(meter_provider)
         self._provider = meter_provider
         self._settled = False  # a provider that records has been seen (it cannot go away)
+        # on the global provider, read where OpenTelemetry keeps it: "none set yet" is one read
+        self._global_only = meter_provider is None and _GLOBAL_READABLE
 
     @property
     def enabled(self) -> bool:
@@ -149,6 +153,8 @@ class PipelineMetrics:
         (the given one, else the global one) is not OpenTelemetry's no-op or unset proxy."""
         if self._settled:
             return True
+        if self._global_only and _state._METER_PROVIDER is None:
+            return False  # the usual "metrics off" (no provider set yet), asked on every call
         if not self._instruments.enabled:
             return False
         provider: MeterProvider | None = self._provider

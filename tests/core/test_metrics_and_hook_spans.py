@@ -111,6 +111,68 @@ async def test_a_broken_meter_provider_never_breaks_a_turn(plugin_manager):
     assert result.text == "The answer is 4."
 
 
+@pytest.fixture
+def unset_global_meter_provider(monkeypatch):
+    """No global meter provider for this test, and setting one allowed (OpenTelemetry lets a
+    process set it once): its global, its stand-in and the instruments made on that stand-in
+    are this test's own, and put back afterwards."""
+    from opentelemetry.metrics import _internal as state
+    from opentelemetry.util._once import Once
+
+    import persona_plugins.metrics as pp_metrics
+
+    monkeypatch.setattr(state, "_METER_PROVIDER", None)
+    monkeypatch.setattr(state, "_METER_PROVIDER_SET_ONCE", Once())
+    monkeypatch.setattr(state, "_PROXY_METER_PROVIDER", state._ProxyMeterProvider())
+    monkeypatch.setattr(pp_metrics, "_global", [])
+    return state
+
+
+@pytest.mark.parametrize("entry", ["run", "prepare"])
+async def test_a_meter_provider_set_globally_after_build_is_used_from_the_next_turn(
+    entry, unset_global_meter_provider, plugin_manager
+):
+    from opentelemetry import metrics
+
+    pipeline = PersonaPipeline(Model(), persona="chef", plugin_manager=plugin_manager)
+    await getattr(pipeline, entry)("What is 2 + 2?")  # no provider yet: nothing measured
+    await getattr(pipeline, entry)("What is 2 + 2?")
+    assert not pipeline.metrics.enabled
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        metrics.set_meter_provider(provider)
+        assert pipeline.metrics.enabled
+        await getattr(pipeline, entry)("What is 2 + 2?")
+        data = points(reader)
+    finally:
+        provider.shutdown()
+    stages = [
+        (dp.attributes["persona_plugins.stage"], dp.count)
+        for dp in data["persona_plugins.stage.duration"]
+    ]
+    # the one turn after the provider was set, each of its stages once
+    assert ("select_persona", 1) in stages and ("inject_persona", 1) in stages
+    if entry == "run":
+        [calls] = data["persona_plugins.model_calls"]
+        assert calls.value == 1
+
+
+async def test_a_no_op_meter_provider_set_globally_records_nothing(
+    unset_global_meter_provider, plugin_manager
+):
+    from opentelemetry import metrics
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    pipeline = PersonaPipeline(Model(), persona="chef", plugin_manager=plugin_manager)
+    assert not pipeline.metrics.enabled
+    metrics.set_meter_provider(NoOpMeterProvider())
+    assert not pipeline.metrics.enabled
+    assert not PersonaPipeline(
+        Model(), persona="chef", plugin_manager=plugin_manager
+    ).metrics.enabled
+
+
 async def test_hook_spans_name_the_plugins_each_hook_called(
     monkeypatch, memory_tracing, plugin_manager
 ):
