@@ -259,6 +259,10 @@ def unmonitored(pm: pluggy.PluginManager) -> bool:
     )
 
 
+#: (pluggy's own lists, copies of them, the same copies as handed out)
+_HeldLists = tuple[list[list[_HookImpl]], list[list[_HookImpl]], tuple[list[_HookImpl], ...]]
+
+
 class _Direct(NamedTuple):
     function: Callable[..., Any]
     pick: Callable[[dict[str, Any]], Sequence[Any]]  #: the call's keywords -> its arguments
@@ -294,23 +298,56 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
         self._resolved: dict[str, tuple[list[_HookImpl], tuple[_Direct, ...] | None]] = {}
+        self._lives: dict[str, list[_HookImpl]] = {}  # pluggy's own lists (see _live)
+        self._derived: dict[str, tuple[list[_HookImpl], list[_HookImpl], Any]] = {}
+        self._lists: dict[tuple[str, ...], _HeldLists] = {}
         # pluggy's own executor (a subclass's may watch calls: never bypass it), in a known layout
         self._plain = (
             _PLUGGY_CALL_LOOP is not None
             and getattr(type(pm), "_hookexec", None) is pluggy.PluginManager._hookexec
         )
 
+    def _live(self, name: str) -> list[_HookImpl] | None:
+        """pluggy's own list of hook ``name``'s implementations, which registering and
+        unregistering change in place (pluggy keeps one list per hook for good): read, never
+        copied, so compare it with a copy kept from before. None in another pluggy layout."""
+        live = self._lives.get(name)
+        if live is None:
+            impls = getattr(getattr(self.pm.hook, name), "_hookimpls", None)
+            if not isinstance(impls, list):
+                return None
+            live = self._lives[name] = impls
+        return live
+
+    def _listed(self, name: str) -> list[_HookImpl]:
+        """Hook ``name``'s implementations as pluggy lists them: its own list (see :meth:`_live`)
+        or, in another pluggy layout, its public copy."""
+        live = self._live(name)
+        return live if live is not None else getattr(self.pm.hook, name).get_hookimpls()
+
+    def derived(self, name: str, make: Callable[[], T]) -> T:
+        """What ``make()`` returns, for work that depends on which implementations hook
+        ``name`` has and on nothing else: made once, and again only when those implementations
+        change (a plugin registered or unregistered, even mid-way through a pipeline's life).
+        One value per hook name."""
+        held = self._derived.get(name)
+        if held is not None and held[0] == held[1]:  # pluggy's list as it was when made
+            value: T = held[2]
+            return value
+        value = make()
+        live = self._live(name)
+        if live is not None:  # another pluggy layout: made on every call
+            self._derived[name] = (live, list(live), value)
+        return value
+
     def implementations(self, name: str) -> tuple[_Direct, ...] | None:
         """The implementations of hook ``name`` in call order, each ``(function, pick)``;
         None when the hook must be called through pluggy (a wrapper, or monitoring)."""
         if not self._plain or getattr(self.pm, "_inner_hookexec", None) is not _PLUGGY_CALL_LOOP:
             return None  # hook-call monitoring (or an unknown pluggy): every call through pluggy
-        caller = getattr(self.pm.hook, name)
-        # pluggy's own list, which registering and unregistering change in place (read, not
-        # copied: compared with the copy kept when it was last resolved)
-        impls = getattr(caller, "_hookimpls", None)
-        if not isinstance(impls, list):  # another pluggy layout: its public copy
-            impls = caller.get_hookimpls()
+        impls = self._lives.get(name)
+        if impls is None:
+            impls = self._listed(name)
         known = self._resolved.get(name)
         if known is not None and known[0] == impls:
             return known[1]
@@ -322,14 +359,21 @@ class Hooks:
         self._resolved[name] = (list(impls), direct)
         return direct
 
-    def implementation_lists(self, names: Sequence[str]) -> tuple[list[_HookImpl], ...] | None:
+    def implementation_lists(self, names: tuple[str, ...]) -> tuple[list[_HookImpl], ...] | None:
         """A copy of each hook's implementations (as pluggy lists them), to key work that
-        depends on which implementations the hooks ``names`` have and on nothing else about them;
-        None while calls must go through pluggy (hook-call monitoring, or an unknown pluggy)."""
+        depends on which implementations the hooks ``names`` have and on nothing else about them
+        (the same tuple, until one of them changes); None while calls must go through pluggy
+        (hook-call monitoring, or an unknown pluggy)."""
         if not self._plain or getattr(self.pm, "_inner_hookexec", None) is not _PLUGGY_CALL_LOOP:
             return None
-        relay = self.pm.hook
-        return tuple([getattr(relay, name).get_hookimpls() for name in names])
+        held = self._lists.get(names)
+        if held is not None and held[0] == held[1]:  # pluggy's lists as they were when copied
+            return held[2]
+        copies = tuple([list(self._listed(name)) for name in names])
+        lives = [live for live in map(self._live, names) if live is not None]
+        if len(lives) == len(names):  # another pluggy layout: copied on every call
+            self._lists[names] = (lives, list(copies), copies)
+        return copies
 
     def is_only(self, name: str, function: Callable[..., Any]) -> bool:
         """True when ``function`` is the one implementation of hook ``name`` and is called

@@ -142,13 +142,15 @@ class PersonaPipeline:
         guardrails, a plugin of its own producing candidates) the whole turn runs here.
         """
         c = self.config
-        if (c.ensemble, c.refine, c.guard) != ("off", "off", "off"):
+        if c.ensemble != "off" or c.refine != "off" or c.guard != "off":
             return False
-        if c.persona_mode not in ("static", "none"):
+        if c.persona_mode != "static" and c.persona_mode != "none":
             return False
         # depends on the generate_candidates implementations alone: worked out when they change
-        impls = self.pm.hook.generate_candidates.get_hookimpls()
-        return self.once.get("can_stream", impls, lambda: only_builtin_candidates(self.pm))
+        return self.hooks.derived("generate_candidates", self._only_builtin_candidates)
+
+    def _only_builtin_candidates(self) -> bool:
+        return only_builtin_candidates(self.pm)
 
     @property
     def observed(self) -> bool:

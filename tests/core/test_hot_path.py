@@ -530,6 +530,51 @@ def test_can_stream_follows_candidate_plugins_and_the_config_after_it_was_read(b
     assert not pipeline.can_stream
 
 
+def test_work_derived_from_a_hooks_implementations_is_redone_only_when_they_change(bare_manager):
+    class Extra:
+        @hookimpl
+        def generate_candidates(self):
+            return None
+
+    hooks = Hooks(bare_manager)
+    made: list[int] = []
+
+    def count() -> int:
+        made.append(1)
+        return len(bare_manager.hook.generate_candidates.get_hookimpls())
+
+    built_ins = hooks.derived("generate_candidates", count)
+    assert hooks.derived("generate_candidates", count) == built_ins
+    assert len(made) == 1  # asked twice, made once
+    with registered(bare_manager, Extra()):
+        assert hooks.derived("generate_candidates", count) == built_ins + 1
+        assert hooks.derived("generate_candidates", count) == built_ins + 1
+        assert len(made) == 2
+    assert hooks.derived("generate_candidates", count) == built_ins
+    assert len(made) == 3
+    with registered(bare_manager, Extra()), registered(bare_manager, Extra()):
+        assert hooks.derived("generate_candidates", count) == built_ins + 2
+
+
+def test_implementation_lists_follow_plugins_registered_and_unregistered(bare_manager):
+    class Writer:
+        @hookimpl
+        def persona_system_prompt(self):
+            return "written"
+
+    hooks = Hooks(bare_manager)
+    names = ("select_persona", "persona_system_prompt")
+    first = hooks.implementation_lists(names)
+    assert first is not None and hooks.implementation_lists(names) == first
+    writer = Writer()
+    with registered(bare_manager, writer):
+        during = hooks.implementation_lists(names)
+        assert during is not None and during != first
+        assert [impl.plugin for impl in during[1]].count(writer) == 1
+        assert during[0] == first[0]
+    assert hooks.implementation_lists(names) == first
+
+
 async def test_hooks_notice_a_plugin_swapped_for_another_with_as_many_implementations(
     bare_manager, teacher
 ):
