@@ -79,7 +79,7 @@ class CompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         args = (tools, tool_choice, json_output, extra_create_args, cancellation_token)
-        return await self._create(Call(messages, *args, {}))
+        return await self._create(Call(_listed(messages), *args, {}))
 
     def create_stream(
         self,
@@ -95,7 +95,7 @@ class CompletionClient(ChatCompletionClient):
         """Text chunks, then exactly one ``CreateResult``; extra keyword arguments go to the
         inner client's ``create_stream``."""
         args = (tools, tool_choice, json_output, extra_create_args, cancellation_token)
-        return self._stream(Call(messages, *args, kwargs))
+        return self._stream(Call(_listed(messages), *args, kwargs))
 
     @abstractmethod
     async def _create(self, call: Call) -> CreateResult: ...
@@ -172,3 +172,8 @@ def checked_stream(
         finish=finish,
         text_of=lambda item: str(item.content) if isinstance(item, CreateResult) else item,
     )
+
+
+def _listed(messages: Sequence[LLMMessage]) -> Sequence[LLMMessage]:
+    """The call's messages, read more than once: a one-shot iterable becomes a list."""
+    return messages if isinstance(messages, list | tuple) else list(messages)

@@ -193,8 +193,10 @@ class PersonaChatCompletionClient(
         if pipeline.telemetry.recording() or pipeline.metrics.enabled or not pipeline.can_stream:
             return None
         plain = plain_messages(call.messages)
-        if plain is None:
+        if not plain:  # an empty conversation is the usual path's to refuse
             return None
+        if self._info.client is not self.inner:  # the inner client was replaced
+            self._info = AutoGenChatModel(self.inner, model_name=self._model_name)
         first = plain[0][1] if plain else None
         head = static_head(
             pipeline.hooks, pipeline.once, pipeline.config, self._info, first_role=first
@@ -209,7 +211,7 @@ class PersonaChatCompletionClient(
         messages in it) is made only if :attr:`last_result` is read."""
         if call.cancellation_token is not None and call.cancellation_token.is_cancelled():
             raise asyncio.CancelledError("the call's cancellation token was cancelled")
-        sent = list(call.messages)
+        sent = [message for message, *_ in plain]
         if head.system is not None:
             sent.insert(0, self._recall.head(head.system))
         result = await self._inner_create(sent, self._arguments(call))

@@ -99,12 +99,15 @@ def plain_messages(messages: Sequence[LLMMessage]) -> list[Plain] | None:
     plain: list[Plain] = []
     for message in messages:
         kind = type(message)
+        content = message.content
+        if not isinstance(content, str):  # images, tool calls (or a value set after validation)
+            return None
         if kind is SystemMessage:
-            plain.append((message, "system", message.content, None))
-        elif kind is UserMessage and isinstance(message.content, str):
-            plain.append((message, "user", message.content, message.source))
-        elif kind is AssistantMessage and isinstance(message.content, str):
-            plain.append((message, "assistant", message.content, message.source))
+            plain.append((message, "system", content, None))
+        elif kind is UserMessage and isinstance(message.source, str):
+            plain.append((message, "user", content, message.source))
+        elif kind is AssistantMessage and isinstance(message.source, str):
+            plain.append((message, "assistant", content, message.source))
         else:
             return None
     return plain

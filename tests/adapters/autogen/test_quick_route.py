@@ -11,7 +11,7 @@ from autogen_core import FunctionCall
 from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, UserMessage
 from autogen_core.tools import FunctionTool
 
-from persona_plugins import PersonaChoice, TurnResult, hookimpl
+from persona_plugins import MessageError, PersonaChoice, TurnResult, hookimpl
 from persona_plugins.adapters.autogen import PersonaChatCompletionClient
 from persona_plugins.adapters.autogen._base import Call
 from persona_plugins.persona import Persona
@@ -162,3 +162,44 @@ async def test_a_persona_plugin_choosing_per_call_is_asked_on_every_call(plugin_
             await client.create(CONVERSATIONS["user only"]())
     assert asked == ["What is 2 + 2?"] * 2
     assert all(call["messages"][0].content == "You are a pirate." for call in inner.calls)
+
+
+async def test_an_empty_conversation_is_refused_as_on_the_usual_path():
+    client = PersonaChatCompletionClient(RecordingClient(["Four."]), persona="chef")
+
+    with pytest.raises(MessageError, match="empty"):
+        await client.create([])
+    assert client.inner.calls == []
+
+
+async def test_messages_given_as_a_one_shot_iterable_all_reach_the_model():
+    client = PersonaChatCompletionClient(RecordingClient(["Four."]), persona="chef")
+    conversation = CONVERSATIONS["system led"]()
+
+    await client.create(message for message in conversation)
+
+    assert client.inner.calls[-1]["messages"][1:] == conversation
+    assert [m.content for m in client.last_result.prompt][1:] == ["Be brief.", "What is 2 + 2?"]
+
+
+async def test_a_message_edited_to_a_value_autogen_would_not_accept_takes_the_usual_path():
+    # AutoGen does not validate assignments: the usual path's translation refuses such a value
+    # before the model is called, and the quick route must not send it and fail later.
+    client = PersonaChatCompletionClient(RecordingClient(["Four."]), persona="chef")
+    message = UserMessage(content="What is 2 + 2?", source="user")
+    message.source = 123  # type: ignore[assignment]
+
+    with pytest.raises(ValueError, match="name"):  # the speaker is the core message's name
+        await client.create([message])
+    assert client.inner.calls == []
+
+
+async def test_a_replaced_inner_client_decides_how_the_persona_is_placed():
+    client = PersonaChatCompletionClient(RecordingClient(["Four."]), persona="chef")
+    client.inner = RecordingClient(["Four."], model_info=SINGLE_SYSTEM_MESSAGE)
+
+    await client.create(CONVERSATIONS["system led"]())
+
+    sent = client.inner.calls[-1]["messages"]
+    assert [type(m).__name__ for m in sent] == ["SystemMessage", "UserMessage"]
+    assert sent[0].content.endswith("Be brief.")
