@@ -65,6 +65,38 @@ def to_core_messages(messages: Iterable[ChatMessageContent]) -> Translation[Chat
     return out
 
 
+#: What :func:`to_core_messages` reads from a plain-text SK message: role, text and name.
+Plain = tuple[Role, str, str | None]
+
+
+def plain_messages(messages: Sequence[ChatMessageContent]) -> list[Plain] | None:
+    """What :func:`to_core_messages` would read from each message, when every one is plain text
+    (one text item, a string name or none), so that they can be translated later
+    (:func:`core_messages`) exactly as they are now; None otherwise."""
+    plain: list[Plain] = []
+    for message in messages:
+        items, name = message.items, message.name
+        if len(items) != 1 or type(items[0]) is not TextContent:
+            return None
+        text = items[0].text
+        if type(text) is not str or not (name is None or type(name) is str):
+            return None  # not what the usual path accepts: it says so
+        plain.append((_CORE_ROLE.get(message.role, "user"), text, name))
+    return plain
+
+
+def core_messages(plain: Sequence[Plain]) -> list[Message]:
+    """The core messages of :func:`plain_messages`' record, as :func:`to_core_messages` makes
+    them."""
+    return [Message(role=role, content=text, name=name) for role, text, name in plain]
+
+
+def sk_message(message: Message, instruction_role: str = "system") -> ChatMessageContent:
+    """A core message as a new SK message; a system message takes ``instruction_role``."""
+    role = AuthorRole(instruction_role if message.role == "system" else message.role)
+    return ChatMessageContent(role=role, content=message.content, name=message.name)
+
+
 def from_core_messages(
     messages: Sequence[Message],
     originals: dict[int, ChatMessageContent] | None = None,
@@ -73,12 +105,7 @@ def from_core_messages(
 ) -> list[ChatMessageContent]:
     """Translate core messages back; unchanged ones become their SK originals again, new system
     messages (the persona) take ``instruction_role``."""
-
-    def make(message: Message) -> ChatMessageContent:
-        role = AuthorRole(instruction_role if message.role == "system" else message.role)
-        return ChatMessageContent(role=role, content=message.content, name=message.name)
-
-    return restore(messages, originals, make)
+    return restore(messages, originals, lambda message: sk_message(message, instruction_role))
 
 
 def finish_reason(value: str | None) -> FinishReason | None:

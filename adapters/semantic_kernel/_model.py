@@ -29,8 +29,21 @@ PROVIDER_NAME = "semantic_kernel"
 
 def usage_of(*messages: ChatMessageContent) -> Usage:
     """The token usage SK messages carry in ``metadata["usage"]``, summed (zero when none does)."""
-    usages = [usage_from(m.metadata["usage"]) for m in messages if m.metadata.get("usage")]
-    return sum(usages[1:], usages[0]) if usages else Usage()
+    total: Usage | None = None
+    for message in messages:
+        record = message.metadata.get("usage")
+        if record:
+            usage = _usage(record)
+            total = usage if total is None else total + usage
+    return Usage() if total is None else total
+
+
+def _usage(record: Any) -> Usage:
+    """:func:`usage_from`, read straight from SK's own record (the usual one) when it is one."""
+    if type(record) is CompletionUsage:
+        prompt, completion = record.prompt_tokens, record.completion_tokens
+        return Usage(input_tokens=prompt or 0, output_tokens=completion or 0)
+    return usage_from(record)
 
 
 def sk_reply(

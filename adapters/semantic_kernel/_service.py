@@ -9,7 +9,7 @@ from typing import Any
 
 import pluggy
 from opentelemetry.trace import TracerProvider
-from pydantic import Field, PrivateAttr, SkipValidation
+from pydantic import Field, SkipValidation
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents.chat_history import ChatHistory
@@ -31,7 +31,11 @@ from persona_plugins.adapter_kit import (
     with_timeout,
 )
 from persona_plugins.adapters.semantic_kernel._messages import (
+    Plain,
+    core_messages,
     from_core_messages,
+    plain_messages,
+    sk_message,
     to_core_messages,
 )
 from persona_plugins.adapters.semantic_kernel._model import (
@@ -41,7 +45,8 @@ from persona_plugins.adapters.semantic_kernel._model import (
     with_generation,
 )
 from persona_plugins.config import PipelineConfig
-from persona_plugins.model import Usage
+from persona_plugins.injection import StaticHead, static_head
+from persona_plugins.model import Message, Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
 
@@ -73,8 +78,11 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
 
     inner: SkipValidation[ChatCompletionClientBase] = Field(exclude=True)
     pipeline: SkipValidation[PersonaPipeline] = Field(exclude=True)
-    _last_prepared: PreparedPrompt | None = PrivateAttr(default=None)
-    _turns: Turns = PrivateAttr()
+    # Kept in the instance's own attributes, not as pydantic private attributes (read on every
+    # call: a private attribute costs a pydantic lookup each time): _turns (Turns),
+    # _last_prepared (a PreparedPrompt, or the _Prepared that makes it when first read),
+    # _persona (the persona's SK system message and what it was made from), _info (a view of
+    # the inner service that says how it takes system messages).
 
     def __init__(
         self,
@@ -106,11 +114,18 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             inner=inner,
             pipeline=pipeline,
         )
-        self._turns = Turns(pipeline)
+        own = self.__dict__
+        own["_turns"] = Turns(pipeline)
+        own["_last_prepared"] = None
+        own["_persona"] = None
+        own["_info"] = SemanticKernelChatModel(inner)
 
     @property
     def last_prepared(self) -> PreparedPrompt | None:
-        return self._last_prepared
+        prepared = self._last_prepared
+        if isinstance(prepared, _Prepared):
+            prepared = self.__dict__["_last_prepared"] = prepared()
+        return prepared
 
     # -- the two calls SK makes ------------------------------------------------------------------
 
@@ -121,22 +136,20 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         **kwargs: Any,
     ) -> list[ChatMessageContent]:
         started = time.perf_counter()
-        translation = to_core_messages(chat_history.messages)
-        if not self._direct(translation, settings, kwargs):
-            view = self._view(translation, settings)
-            turn = await self._turns.run(translation.messages, view)
-            # A turn that is one model call answered unchanged returns the service's own message.
-            if turn.model_calls == 1 and view.responses and view.responses[-1].content == turn.text:
-                message = view.responses[-1]
-                message.metadata = {**message.metadata, METADATA_KEY: turn_summary(turn)}
-                return [message]
-            return [_turn_message(turn, self.ai_model_id)]
-        prepared, injected, direct = await self._injected(translation, settings)
+        quick = self._quick(chat_history.messages)
+        if quick is not None:
+            direct = self._settings(settings)
+            prepared, injected = quick, self._history(quick, chat_history.messages)
+        else:
+            translation = to_core_messages(chat_history.messages)
+            if self._direct(translation, settings, kwargs):
+                prepared, injected, direct = await self._injected(translation, settings)
+            else:
+                return await self._turn(translation, settings)
         sent = len(injected)
-        results = await with_timeout(
-            self.inner.get_chat_message_contents(injected, direct, **kwargs),
-            self.pipeline.config.timeout_s,
-        )
+        call = self.inner.get_chat_message_contents(injected, direct, **kwargs)
+        timeout = self.pipeline.config.timeout_s
+        results = await (with_timeout(call, timeout) if timeout else call)
         # The function-calling loop appended its calls and results to the history it was given;
         # the caller (ChatCompletionAgent) reads them from its own.
         _copy_new(injected, sent, chat_history)
@@ -152,6 +165,19 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             return results
         return [_turn_message(rewritten, self.ai_model_id), *results[1:]]
 
+    async def _turn(
+        self, translation: Translation[ChatMessageContent], settings: PromptExecutionSettings
+    ) -> list[ChatMessageContent]:
+        """A whole pipeline turn for :meth:`get_chat_message_contents`."""
+        view = self._view(translation, settings)
+        turn = await self._turns.run(translation.messages, view)
+        # A turn that is one model call answered unchanged returns the service's own message.
+        if turn.model_calls == 1 and view.responses and view.responses[-1].content == turn.text:
+            message = view.responses[-1]
+            message.metadata = {**message.metadata, METADATA_KEY: turn_summary(turn)}
+            return [message]
+        return [_turn_message(turn, self.ai_model_id)]
+
     async def get_streaming_chat_message_contents(
         self,
         chat_history: ChatHistory,
@@ -159,13 +185,20 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         **kwargs: Any,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         started = time.perf_counter()
-        translation = to_core_messages(chat_history.messages)
-        if not self._direct(translation, settings, kwargs):
-            turn = await self._turns.run(translation.messages, self._view(translation, settings))
-            for batch in _turn_stream(turn, self.ai_model_id):
-                yield batch
-            return
-        prepared, injected, direct = await self._injected(translation, settings)
+        quick = self._quick(chat_history.messages)
+        if quick is not None:
+            direct = self._settings(settings)
+            prepared, injected = quick, self._history(quick, chat_history.messages)
+        else:
+            translation = to_core_messages(chat_history.messages)
+            if not self._direct(translation, settings, kwargs):
+                turn = await self._turns.run(
+                    translation.messages, self._view(translation, settings)
+                )
+                for batch in _turn_stream(turn, self.ai_model_id):
+                    yield batch
+                return
+            prepared, injected, direct = await self._injected(translation, settings)
         copied = sent = len(injected)
         chunks = self.inner.get_streaming_chat_message_contents(injected, direct, **kwargs)
         # A text reply the guard or the reviewers may still change is held back until then;
@@ -203,6 +236,66 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         for batch in held if rewritten is None else _turn_stream(rewritten, self.ai_model_id):
             yield batch
 
+    # -- the quick route -------------------------------------------------------------------------
+
+    def _quick(self, messages: Sequence[ChatMessageContent]) -> _Prepared | None:
+        """The persona's head message and the history's plain-text messages, when the call can
+        go to the inner service with no turn machinery at all: persona injection alone (a static
+        persona, nothing but the built-in persona hooks), nothing recording spans or
+        measurements, a history of plain-text messages, and the persona's message put first (not
+        merged into a leading system message). None: the usual path (which may still pass the
+        call through). A plugin watching turns is looked for after the call
+        (``Turns.passed_through`` hands such a turn back)."""
+        pipeline = self.pipeline
+        if pipeline.telemetry.recording() or pipeline.metrics.enabled or not pipeline.can_stream:
+            return None
+        plain = plain_messages(messages)
+        if not plain:  # an empty history: the usual path sends it without a persona
+            return None
+        info = self._info
+        if info.service is not self.inner:  # the inner service was replaced
+            info = self.__dict__["_info"] = SemanticKernelChatModel(self.inner)
+        head = static_head(
+            pipeline.hooks, pipeline.once, pipeline.config, info, first_role=plain[0][0]
+        )
+        return None if head is None else _Prepared(head, plain)
+
+    def _history(self, prepared: _Prepared, messages: Sequence[ChatMessageContent]) -> ChatHistory:
+        """For a call :meth:`_quick` allows: the history for the inner service, the persona's
+        system message before the caller's own message objects (as ``from_core_messages`` gives
+        them back); ``prepared`` becomes :attr:`last_prepared`."""
+        self.__dict__["_last_prepared"] = prepared
+        sent = list(messages)
+        system = prepared.head.system
+        if system is not None:
+            sent.insert(0, self._persona_message(system))
+        return ChatHistory(messages=sent)
+
+    def _persona_message(self, system: Message) -> ChatMessageContent:
+        """The persona's system message in SK's form with the inner service's instruction role:
+        the one made on an earlier call while it still holds that text and role, else a new
+        one."""
+        role = self.inner.instruction_role
+        known = self._persona
+        if known is not None and known[0] is system and known[1] == role:
+            message: ChatMessageContent = known[2]
+            if (
+                message.role is known[3]
+                and message.name is None
+                and len(message.items) == 1
+                and message.content == system.content
+            ):
+                return message
+        message = sk_message(system, role)
+        self.__dict__["_persona"] = (system, role, message, message.role)
+        return message
+
+    def _settings(self, settings: PromptExecutionSettings) -> PromptExecutionSettings:
+        """The caller's settings with the config's model_settings over them (function calling
+        kept), as in a turn."""
+        generation = self.pipeline.config.model_settings
+        return with_generation(settings, generation, keep_function_calling=True)
+
     # -- helpers ---------------------------------------------------------------------------------
 
     def _direct(
@@ -238,12 +331,11 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
     ) -> tuple[PreparedPrompt, ChatHistory, PromptExecutionSettings]:
         """For a call passed to the inner service: the history with the persona's system message,
         and the settings with the config's model_settings over the caller's (as in a turn)."""
-        generation = self.pipeline.config.model_settings
-        settings = with_generation(settings, generation, keep_function_calling=True)
+        settings = self._settings(settings)
         if not translation.messages:
             return _NO_PERSONA, ChatHistory(), settings
         prepared = await self.pipeline.prepare(translation.messages, model=self._view(translation))
-        self._last_prepared = prepared
+        self.__dict__["_last_prepared"] = prepared
         messages = from_core_messages(
             prepared.prompt, translation.originals, instruction_role=self.inner.instruction_role
         )
@@ -251,7 +343,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
 
     async def _finish(
         self,
-        prepared: PreparedPrompt,
+        prepared: PreparedPrompt | _Prepared,
         history: ChatHistory,
         settings: PromptExecutionSettings,
         made: Sequence[ChatMessageContent],
@@ -264,13 +356,19 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         """Record the call that made ``reply`` (``made``: the assistant messages it made, ``calls``
         its model calls): a function call comes back untouched, a text reply is refined and
         guarded. Returns the turn whose text replaces the reply's; None when the reply stands."""
-        noted = {
-            item.id or str(index): {"id": item.id, "name": item.name, "arguments": item.arguments}
-            for index, item in enumerate(
-                i for m in [*made, *([reply] if reply is not None else [])] for i in m.items
-            )
-            if isinstance(item, FunctionCallContent)
-        }
+        replies = [*made, reply] if reply is not None else made
+        called = _calls_in(replies)
+        noted: dict[str, dict[str, Any]] = {}
+        if called:
+            noted = {
+                item.id or str(index): {
+                    "id": item.id,
+                    "name": item.name,
+                    "arguments": item.arguments,
+                }
+                for index, item in enumerate(i for m in replies for i in m.items)
+                if isinstance(item, FunctionCallContent)
+            }
         answered = Reply(
             reply.content if reply is not None else "",
             usage,
@@ -281,12 +379,14 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             # functions that ended the loop): it passes through untouched.
             final=reply is not None
             and reply.role == AuthorRole.ASSISTANT
-            and not _calls_in([reply]),
+            and not (called and _calls_in([reply])),
         )
         if self._turns.passed_through(prepared, answered, started=started):
             return None
         # The conversation as it now stands (tool results included), read only when needed.
         after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
+        if isinstance(prepared, _Prepared):
+            prepared = prepared()
         turn = await self._turns.finish(
             after.messages, prepared, answered, model=self._view(after, settings)
         )
@@ -302,6 +402,22 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
 
     def service_url(self) -> str | None:
         return self.inner.service_url()
+
+
+class _Prepared:
+    """The prepared prompt of a call the quick route sent, made when first read (from the texts
+    recorded at call time), the same object at every read."""
+
+    __slots__ = ("_made", "head", "plain")
+
+    def __init__(self, head: StaticHead, plain: list[Plain]):
+        self.head, self.plain = head, plain
+        self._made: PreparedPrompt | None = None
+
+    def __call__(self) -> PreparedPrompt:
+        if self._made is None:
+            self._made = self.head.prepared(core_messages(self.plain))
+        return self._made
 
 
 def _copy_new(source: ChatHistory, start: int, target: ChatHistory) -> int:

@@ -2,7 +2,8 @@
 
 They exist only to record what a model or service receives, to count calls, or to force a path the
 embedded model cannot take (a model call that fails, a model that asks for a function call).
-Every answer comes from the real embedded SmolLM2 model.
+Every answer comes from the real embedded SmolLM2 model, but for CannedChatCompletion's, which
+serve tests about what a wrapper sends rather than what a model writes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SkipValidation
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+from semantic_kernel.connectors.ai.completion_usage import CompletionUsage
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents import (
     ChatHistory,
@@ -248,3 +250,54 @@ class ScriptedReplyChatCompletion(FunctionCallingChatCompletion):
                 finish_reason="stop",
             )
         return await super()._complete(chat_history, settings)
+
+
+class CannedChatCompletion(ChatCompletionClientBase):
+    """A service that answers every call at once with ``answer`` (and its usage), keeping each
+    history (the very message objects), the settings and the kind of call in ``received``; for
+    tests that compare what two wrappers send, not what a model writes. With function calling
+    on and a kernel given, it first asks for ``function`` (once per history without a result)."""
+
+    SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = True
+    ai_model_id: str = "canned"
+    answer: str = "Four."
+    function: str | None = None
+    received: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
+
+    def _reply(self, chat_history: ChatHistory, settings: PromptExecutionSettings, kind: str):
+        self.received.append(
+            {"kind": kind, "messages": list(chat_history.messages), "settings": settings}
+        )
+        wants_call = self.function is not None and settings.function_choice_behavior is not None
+        if wants_call and not any(
+            isinstance(item, FunctionResultContent)
+            for message in chat_history.messages
+            for item in message.items
+        ):
+            call = FunctionCallContent(id="call_1", name=self.function, arguments={"city": "Oslo"})
+            return {"items": [call], "finish_reason": FinishReason.TOOL_CALLS}
+        usage = CompletionUsage(prompt_tokens=12, completion_tokens=3)
+        return {"content": self.answer, "metadata": {"usage": usage}}
+
+    async def _inner_get_chat_message_contents(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings
+    ) -> list[ChatMessageContent]:
+        fields = self._reply(chat_history, settings, "call")
+        return [ChatMessageContent(role=AuthorRole.ASSISTANT, ai_model_id="canned", **fields)]
+
+    async def _inner_get_streaming_chat_message_contents(
+        self,
+        chat_history: ChatHistory,
+        settings: PromptExecutionSettings,
+        function_invoke_attempt: int = 0,
+    ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
+        fields = self._reply(chat_history, settings, "stream")
+        yield [
+            StreamingChatMessageContent(
+                role=AuthorRole.ASSISTANT,
+                choice_index=0,
+                ai_model_id="canned",
+                function_invoke_attempt=function_invoke_attempt,
+                **fields,
+            )
+        ]
