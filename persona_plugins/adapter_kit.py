@@ -17,8 +17,8 @@ The steps in between are the same whatever the framework, so they live here:
 - :func:`messages_as_sent`, :func:`estimate_tokens`: the conversation with the persona, for
   synchronous token counting;
 - :func:`call_span`, :func:`record_call`: the ``chat`` span of a call passed to the framework's
-  client; :func:`turn_span`, :func:`record_turn`: the turn span around it; :func:`usage_from`:
-  token counts from whatever record a framework keeps;
+  client; :func:`turn_span`, :func:`record_turn` (:func:`record_passed_through`): the turn span
+  around it; :func:`usage_from`: token counts from whatever record a framework keeps;
 - :func:`require_chat_model`, :func:`model_config`, :func:`model_from_config`,
   :func:`close_model`: the chat models that back framework clients, checked, serialized and closed;
 - :func:`findings_report`: findings as JSON, for a framework function that checks text;
@@ -67,6 +67,7 @@ from persona_plugins.tracing import (
     Telemetry,
     finding_event,
     turn_attributes,
+    turn_outcome_attributes,
     turn_result_attributes,
 )
 
@@ -99,6 +100,7 @@ __all__ = [
     "model_from_config",
     "passed_through_turn",
     "record_call",
+    "record_passed_through",
     "record_turn",
     "require_chat_model",
     "restore",
@@ -348,6 +350,18 @@ def record_turn(span: SafeSpan, turn: TurnResult | None) -> None:
     """What a finished turn adds to its :func:`turn_span` (nothing when it is not recorded)."""
     if turn is not None and span.recording:
         span.set_many(turn_result_attributes(turn))
+
+
+def record_passed_through(span: SafeSpan, prepared: PreparedPrompt, reply: Reply) -> None:
+    """What :func:`record_turn` adds for the turn of a reply passed straight through
+    (:meth:`Turns.passed_through`), without building its :class:`~persona_plugins.TurnResult`:
+    the same attributes as the turn :func:`passed_through_turn` makes."""
+    if span.recording:
+        usage = reply.usage or Usage()
+        outcome = turn_outcome_attributes(
+            prepared.persona, prepared.persona_source, "persona", reply.model_calls, usage
+        )  # "persona": the one candidate's name
+        span.set_many(outcome)
 
 
 def record_call(span: SafeSpan, usage: Usage, finish_reason: str | None) -> None:

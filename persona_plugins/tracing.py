@@ -28,6 +28,8 @@ from persona_plugins import semconv
 
 if TYPE_CHECKING:
     from persona_plugins.config import PipelineConfig
+    from persona_plugins.model import Usage
+    from persona_plugins.persona import Persona
     from persona_plugins.results import (
         Finding,
         Judgement,
@@ -52,6 +54,7 @@ __all__ = [
     "review_attributes",
     "reviewer_attributes",
     "turn_attributes",
+    "turn_outcome_attributes",
     "turn_result_attributes",
     "verdict_event",
 ]
@@ -143,17 +146,39 @@ def turn_attributes(config: PipelineConfig, model_name: str) -> dict[str, Any]:
 
 def turn_result_attributes(result: TurnResult) -> dict[str, Any]:
     """What a finished turn adds to its span: persona, chosen candidate, cost and guard outcome."""
-    persona = result.persona.name if result.persona else None
+    return turn_outcome_attributes(
+        result.persona,
+        result.persona_source,
+        result.chosen,
+        result.model_calls,
+        result.usage,
+        len(result.findings),
+        result.action,
+    )
+
+
+def turn_outcome_attributes(
+    persona: Persona | None,
+    persona_source: str | None,
+    chosen: str | None,
+    model_calls: int,
+    usage: Usage,
+    findings: int = 0,
+    action: str = "allow",
+) -> dict[str, Any]:
+    """:func:`turn_result_attributes` from the parts of a turn, for a turn whose
+    :class:`~persona_plugins.TurnResult` is not built (a call passed straight through)."""
+    name = persona.name if persona else None
     return {
-        semconv.GEN_AI_AGENT_NAME: persona,
-        semconv.PP_PERSONA_NAME: persona,
-        semconv.PP_PERSONA_SOURCE: result.persona_source,
-        semconv.PP_CHOSEN: result.chosen,
-        semconv.PP_MODEL_CALLS: result.model_calls,
-        semconv.GEN_AI_USAGE_INPUT_TOKENS: result.usage.input_tokens,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.usage.output_tokens,
-        semconv.PP_FINDINGS_COUNT: len(result.findings),
-        semconv.PP_ACTION: result.action,
+        semconv.GEN_AI_AGENT_NAME: name,
+        semconv.PP_PERSONA_NAME: name,
+        semconv.PP_PERSONA_SOURCE: persona_source,
+        semconv.PP_CHOSEN: chosen,
+        semconv.PP_MODEL_CALLS: model_calls,
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+        semconv.PP_FINDINGS_COUNT: findings,
+        semconv.PP_ACTION: action,
     }
 
 
@@ -280,7 +305,10 @@ class SafeSpan:
         if value is None or not self.recording:
             return
         try:
-            self._span.set_attributes(_clean({key: value}, self.capture_content))
+            if type(value) in _SCALARS:  # nothing to convert
+                self._span.set_attribute(key, value)
+            else:
+                self._span.set_attributes(_clean({key: value}, self.capture_content))
         except Exception:  # instrumentation must never raise
             _log.debug("could not set span attribute %s", key, exc_info=True)
 
@@ -402,10 +430,9 @@ class recording_scope:  # a class, not a generator: entered on every turn
 Attributes = Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None
 
 
-class _SpanScope:
-    """One span: started, made current, ended; exceptions recorded on it and re-raised."""
-
-    __slots__ = ("_attributes", "_kind", "_name", "_safe", "_span", "_telemetry", "_token")
+class _SpanScope(SafeSpan):
+    """One span: started, made current, ended; exceptions recorded on it and re-raised. The
+    scope is also the span's :class:`SafeSpan` (one object per span, not two)."""
 
     def __init__(self, telemetry: Telemetry, name: str, attributes: Attributes, kind: SpanKind):
         self._telemetry = telemetry
@@ -424,14 +451,16 @@ class _SpanScope:
             _log.debug("could not start span %s", self._name, exc_info=True)
             span, recording = trace.INVALID_SPAN, False
         self._span = span
-        self._token = None
+        self._token: object = None
         if recording:
             try:
                 self._token = otel_context.attach(trace.set_span_in_context(span))
             except Exception:
                 _log.debug("could not attach span context", exc_info=True)
-        self._safe = SafeSpan(span, self._telemetry.capture_content and recording, recording)
-        return self._safe
+        self.capture_content = self._telemetry.capture_content and recording
+        self.recording = recording
+        self._ended = False
+        return self
 
     def __exit__(
         self,
@@ -440,10 +469,10 @@ class _SpanScope:
         traceback: TracebackType | None,
     ) -> None:
         if exc is not None:
-            self._safe.error(exc)
+            self.error(exc)
         if self._token is not None:
             try:
-                otel_context.detach(self._token)
+                otel_context.detach(self._token)  # type: ignore[arg-type]
             except Exception:
                 _log.debug("could not detach span context", exc_info=True)
         try:

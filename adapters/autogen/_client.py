@@ -24,6 +24,7 @@ from persona_plugins.adapter_kit import (
     in_span,
     messages_as_sent,
     record_call,
+    record_passed_through,
     record_turn,
     rewrites_replies,
     stream_spans,
@@ -261,7 +262,8 @@ class PersonaChatCompletionClient(
     ) -> CreateResult:
         """A tool call comes back untouched; a text reply is refined and guarded (finish_reply)."""
         reply = _reply(result, usage, call)
-        if not traced.recording and self._turns.passed_through(prepared, reply, started=started):
+        if self._turns.passed_through(prepared, reply, started=started):
+            record_passed_through(traced, prepared, reply)
             return result  # nothing can change it: the turn's result is made if it is read
         turn = await self._turns.finish(translation.messages, prepared, reply, model=view)
         record_turn(traced, turn)

@@ -532,3 +532,57 @@ async def test_a_blocked_response_marks_the_turn_with_the_violation(memory_traci
     assert turn.status.status_code is StatusCode.ERROR
     assert turn.attributes[sc.ERROR_TYPE] == "GuardrailViolation"
     assert one(spans, "persona_plugins resolve_findings").attributes[sc.PP_ACTION] == "block"
+
+
+@pytest.mark.parametrize("usage", [None, (12, 5)])
+@pytest.mark.parametrize("persona", ["pirate_captain", None])
+async def test_a_passed_through_turn_records_what_its_built_turn_would(
+    memory_tracing, bare_manager, usage, persona
+):
+    from persona_plugins.adapter_kit import (
+        Reply,
+        passed_through_turn,
+        record_passed_through,
+        record_turn,
+    )
+    from persona_plugins.model import Usage
+    from persona_plugins.tracing import Telemetry
+
+    provider, exporter = memory_tracing
+    pipeline = pipeline_on(provider, bare_manager, persona=persona)
+    prepared = await pipeline.prepare(QUESTION)
+    reply = Reply(
+        "Four.", usage=Usage(input_tokens=usage[0], output_tokens=usage[1]) if usage else None
+    )
+    telemetry = Telemetry(provider)
+    with telemetry.span("built") as span:
+        record_turn(span, passed_through_turn(prepared, reply))
+    with telemetry.span("passed") as span:
+        record_passed_through(span, prepared, reply)
+    spans = finished(exporter)
+    built, passed = one(spans, "built").attributes, one(spans, "passed").attributes
+    assert dict(passed) == dict(built)
+    assert list(passed) == list(built)  # same attributes, set in the same order
+    assert passed[sc.PP_CHOSEN] == "persona"
+    assert passed[sc.PP_PERSONA_SOURCE] == prepared.persona_source
+    assert passed[sc.GEN_AI_USAGE_INPUT_TOKENS] == (usage[0] if usage else 0)
+
+
+async def test_a_span_set_records_scalars_as_they_are_and_converts_the_rest(memory_tracing):
+    from persona_plugins.tracing import Explanation, SafeSpan, Telemetry
+
+    provider, exporter = memory_tracing
+    with Telemetry(provider).span("s") as span:
+        assert isinstance(span, SafeSpan) and span.recording
+        span.set("a.int", 3)
+        span.set("a.bool", False)
+        span.set("a.none", None)
+        span.set("a.list", ("x", "y"))
+        span.set("a.explained", Explanation("the secret text", "redacted"))
+        span.set("a.other", {"k": 1})
+    attributes = one(finished(exporter), "s").attributes
+    assert attributes["a.int"] == 3 and attributes["a.bool"] is False
+    assert "a.none" not in attributes
+    assert list(attributes["a.list"]) == ["x", "y"]
+    assert attributes["a.explained"] == "redacted"  # content capture is off
+    assert attributes["a.other"] == "{'k': 1}"
