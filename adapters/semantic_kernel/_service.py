@@ -206,15 +206,18 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         hold = rewrites_replies(self.pipeline.config)
         held: list[list[StreamingChatMessageContent]] = []
         attempt: list[StreamingChatMessageContent] = []  # the assistant chunks of the last call
-        usage, calls = Usage(), 0
+        usage: Usage | None = None  # none until a chunk tells
+        calls = 0
+        timeout = self.pipeline.config.timeout_s
         try:
-            async for batch in timed_steps(chunks, self.pipeline.config.timeout_s):
+            async for batch in timed_steps(chunks, timeout) if timeout else chunks:
                 replies = [m for m in batch if m is not None and m.role == AuthorRole.ASSISTANT]
                 current = attempt[-1].function_invoke_attempt if attempt else None
                 if any(m.function_invoke_attempt != current for m in replies):
                     attempt, calls = [], calls + 1
                 if any(m.metadata.get("usage") for m in replies):
-                    usage += usage_of(*replies)
+                    found = usage_of(*replies)
+                    usage = found if usage is None else usage + found
                 attempt += replies
                 copied = _copy_new(injected, copied, chat_history)
                 if hold and not _calls_in(attempt) and len(replies) == len(batch):
@@ -230,8 +233,9 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             with contextlib.suppress(Exception):
                 await chunks.aclose()
         made = [m for m in injected.messages[sent:] if m.role == AuthorRole.ASSISTANT]
+        reply, usage = _merged(attempt), Usage() if usage is None else usage
         rewritten = await self._finish(
-            prepared, chat_history, settings, made, _merged(attempt), usage, calls, started=started
+            prepared, chat_history, settings, made, reply, usage, calls, started=started
         )
         for batch in held if rewritten is None else _turn_stream(rewritten, self.ai_model_id):
             yield batch
