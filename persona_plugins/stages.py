@@ -92,6 +92,21 @@ class Once:
         return value
 
 
+_STAGE_SPANS: dict[str, tuple[str, dict[str, Any]]] = {}
+_STAGE_SPANS_KEPT = 64  # stage names are a handful; one made up per call is not kept
+
+
+def _stage_span(stage: str) -> tuple[str, dict[str, Any]]:
+    """The name and starting attributes of ``stage``'s span, made once per stage name (the
+    attributes are copied when a span starts, never changed)."""
+    made = _STAGE_SPANS.get(stage)
+    if made is None:
+        made = (f"{semconv.SPAN_STAGE_PREFIX}{stage}", {semconv.PP_STAGE: stage})
+        if len(_STAGE_SPANS) < _STAGE_SPANS_KEPT:
+            _STAGE_SPANS[stage] = made
+    return made
+
+
 @dataclass
 class TurnContext:
     """Everything a stage needs about the turn (or the single operation) it is part of.
@@ -175,15 +190,16 @@ class TurnContext:
         """
         if not self.observed():  # no span, no measurement: only the failure handling is left
             return await self._isolated(name, body, NOT_RECORDING)
+        span_name, attributes = _stage_span(name)
+        if not self.measured:  # traced only: the span's own timestamps time it
+            with self.telemetry.span(span_name, attributes) as span:
+                return await self._isolated(name, body, span)
         started = time.perf_counter()
-        with self.telemetry.span(
-            f"{semconv.SPAN_STAGE_PREFIX}{name}", {semconv.PP_STAGE: name}
-        ) as span:
+        with self.telemetry.span(span_name, attributes) as span:
             try:
                 return await self._isolated(name, body, span)
             finally:
-                if self.measured:
-                    self.metrics.stage(name, time.perf_counter() - started)
+                self.metrics.stage(name, time.perf_counter() - started)
 
     async def _isolated(
         self, name: str, body: Callable[[SafeSpan], Awaitable[T]], span: SafeSpan

@@ -555,7 +555,7 @@ class Telemetry:
         nothing is converted or attached, so tracing that is off costs next to nothing, and a
         non-recording span never hides the caller's own current span from other instrumentation.
         """
-        if not self.recording():
+        if not (_RECORDING.get() and (self._settled or self.may_record())):  # self.recording()
             return _NOT_RECORDING
         return _SpanScope(self, name, attributes, kind)
 

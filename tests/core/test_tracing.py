@@ -586,3 +586,26 @@ async def test_a_span_set_records_scalars_as_they_are_and_converts_the_rest(memo
     assert list(attributes["a.list"]) == ["x", "y"]
     assert attributes["a.explained"] == "redacted"  # content capture is off
     assert attributes["a.other"] == "{'k': 1}"
+
+
+async def test_every_stage_span_is_named_after_its_stage_however_many_there_are(
+    memory_tracing, bare_manager
+):
+    from persona_plugins.messages import normalize_messages
+    from persona_plugins.stages import TurnContext
+
+    provider, exporter = memory_tracing
+    pipeline = pipeline_on(provider, bare_manager)
+    turn = TurnContext.start(pipeline, normalize_messages(QUESTION))
+
+    async def body(span):
+        span.set("extra", 1)  # set on this stage's span only
+        return "done"
+
+    names = [f"custom_{i}" for i in range(80)] * 2  # more names than are kept, each twice
+    for name in names:
+        assert await turn.stage(name, body) == "done"
+    spans = finished(exporter)
+    assert [s.name for s in spans] == [f"persona_plugins {name}" for name in names]
+    for span, name in zip(spans, names, strict=True):
+        assert dict(span.attributes) == {sc.PP_STAGE: name, "extra": 1}
