@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from opentelemetry.trace import TracerProvider
@@ -16,6 +16,7 @@ from semantic_kernel.contents.chat_history import ChatHistory
 from semantic_kernel.contents.chat_message_content import ChatMessageContent
 from semantic_kernel.contents.function_call_content import FunctionCallContent
 from semantic_kernel.contents.streaming_chat_message_content import StreamingChatMessageContent
+from semantic_kernel.contents.text_content import TextContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
 from persona_plugins.adapter_kit import (
@@ -78,11 +79,11 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
 
     inner: SkipValidation[ChatCompletionClientBase] = Field(exclude=True)
     pipeline: SkipValidation[PersonaPipeline] = Field(exclude=True)
-    # Kept in the instance's own attributes, not as pydantic private attributes (read on every
-    # call: a private attribute costs a pydantic lookup each time): _turns (Turns),
-    # _last_prepared (a PreparedPrompt, or the _Prepared that makes it when first read),
-    # _persona (the persona's SK system message and what it was made from), _info (a view of
-    # the inner service that says how it takes system messages).
+    if TYPE_CHECKING:  # in the instance's own attributes, not pydantic's private ones (read on
+        # every call: a private attribute costs a pydantic lookup each time); set in __init__
+        _last_prepared: PreparedPrompt | _Prepared | None  # _Prepared: made when first read
+        _persona: tuple[Message, str, ChatMessageContent, AuthorRole] | None  # made from, role
+        _info: SemanticKernelChatModel  # says how the inner service takes system messages
 
     def __init__(
         self,
@@ -136,6 +137,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         **kwargs: Any,
     ) -> list[ChatMessageContent]:
         started = time.perf_counter()
+        prepared: PreparedPrompt | _Prepared
         quick = self._quick(chat_history.messages)
         if quick is not None:
             direct = self._settings(settings)
@@ -185,6 +187,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         **kwargs: Any,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         started = time.perf_counter()
+        prepared: PreparedPrompt | _Prepared
         quick = self._quick(chat_history.messages)
         if quick is not None:
             direct = self._settings(settings)
@@ -283,11 +286,14 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         known = self._persona
         if known is not None and known[0] is system and known[1] == role:
             message: ChatMessageContent = known[2]
-            if (
+            items = message.items
+            if (  # as made: nothing (a filter, the service) changed it since
                 message.role is known[3]
                 and message.name is None
-                and len(message.items) == 1
-                and message.content == system.content
+                and not message.metadata
+                and len(items) == 1
+                and type(items[0]) is TextContent
+                and items[0].text == system.content
             ):
                 return message
         message = sk_message(system, role)

@@ -158,6 +158,19 @@ async def test_the_inner_service_instruction_role_and_persona_are_read_on_every_
     ]
 
 
+async def test_the_persona_message_is_reused_only_while_nothing_changed_it():
+    service, _ = pair()
+    heads = []
+    for change in (None, None, lambda m: m.metadata.update(seen=True), None):
+        await call(service, CONVERSATIONS["user only"]())
+        heads.append(received(service)["messages"][0])
+        if change is not None:
+            change(heads[-1])
+    assert heads[1] is heads[0]
+    assert heads[3] is not heads[2] and heads[3].metadata == {}
+    assert texts(heads[2:]) == texts(heads[:2])
+
+
 async def test_a_plugin_watching_turns_registered_after_the_service_was_built_sees_the_next_call(
     plugin_manager,
 ):
