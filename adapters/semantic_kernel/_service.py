@@ -137,17 +137,10 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         **kwargs: Any,
     ) -> list[ChatMessageContent]:
         started = time.perf_counter()
-        prepared: PreparedPrompt | _Prepared
-        quick = self._quick(chat_history.messages)
-        if quick is not None:
-            direct = self._settings(settings)
-            prepared, injected = quick, self._history(quick, chat_history.messages)
-        else:
-            translation = to_core_messages(chat_history.messages)
-            if self._direct(translation, settings, kwargs):
-                prepared, injected, direct = await self._injected(translation, settings)
-            else:
-                return await self._turn(translation, settings)
+        passed = await self._passed(chat_history.messages, settings, kwargs)
+        if isinstance(passed, Translation):
+            return await self._turn(passed, settings)
+        prepared, injected, direct = passed
         sent = len(injected)
         call = self.inner.get_chat_message_contents(injected, direct, **kwargs)
         timeout = self.pipeline.config.timeout_s
@@ -187,21 +180,13 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         **kwargs: Any,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         started = time.perf_counter()
-        prepared: PreparedPrompt | _Prepared
-        quick = self._quick(chat_history.messages)
-        if quick is not None:
-            direct = self._settings(settings)
-            prepared, injected = quick, self._history(quick, chat_history.messages)
-        else:
-            translation = to_core_messages(chat_history.messages)
-            if not self._direct(translation, settings, kwargs):
-                turn = await self._turns.run(
-                    translation.messages, self._view(translation, settings)
-                )
-                for batch in _turn_stream(turn, self.ai_model_id):
-                    yield batch
-                return
-            prepared, injected, direct = await self._injected(translation, settings)
+        passed = await self._passed(chat_history.messages, settings, kwargs)
+        if isinstance(passed, Translation):
+            turn = await self._turns.run(passed.messages, self._view(passed, settings))
+            for batch in _turn_stream(turn, self.ai_model_id):
+                yield batch
+            return
+        prepared, injected, direct = passed
         copied = sent = len(injected)
         chunks = self.inner.get_streaming_chat_message_contents(injected, direct, **kwargs)
         # A text reply the guard or the reviewers may still change is held back until then;
@@ -242,6 +227,24 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         )
         for batch in held if rewritten is None else _turn_stream(rewritten, self.ai_model_id):
             yield batch
+
+    async def _passed(
+        self,
+        messages: list[ChatMessageContent],
+        settings: PromptExecutionSettings,
+        kwargs: Mapping[str, Any],
+    ) -> Passed | Translation[ChatMessageContent]:
+        """For a call passed to the inner service: its prepared prompt, the history and the
+        settings it sends (by the quick route when it may). The history's translation when the
+        whole turn runs in the pipeline instead."""
+        quick = self._quick(messages)
+        if quick is not None:
+            direct = self._settings(settings)  # before last_prepared changes, as on the usual path
+            return quick, self._history(quick, messages), direct
+        translation = to_core_messages(messages)
+        if not self._direct(translation, settings, kwargs):
+            return translation
+        return await self._injected(translation, settings)
 
     # -- the quick route -------------------------------------------------------------------------
 
@@ -428,6 +431,11 @@ class _Prepared:
         if self._made is None:
             self._made = self.head.prepared(core_messages(self.plain))
         return self._made
+
+
+#: What a call passed to the inner service sends: the prepared prompt (or what makes it), the
+#: history and the settings.
+Passed = tuple[PreparedPrompt | _Prepared, ChatHistory, PromptExecutionSettings]
 
 
 def _copy_new(source: ChatHistory, start: int, target: ChatHistory) -> int:
