@@ -591,10 +591,8 @@ async def finish_reply(
 
     :param messages: the conversation the reply answers, without the persona.
     :param prepared: what :meth:`~persona_plugins.PersonaPipeline.prepare` gave the call.
-    :param reply: the :class:`Reply` (a plain string: a reply with that text and nothing else
-        known).
-    :param model: the view of the framework client that reviewers and regeneration call (without
-        tools).
+    :param reply: the :class:`Reply`, or its text alone.
+    :param model: the view of the framework client (without tools) for reviewers and regeneration.
     :return: the :class:`~persona_plugins.TurnResult`, after the ``on_turn_complete`` observers
         have seen it; usage and calls include the reviewers' and the guard's.
     :raises GuardrailViolation: when ``enforce`` blocks the reply.
