@@ -55,7 +55,7 @@ from persona_plugins.errors import ConfigError, ModelCallError
 from persona_plugins.guard import collect_detectors
 from persona_plugins.guardrails import NoModel, guard_pipeline
 from persona_plugins.guardrails.team import TeamMonitor
-from persona_plugins.injection import inject_persona, render_persona
+from persona_plugins.injection import StaticHead, inject_persona, render_persona, static_head
 from persona_plugins.metrics import PipelineMetrics
 from persona_plugins.model import ChatModel, Completion, Message, Usage
 from persona_plugins.persona import Persona, resolve_persona
@@ -99,6 +99,7 @@ __all__ = [
     "model_config",
     "model_from_config",
     "passed_through_turn",
+    "quick_head",
     "record_call",
     "record_passed_through",
     "record_turn",
@@ -545,6 +546,19 @@ def passed_through_turn(prepared: PreparedPrompt, reply: Reply | str) -> TurnRes
         usage=usage,
         model_calls=model_calls,
     )
+
+
+def quick_head(
+    pipeline: PersonaPipeline, model: ChatModel, first_role: str | None
+) -> StaticHead | None:
+    """For a persona-only call that may skip the turn machinery altogether: the persona's head
+    message (:func:`~persona_plugins.injection.static_head`) when the call
+    :attr:`~persona_plugins.PersonaPipeline.can_stream`, nothing records, only the built-in persona
+    hooks take part and the persona goes in a message of its own before one of ``first_role``.
+    None: the adapter's usual path (``prepare()``, then the framework's client)."""
+    if pipeline.telemetry.recording() or pipeline.metrics.enabled or not pipeline.can_stream:
+        return None
+    return static_head(pipeline.hooks, pipeline.once, pipeline.config, model, first_role=first_role)
 
 
 def rewrites_replies(config: PipelineConfig) -> bool:

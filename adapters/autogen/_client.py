@@ -23,6 +23,7 @@ from persona_plugins.adapter_kit import (
     chosen_candidate,
     in_span,
     messages_as_sent,
+    quick_head,
     record_call,
     record_passed_through,
     record_turn,
@@ -50,7 +51,7 @@ from persona_plugins.adapters.autogen._model import (
     text_result,
 )
 from persona_plugins.config import PipelineConfig, flatten_generation_settings
-from persona_plugins.injection import StaticHead, static_head
+from persona_plugins.injection import StaticHead
 from persona_plugins.model import Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
@@ -190,18 +191,12 @@ class PersonaChatCompletionClient(
         measurements, every message plain text, and the persona's message put first (not merged
         into a leading system message). None: the usual path. (A plugin watching turns is looked
         for after the call, by ``Turns.passed_through``, which hands such a turn back.)"""
-        pipeline = self.pipeline
-        if pipeline.telemetry.recording() or pipeline.metrics.enabled or not pipeline.can_stream:
-            return None
         plain = plain_messages(call.messages)
         if not plain:  # an empty conversation is the usual path's to refuse
             return None
         if self._info.client is not self.inner:  # the inner client was replaced
             self._info = AutoGenChatModel(self.inner, model_name=self._model_name)
-        first = plain[0][1] if plain else None
-        head = static_head(
-            pipeline.hooks, pipeline.once, pipeline.config, self._info, first_role=first
-        )
+        head = quick_head(self.pipeline, self._info, plain[0][1])
         return None if head is None else (head, plain)
 
     async def _create_quick(

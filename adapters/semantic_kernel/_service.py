@@ -25,6 +25,7 @@ from persona_plugins.adapter_kit import (
     TurnRecord,
     Turns,
     chosen_candidate,
+    quick_head,
     rewrites_replies,
     text_chunks,
     timed_steps,
@@ -46,7 +47,7 @@ from persona_plugins.adapters.semantic_kernel._model import (
     with_generation,
 )
 from persona_plugins.config import PipelineConfig
-from persona_plugins.injection import StaticHead, static_head
+from persona_plugins.injection import StaticHead
 from persona_plugins.model import Message, Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
@@ -256,18 +257,13 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         merged into a leading system message). None: the usual path (which may still pass the
         call through). A plugin watching turns is looked for after the call
         (``Turns.passed_through`` hands such a turn back)."""
-        pipeline = self.pipeline
-        if pipeline.telemetry.recording() or pipeline.metrics.enabled or not pipeline.can_stream:
-            return None
         plain = plain_messages(messages)
         if not plain:  # an empty history: the usual path sends it without a persona
             return None
         info = self._info
         if info.service is not self.inner:  # the inner service was replaced
             info = self.__dict__["_info"] = SemanticKernelChatModel(self.inner)
-        head = static_head(
-            pipeline.hooks, pipeline.once, pipeline.config, info, first_role=plain[0][0]
-        )
+        head = quick_head(self.pipeline, info, plain[0][0])
         return None if head is None else _Prepared(head, plain)
 
     def _history(self, prepared: _Prepared, messages: Sequence[ChatMessageContent]) -> ChatHistory:
