@@ -3,17 +3,15 @@ README's *Agent Framework* section."""
 
 from __future__ import annotations
 
+from persona_plugins.errors import require_extra
+
 SUPPORTED_AGENT_FRAMEWORK = ">=1.23,<2"
-
-try:
-    import agent_framework
-    import agent_framework.observability  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised with agent_framework hidden
-    from persona_plugins.errors import MissingExtraError
-
-    raise MissingExtraError(
-        "persona_plugins.adapters.agent_framework", "agent-framework", missing=exc.name
-    ) from exc
+require_extra(
+    "persona_plugins.adapters.agent_framework",
+    "agent-framework",
+    "agent_framework",
+    "agent_framework.observability",
+)
 
 from persona_plugins.adapters.agent_framework._client import (  # noqa: E402
     AgentFrameworkChatModel,

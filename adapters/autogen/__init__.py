@@ -3,17 +3,10 @@ in ten lines* section."""
 
 from __future__ import annotations
 
+from persona_plugins.errors import require_extra
+
 SUPPORTED_AUTOGEN = ">=0.7,<0.8"
-
-try:
-    import autogen_core
-    import autogen_core.models  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised with autogen hidden from sys.modules
-    from persona_plugins.errors import MissingExtraError
-
-    raise MissingExtraError(
-        "persona_plugins.adapters.autogen", "autogen", missing=exc.name
-    ) from exc
+require_extra("persona_plugins.adapters.autogen", "autogen", "autogen_core", "autogen_core.models")
 
 from persona_plugins.adapters.autogen._client import (  # noqa: E402
     PersonaChatCompletionClient,
