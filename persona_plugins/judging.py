@@ -344,7 +344,7 @@ async def _tournament(
     outcomes: list[Judgement] = []
     reasons: list[str] = []
     for challenger in candidates[1:]:
-        if winner.answer is not None and winner.answer == challenger.answer:
+        if answers_agree([winner.answer, challenger.answer]):
             reasons.append(f"{winner.name!r} and {challenger.name!r} agree")
             continue
         outcome = await judge_pair(question, winner, challenger, config, model)

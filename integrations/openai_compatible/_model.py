@@ -94,8 +94,27 @@ class _AttemptFailed(Exception):
 _C = TypeVar("_C", bound="Closing")
 
 
+def backoff_seconds(
+    failures: int, backoff_s: float, max_wait_s: float, rng: random.Random
+) -> float:
+    """The wait after ``failures`` failed attempts in a row: ``backoff_s * 2 ** (failures - 1)``
+    (at most ``max_wait_s``), scaled by a random factor in [0.5, 1)."""
+    return min(max_wait_s, backoff_s * 2 ** (failures - 1)) * rng.uniform(0.5, 1.0)
+
+
 class Closing:
-    """``close()`` and ``async with`` for a model whose ``aclose()`` closes its connections."""
+    """What both OpenAI-compatible models share: ``close()`` and ``async with`` for a model whose
+    ``aclose()`` closes its connections, :meth:`complete_blocking` and the provider's facts."""
+
+    provider_name = "openai_compatible"
+    supports_multiple_system_messages = True
+
+    async def complete(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        raise NotImplementedError
+
+    def complete_blocking(self, messages: Sequence[Message], **settings: Any) -> Completion:
+        """:meth:`complete` for code with no event loop running (it runs one for the call)."""
+        return asyncio.run(self.complete(messages, **settings))
 
     async def aclose(self) -> None:
         raise NotImplementedError
@@ -162,9 +181,6 @@ class OpenAICompatibleChatModel(Closing):
             HTTPX exception (an :class:`httpx.HTTPStatusError` for an HTTP error status, with
             the response on ``.response``).
     """
-
-    provider_name = "openai_compatible"
-    supports_multiple_system_messages = True
 
     def __init__(
         self,
@@ -310,8 +326,7 @@ class OpenAICompatibleChatModel(Closing):
         server asked for longer than ``max_wait_s``)."""
         if asked is not None:
             return asked if asked <= self.max_wait_s else None
-        base = min(self.max_wait_s, self.backoff_s * 2 ** (attempt - 1))
-        return base * self._random.uniform(0.5, 1.0)
+        return backoff_seconds(attempt, self.backoff_s, self.max_wait_s, self._random)
 
     async def _attempt(self, url: str, content: bytes, headers: dict[str, str]) -> bytes:
         """One request: the response body, or _AttemptFailed saying why and whether to retry."""
@@ -391,10 +406,6 @@ class OpenAICompatibleChatModel(Closing):
                 f"{raw[:200]!r}",
                 messages=messages,
             ) from exc
-
-    def complete_blocking(self, messages: Sequence[Message], **settings: Any) -> Completion:
-        """:meth:`complete` for code with no event loop running (it runs one for the call)."""
-        return asyncio.run(self.complete(messages, **settings))
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleChatModel({self.base_url!r}, model={self.model_name!r})"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -14,10 +13,10 @@ from persona_plugins.integrations.openai_compatible._model import (
     OpenAICompatibleChatModel,
     _AttemptFailed,
     _number,
+    backoff_seconds,
+    logger,
 )
 from persona_plugins.model import Completion, Message
-
-logger = logging.getLogger("persona_plugins.integrations.openai_compatible")
 
 
 @dataclass
@@ -103,9 +102,6 @@ class OpenAICompatiblePool(Closing):
             met, on which server.
     """
 
-    provider_name = "openai_compatible"
-    supports_multiple_system_messages = True
-
     def __init__(
         self,
         base_urls: str | Sequence[str],
@@ -181,8 +177,8 @@ class OpenAICompatiblePool(Closing):
     def _rest(self, server: _Server, asked: float | None) -> None:
         server.failures_in_a_row += 1
         if asked is None:
-            base = min(self.max_wait_s, self.backoff_s * 2 ** (server.failures_in_a_row - 1))
-            asked = base * self._random.uniform(0.5, 1.0)
+            failures, rng = server.failures_in_a_row, self._random
+            asked = backoff_seconds(failures, self.backoff_s, self.max_wait_s, rng)
         server.resting_until = max(server.resting_until, self._clock() + asked)
 
     # -- calls -----------------------------------------------------------------------------------
@@ -236,10 +232,6 @@ class OpenAICompatiblePool(Closing):
             server.resting_until = 0.0
             return server.model._parse(server.model.url, raw, messages)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def complete_blocking(self, messages: Sequence[Message], **settings: Any) -> Completion:
-        """:meth:`complete` for code with no event loop running (it runs one for the call)."""
-        return asyncio.run(self.complete(messages, **settings))
 
     # -- connections -----------------------------------------------------------------------------
 
