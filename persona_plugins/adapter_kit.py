@@ -99,6 +99,7 @@ __all__ = [
     "model_config",
     "model_from_config",
     "passed_through_turn",
+    "quick_allowed",
     "quick_head",
     "record_call",
     "record_passed_through",
@@ -548,16 +549,23 @@ def passed_through_turn(prepared: PreparedPrompt, reply: Reply | str) -> TurnRes
     )
 
 
+def quick_allowed(pipeline: PersonaPipeline) -> bool:
+    """Whether a persona-only call may skip the turn machinery altogether: it
+    :attr:`~persona_plugins.PersonaPipeline.can_stream` and nothing records spans or
+    measurements. Cheap: an adapter asks it before reading the call's messages for
+    :func:`quick_head`."""
+    return (
+        pipeline.can_stream and not pipeline.telemetry.recording() and not pipeline.metrics.enabled
+    )
+
+
 def quick_head(
     pipeline: PersonaPipeline, model: ChatModel, first_role: str | None
 ) -> StaticHead | None:
-    """For a persona-only call that may skip the turn machinery altogether: the persona's head
-    message (:func:`~persona_plugins.injection.static_head`) when the call
-    :attr:`~persona_plugins.PersonaPipeline.can_stream`, nothing records, only the built-in persona
-    hooks take part and the persona goes in a message of its own before one of ``first_role``.
-    None: the adapter's usual path (``prepare()``, then the framework's client)."""
-    if pipeline.telemetry.recording() or pipeline.metrics.enabled or not pipeline.can_stream:
-        return None
+    """For a call :func:`quick_allowed` lets through: the persona's head message
+    (:func:`~persona_plugins.injection.static_head`) when only the built-in persona hooks take
+    part and the persona goes in a message of its own before one of ``first_role``. None: the
+    adapter's usual path (``prepare()``, then the framework's client)."""
     return static_head(pipeline.hooks, pipeline.once, pipeline.config, model, first_role=first_role)
 
 

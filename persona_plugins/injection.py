@@ -183,7 +183,9 @@ def _static_head(hooks: Hooks, once: Once, config: PipelineConfig) -> StaticHead
         return StaticHead(choice, None, None)
     if not hooks.is_only("inject_persona", inject_persona):
         return None
-    return StaticHead(choice, text, Message.system(text))
+    # the very message the inject stage places for this text, so a framework message made from it
+    # (and remembered by it) serves both paths
+    return StaticHead(choice, text, once.get("system_message", text, lambda: Message.system(text)))
 
 
 def _prepared(

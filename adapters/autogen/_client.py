@@ -23,6 +23,7 @@ from persona_plugins.adapter_kit import (
     chosen_candidate,
     in_span,
     messages_as_sent,
+    quick_allowed,
     quick_head,
     record_call,
     record_passed_through,
@@ -191,6 +192,8 @@ class PersonaChatCompletionClient(
         measurements, every message plain text, and the persona's message put first (not merged
         into a leading system message). None: the usual path. (A plugin watching turns is looked
         for after the call, by ``Turns.passed_through``, which hands such a turn back.)"""
+        if not quick_allowed(self.pipeline):
+            return None
         plain = plain_messages(call.messages)
         if not plain:  # an empty conversation is the usual path's to refuse
             return None

@@ -25,6 +25,7 @@ from persona_plugins.adapter_kit import (
     TurnRecord,
     Turns,
     chosen_candidate,
+    quick_allowed,
     quick_head,
     rewrites_replies,
     text_chunks,
@@ -84,7 +85,6 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         # every call: a private attribute costs a pydantic lookup each time); set in __init__
         _last_prepared: PreparedPrompt | _Prepared | None  # _Prepared: made when first read
         _persona: tuple[Message, str, ChatMessageContent, AuthorRole] | None  # made from, role
-        _info: SemanticKernelChatModel  # says how the inner service takes system messages
 
     def __init__(
         self,
@@ -120,7 +120,6 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         own["_turns"] = Turns(pipeline)
         own["_last_prepared"] = None
         own["_persona"] = None
-        own["_info"] = SemanticKernelChatModel(inner)
 
     @property
     def last_prepared(self) -> PreparedPrompt | None:
@@ -257,13 +256,13 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         merged into a leading system message). None: the usual path (which may still pass the
         call through). A plugin watching turns is looked for after the call
         (``Turns.passed_through`` hands such a turn back)."""
+        if not quick_allowed(self.pipeline):
+            return None
         plain = plain_messages(messages)
         if not plain:  # an empty history: the usual path sends it without a persona
             return None
-        info = self._info
-        if info.service is not self.inner:  # the inner service was replaced
-            info = self.__dict__["_info"] = SemanticKernelChatModel(self.inner)
-        head = quick_head(self.pipeline, info, plain[0][0])
+        # every SK service takes several system messages: the pipeline's view says so as well
+        head = quick_head(self.pipeline, self.pipeline.model, plain[0][0])
         return None if head is None else _Prepared(head, plain)
 
     def _history(self, prepared: _Prepared, messages: Sequence[ChatMessageContent]) -> ChatHistory:
