@@ -621,8 +621,8 @@ def assess(
 def _acts_by_sentence(
     acts: Sequence[re.Match[str]], spans: Sequence[tuple[int, int]]
 ) -> dict[int, list[re.Match[str]]]:
-    """The declining acts grouped by the index of the sentence each starts in (-1: before the
-    first sentence)."""
+    """The declining acts grouped by the index of the sentence each starts in (every act lies in a
+    sentence: :func:`_acts_in` reads them sentence by sentence)."""
     starts = [a for a, _ in spans]
     by_sentence: dict[int, list[re.Match[str]]] = {}
     for act in acts:
@@ -633,12 +633,12 @@ def _acts_by_sentence(
 @dataclass
 class _Refusals:
     """The sentences whose declining act has an identity reason in the same sentence or next to
-    it, in text order: with each, the kind of its first act and whether the reason is in that
+    it, in text order; the kind of the first one's first act; whether any has its reason in that
     very sentence and more than the persona's name; the first reason found and its kind."""
 
     sentences: list[int]
-    kinds: list[str]
-    certain: list[bool]
+    act_kind: str | None = None
+    certain: bool = False
     identity: str | None = None
     reason_kind: str | None = None
 
@@ -658,18 +658,16 @@ def _refusing_sentences(
             reasons[index] = _reason_in(parts[index], names)
         return reasons[index]
 
-    found = _Refusals(sentences=[], kinds=[], certain=[])
+    found = _Refusals(sentences=[])
     for index in sorted(by_sentence):
-        if index < 0:
-            continue
         near = [i for i in (index, index - 1, index + 1) if 0 <= i < len(parts) and reason(i)]
         if not near:
             continue
         found.sentences.append(index)
-        found.kinds.append(_act_kind(by_sentence[index][0]))
         phrase, kind = reasons[near[0]]  # type: ignore[misc]
-        found.certain.append(near[0] == index and kind != "persona")
+        found.certain = found.certain or (near[0] == index and kind != "persona")
         if found.identity is None:
+            found.act_kind = _act_kind(by_sentence[index][0])
             found.identity, found.reason_kind = phrase, kind
     return found
 
@@ -703,7 +701,6 @@ def _assess(
     local = {
         i: [(a.start() - spans[i][0], a.end() - spans[i][0]) for a in matches]
         for i, matches in by_sentence.items()
-        if i >= 0
     }
     answered = _answered(parts, refusals, local, min_answer_words)
     return Assessment(
@@ -713,22 +710,14 @@ def _assess(
         whole_task=whole_task,
         answered=answered,
         span=span,
-        act=found.kinds[0],
+        act=found.act_kind,
         reason=found.reason_kind,
-        certain=whole_task and any(found.certain),
+        certain=whole_task and found.certain,
     )
 
 
-def _substance(text: str, acts: Sequence[tuple[int, int]] = ()) -> int:
-    """Words of ``text`` that could carry an answer (the declining acts at ``acts``, idioms and
-    pleasantries left out)."""
-    if acts:
-        pieces, position = [], 0
-        for start, end in acts:
-            pieces.append(text[position:start])
-            position = max(position, end)
-        pieces.append(text[position:])
-        text = " ".join(pieces)
+def _substance(text: str) -> int:
+    """Words of ``text`` that could carry an answer (idioms and pleasantries left out)."""
     if _IDIOMS.search(text):
         text = _IDIOMS.sub(" ", text)
     return sum(
@@ -752,7 +741,7 @@ def _answered(
     parts: list[str],
     refusals: list[int],
     acts: dict[int, list[tuple[int, int]]],
-    min_words: int = 40,
+    min_words: int,
 ) -> bool:
     first = refusals[0]
     answer_at = [i for i in range(first, len(parts)) if _ANSWER_CUES.search(parts[i])]
