@@ -11,6 +11,7 @@ import contextlib
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +145,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, option) is not None:
             raise UsageError(f"--{option} goes with --jsonl FILE")
     text, source = read_check_input(args)
-    # Only the model checks (":confirm", ":judge") need a model; the offline checks never load one.
-    needs_model = any(":" in d and not d.startswith("toxicity") for d in detectors)
-    model = _common.build_model(args) if needs_model else None
+    model = _common.build_model(args) if _needs_model(detectors) else None
     persona = resolve_persona(args.persona, catalog()) if args.persona else None
     findings = check_text(
         text,
@@ -251,7 +250,7 @@ def _check_bulk_options(args: argparse.Namespace, detectors: list[str]) -> None:
     for option in ("question", "persona"):
         if getattr(args, option) is not None:
             raise UsageError(f"--{option} does not go with --jsonl: each line gives its own")
-    if any(":" in d and not d.startswith("toxicity") for d in detectors):
+    if _needs_model(detectors):
         raise UsageError(
             "--jsonl runs the offline detectors only; the model checks (':confirm', ':judge') "
             "need one model call per response: check those texts one by one"
@@ -302,3 +301,9 @@ def _bulk_report(report: dict[str, Any]) -> str:
                 f"{counts['with_findings']:>13} {100 * counts['rate']:>5.1f}%"
             )
     return "\n".join(lines)
+
+
+def _needs_model(detectors: Sequence[str]) -> bool:
+    """Whether a detector named asks for a model check (":confirm", ":judge"); the offline
+    checks, toxicity's options among them, never load one."""
+    return any(":" in d and not d.startswith("toxicity") for d in detectors)

@@ -42,7 +42,7 @@ from persona_plugins.evaluation.data_sources import locate
 from persona_plugins.evaluation.datasets import Question
 from persona_plugins.evaluation.jekyll_hyde import FORMAT_INSTRUCTIONS
 from persona_plugins.evaluation.progress import Progress
-from persona_plugins.evaluation.records import run_resumable
+from persona_plugins.evaluation.records import run_resumable, write_summary
 from persona_plugins.guardrails.abstention import assess
 from persona_plugins.guardrails.stereotype import agreement
 from persona_plugins.model import ChatModel, Message
@@ -489,11 +489,10 @@ def _write_reports(summary: dict[str, Any], out_dir: Path, title: str) -> None:
     """``audit.md``, ``audit.png`` (when matplotlib is there) and ``audit.json`` in ``out_dir``;
     ``summary`` gains the chart's path (None without one) and, after the JSON, the markdown."""
     markdown = markdown_report(summary, title)
-    (out_dir / "audit.md").write_text(markdown + "\n", encoding="utf-8")
     chart = write_chart(summary, out_dir / "audit.png", f"Persona bias audit: {title}")
     summary["chart"] = str(chart) if chart else None
-    (out_dir / "audit.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     summary["markdown"] = markdown
+    write_summary(out_dir / "audit", summary)
 
 
 async def run_audit(

@@ -39,7 +39,7 @@ from typing import Any
 
 from persona_plugins.config import EXTRA_SETTINGS
 from persona_plugins.errors import ConfigError, ModelCallError
-from persona_plugins.evaluation.audit import RECORDS, read_text_file, run_audit
+from persona_plugins.evaluation.audit import RECORDS, _key, read_text_file, run_audit
 from persona_plugins.evaluation.progress import Progress
 from persona_plugins.model import Completion, Message, Usage
 
@@ -114,7 +114,7 @@ async def _requests(
             questions, recorder, personas, out_dir=Path(folder), progress=quiet, **audit_options
         )
         lines = (Path(folder) / RECORDS).read_text(encoding="utf-8").splitlines()
-    keys = [f"{r['kind']}|{r['persona']}|{r['id']}" for r in map(json.loads, lines)]
+    keys = [_key(record) for record in map(json.loads, lines)]
     if len(keys) != len(recorder.requests):
         raise ConfigError(
             f"the audit made {len(recorder.requests)} model calls for {len(keys)} answers; batch "

@@ -26,6 +26,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from persona_plugins.evaluation.runner import check_concurrency
+
 __all__ = [
     "BadLine",
     "CheckedLine",
@@ -199,8 +201,7 @@ def scan_lines(
     does); at most two chunks per worker are waiting at any time, so memory stays flat whatever
     the size of the file. Blank lines are skipped.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+    check_concurrency(workers, "workers")
     if workers == 1:
         checker = _Checker(detectors)
         try:

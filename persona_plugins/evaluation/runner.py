@@ -29,11 +29,11 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def check_concurrency(concurrency: object) -> int:
+def check_concurrency(concurrency: object, name: str = "concurrency") -> int:
     """``concurrency`` if it is a whole number of at least 1; otherwise a :class:`ValueError`
-    saying what was given."""
+    saying what was given (as ``name``)."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a whole number of at least 1, got {concurrency!r}")
+        raise ValueError(f"{name} must be a whole number of at least 1, got {concurrency!r}")
     return concurrency
 
 
