@@ -324,7 +324,11 @@ async def test_a_typo_in_a_detector_no_longer_lets_a_threat_through() -> None:
 
 def test_the_default_names_need_not_all_be_registered(bare_manager: Any) -> None:
     # Defaults name the built-ins; a manager without them (a test's, a user's) is not a typo.
-    PersonaPipeline(Instant(), plugin_manager=bare_manager, refine="sequential", guard="monitor")
+    pipeline = PersonaPipeline(
+        Instant(), plugin_manager=bare_manager, refine="sequential", guard="monitor"
+    )
+    assert (pipeline.config.refine, pipeline.config.guard) == ("sequential", "monitor")
+    assert pipeline.refiners == {}  # the default reviewers are not there, and that is no error
 
 
 # -- parsers: linear on hostile replies, and only the model's own structure counts ----------------
