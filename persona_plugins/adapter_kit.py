@@ -57,7 +57,7 @@ from persona_plugins.guardrails import NoModel, guard_pipeline
 from persona_plugins.guardrails.team import TeamMonitor
 from persona_plugins.injection import StaticHead, inject_persona, render_persona, static_head
 from persona_plugins.metrics import PipelineMetrics
-from persona_plugins.model import ChatModel, Completion, Message, Usage
+from persona_plugins.model import ChatModel, Completion, Message, Role, Usage
 from persona_plugins.persona import Persona, resolve_persona
 from persona_plugins.personas import collect_personas
 from persona_plugins.plugins import check_names, get_plugin_manager
@@ -80,6 +80,8 @@ __all__ = [
     "TEAM_NOTE_TEMPLATE",
     "TOOL_CALLS",
     "WITHHELD_TEMPLATE",
+    "LazyPrepared",
+    "Plain",
     "Reply",
     "Tally",
     "TeamGuard",
@@ -567,6 +569,29 @@ def quick_head(
     part and the persona goes in a message of its own before one of ``first_role``. None: the
     adapter's usual path (``prepare()``, then the framework's client)."""
     return static_head(pipeline.hooks, pipeline.once, pipeline.config, model, first_role=first_role)
+
+
+#: What translating a plain-text framework message reads: its role, its text and its speaker.
+Plain = tuple[Role, str, str | None]
+
+
+class LazyPrepared:
+    """The prepared prompt of a call sent with a :func:`quick_head`, made from the texts recorded
+    at call time (``plain``) when first asked for, the same object at every call."""
+
+    __slots__ = ("_made", "head", "plain")
+
+    def __init__(self, head: StaticHead, plain: Sequence[Plain]):
+        self.head, self.plain = head, plain
+        self._made: PreparedPrompt | None = None
+
+    def __call__(self) -> PreparedPrompt:
+        if self._made is None:
+            messages = [
+                Message(role=role, content=text, name=name) for role, text, name in self.plain
+            ]
+            self._made = self.head.prepared(messages)
+        return self._made
 
 
 def rewrites_replies(config: PipelineConfig) -> bool:

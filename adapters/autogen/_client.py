@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 from typing_extensions import Self
 
 from persona_plugins.adapter_kit import (
+    LazyPrepared,
+    Plain,
     Reply,
     TurnRecord,
     Turns,
@@ -38,10 +40,8 @@ from persona_plugins.adapter_kit import (
 )
 from persona_plugins.adapters.autogen._base import Call, Stream, WrappingClient, checked_stream
 from persona_plugins.adapters.autogen._messages import (
-    Plain,
     Recall,
     Translation,
-    core_messages,
     plain_messages,
     to_core_messages,
 )
@@ -199,7 +199,7 @@ class PersonaChatCompletionClient(
             return None
         if self._info.client is not self.inner:  # the inner client was replaced
             self._info = AutoGenChatModel(self.inner, model_name=self._model_name)
-        head = quick_head(self.pipeline, self._info, plain[0][1])
+        head = quick_head(self.pipeline, self._info, plain[0][0])
         return None if head is None else (head, plain)
 
     async def _create_quick(
@@ -210,15 +210,12 @@ class PersonaChatCompletionClient(
         messages in it) is made only if :attr:`last_result` is read."""
         if call.cancellation_token is not None and call.cancellation_token.is_cancelled():
             raise asyncio.CancelledError("the call's cancellation token was cancelled")
-        sent = [message for message, *_ in plain]
+        sent = list(call.messages)
         if head.system is not None:
             sent.insert(0, self._recall.head(head.system))
         result = await self._inner_create(sent, self._arguments(call))
         usage = usage_from(result.usage)
-
-        def prepared() -> PreparedPrompt:
-            return head.prepared(core_messages(plain))
-
+        prepared = LazyPrepared(head, plain)
         if self._turns.passed_through(prepared, _reply(result, usage, call), started=started):
             return result
         # a plugin watches turns (or the config changed while the model answered)

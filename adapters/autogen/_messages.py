@@ -16,6 +16,7 @@ from autogen_core.models import (
 )
 
 from persona_plugins import adapter_kit
+from persona_plugins.adapter_kit import Plain
 from persona_plugins.model import Message
 
 
@@ -88,14 +89,11 @@ class Translation(adapter_kit.Translation[LLMMessage]):
         return sent
 
 
-#: A plain-text AutoGen message and what translating it reads: role, text and speaker.
-Plain = tuple[LLMMessage, str, str, str | None]
-
-
 def plain_messages(messages: Sequence[LLMMessage]) -> list[Plain] | None:
-    """What :func:`to_core_messages` would read from each message, when every one is plain text
-    (a system message, or a user or assistant message whose content is a string), so that they can
-    be translated later (:func:`core_messages`) exactly as they are now; None otherwise."""
+    """What :func:`to_core_messages` would read from each message (role, text, speaker), when
+    every one is plain text (a system message, or a user or assistant message whose content is a
+    string), so that they can be translated later exactly as they are now
+    (:class:`~persona_plugins.adapter_kit.LazyPrepared`); None otherwise."""
     plain: list[Plain] = []
     for message in messages:
         kind = type(message)
@@ -103,25 +101,14 @@ def plain_messages(messages: Sequence[LLMMessage]) -> list[Plain] | None:
         if not isinstance(content, str):  # images, tool calls (or a value set after validation)
             return None
         if kind is SystemMessage:
-            plain.append((message, "system", content, None))
+            plain.append(("system", content, None))
         elif kind is UserMessage and isinstance(message.source, str):
-            plain.append((message, "user", content, message.source))
+            plain.append(("user", content, message.source or None))
         elif kind is AssistantMessage and isinstance(message.source, str):
-            plain.append((message, "assistant", content, message.source))
+            plain.append(("assistant", content, message.source or None))
         else:
             return None
     return plain
-
-
-def core_messages(plain: Sequence[Plain]) -> list[Message]:
-    """The core messages of :func:`plain_messages`' record, as :func:`to_core_messages` makes
-    them."""
-    return [
-        Message(role=role, content=text)  # type: ignore[arg-type]
-        if source is None
-        else Message(role=role, content=text, name=source or None)  # type: ignore[arg-type]
-        for _, role, text, source in plain
-    ]
 
 
 def _user_text(content: str | Sequence[object]) -> tuple[str, bool]:

@@ -20,7 +20,7 @@ from semantic_kernel.contents.text_content import TextContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 from semantic_kernel.contents.utils.finish_reason import FinishReason
 
-from persona_plugins.adapter_kit import Translation, restore
+from persona_plugins.adapter_kit import Plain, Translation, restore
 from persona_plugins.model import Message, Role
 
 _CORE_ROLE: dict[AuthorRole, Role] = {
@@ -65,14 +65,10 @@ def to_core_messages(messages: Iterable[ChatMessageContent]) -> Translation[Chat
     return out
 
 
-#: What :func:`to_core_messages` reads from a plain-text SK message: role, text and name.
-Plain = tuple[Role, str, str | None]
-
-
 def plain_messages(messages: Sequence[ChatMessageContent]) -> list[Plain] | None:
     """What :func:`to_core_messages` would read from each message, when every one is plain text
     (one text item, a string name or none), so that they can be translated later
-    (:func:`core_messages`) exactly as they are now; None otherwise."""
+    (:class:`~persona_plugins.adapter_kit.LazyPrepared`) exactly as they are now; None otherwise."""
     plain: list[Plain] = []
     for message in messages:
         items, name = message.items, message.name
@@ -83,12 +79,6 @@ def plain_messages(messages: Sequence[ChatMessageContent]) -> list[Plain] | None
             return None  # not what the usual path accepts: it says so
         plain.append((_CORE_ROLE.get(message.role, "user"), text, name))
     return plain
-
-
-def core_messages(plain: Sequence[Plain]) -> list[Message]:
-    """The core messages of :func:`plain_messages`' record, as :func:`to_core_messages` makes
-    them."""
-    return [Message(role=role, content=text, name=name) for role, text, name in plain]
 
 
 def sk_message(message: Message, instruction_role: str = "system") -> ChatMessageContent:

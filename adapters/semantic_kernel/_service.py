@@ -20,6 +20,7 @@ from semantic_kernel.contents.text_content import TextContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
 from persona_plugins.adapter_kit import (
+    LazyPrepared,
     Reply,
     Translation,
     TurnRecord,
@@ -34,8 +35,6 @@ from persona_plugins.adapter_kit import (
     with_timeout,
 )
 from persona_plugins.adapters.semantic_kernel._messages import (
-    Plain,
-    core_messages,
     from_core_messages,
     plain_messages,
     sk_message,
@@ -48,7 +47,6 @@ from persona_plugins.adapters.semantic_kernel._model import (
     with_generation,
 )
 from persona_plugins.config import PipelineConfig
-from persona_plugins.injection import StaticHead
 from persona_plugins.model import Message, Usage
 from persona_plugins.pipeline import PersonaPipeline
 from persona_plugins.results import PreparedPrompt, TurnResult
@@ -83,7 +81,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
     pipeline: SkipValidation[PersonaPipeline] = Field(exclude=True)
     if TYPE_CHECKING:  # in the instance's own attributes, not pydantic's private ones (read on
         # every call: a private attribute costs a pydantic lookup each time); set in __init__
-        _last_prepared: PreparedPrompt | _Prepared | None  # _Prepared: made when first read
+        _last_prepared: PreparedPrompt | LazyPrepared | None  # LazyPrepared: made when first read
         _persona: tuple[Message, str, ChatMessageContent, AuthorRole] | None  # made from, role
 
     def __init__(
@@ -124,7 +122,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
     @property
     def last_prepared(self) -> PreparedPrompt | None:
         prepared = self._last_prepared
-        if isinstance(prepared, _Prepared):
+        if isinstance(prepared, LazyPrepared):
             prepared = self.__dict__["_last_prepared"] = prepared()
         return prepared
 
@@ -248,7 +246,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
 
     # -- the quick route -------------------------------------------------------------------------
 
-    def _quick(self, messages: Sequence[ChatMessageContent]) -> _Prepared | None:
+    def _quick(self, messages: Sequence[ChatMessageContent]) -> LazyPrepared | None:
         """The persona's head message and the history's plain-text messages, when the call can
         go to the inner service with no turn machinery at all: persona injection alone (a static
         persona, nothing but the built-in persona hooks), nothing recording spans or
@@ -263,9 +261,11 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             return None
         # every SK service takes several system messages: the pipeline's view says so as well
         head = quick_head(self.pipeline, self.pipeline.model, plain[0][0])
-        return None if head is None else _Prepared(head, plain)
+        return None if head is None else LazyPrepared(head, plain)
 
-    def _history(self, prepared: _Prepared, messages: Sequence[ChatMessageContent]) -> ChatHistory:
+    def _history(
+        self, prepared: LazyPrepared, messages: Sequence[ChatMessageContent]
+    ) -> ChatHistory:
         """For a call :meth:`_quick` allows: the history for the inner service, the persona's
         system message before the caller's own message objects (as ``from_core_messages`` gives
         them back); ``prepared`` becomes :attr:`last_prepared`."""
@@ -351,7 +351,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
 
     async def _finish(
         self,
-        prepared: PreparedPrompt | _Prepared,
+        prepared: PreparedPrompt | LazyPrepared,
         history: ChatHistory,
         settings: PromptExecutionSettings,
         made: Sequence[ChatMessageContent],
@@ -393,7 +393,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
             return None
         # The conversation as it now stands (tool results included), read only when needed.
         after = to_core_messages(history.messages if rewrites_replies(self.pipeline.config) else [])
-        if isinstance(prepared, _Prepared):
+        if isinstance(prepared, LazyPrepared):
             prepared = prepared()
         turn = await self._turns.finish(
             after.messages, prepared, answered, model=self._view(after, settings)
@@ -412,25 +412,9 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         return self.inner.service_url()
 
 
-class _Prepared:
-    """The prepared prompt of a call the quick route sent, made when first read (from the texts
-    recorded at call time), the same object at every read."""
-
-    __slots__ = ("_made", "head", "plain")
-
-    def __init__(self, head: StaticHead, plain: list[Plain]):
-        self.head, self.plain = head, plain
-        self._made: PreparedPrompt | None = None
-
-    def __call__(self) -> PreparedPrompt:
-        if self._made is None:
-            self._made = self.head.prepared(core_messages(self.plain))
-        return self._made
-
-
 #: What a call passed to the inner service sends: the prepared prompt (or what makes it), the
 #: history and the settings.
-Passed = tuple[PreparedPrompt | _Prepared, ChatHistory, PromptExecutionSettings]
+Passed = tuple[PreparedPrompt | LazyPrepared, ChatHistory, PromptExecutionSettings]
 
 
 def _copy_new(source: ChatHistory, start: int, target: ChatHistory) -> int:
