@@ -48,12 +48,20 @@ class Recall:
             return None
         return core
 
-    def head(self, message: Message) -> LLMMessage:
-        """The AutoGen form of the persona's system message, the one message a quick call makes
-        (see :meth:`made_from`); what was made for it is all that is kept."""
+    def _made_before(self, message: Message) -> SystemMessage | None:
+        """The system message made from ``message`` on the previous call, while it still holds
+        that text."""
         known = self.made.get(id(message))
         if known is not None and known[0] is message and known[1].content == message.content:
             return known[1]
+        return None
+
+    def head(self, message: Message) -> LLMMessage:
+        """The AutoGen form of the persona's system message, the one message a quick call makes
+        (see :meth:`made_from`); what was made for it is all that is kept."""
+        known = self._made_before(message)
+        if known is not None:
+            return known
         made: dict[int, tuple[Message, SystemMessage]] = {}
         new = self.made_from(message, made)
         self.made = made
@@ -64,10 +72,10 @@ class Recall:
     ) -> LLMMessage:
         """``message`` (not an original) in AutoGen's form: the system message made from it on
         the previous call while that still holds its text, else a new one; noted in ``made``."""
-        known = self.made.get(id(message))
-        if known is not None and known[0] is message and known[1].content == message.content:
-            made[id(message)] = known
-            return known[1]
+        known = self._made_before(message)
+        if known is not None:
+            made[id(message)] = (message, known)
+            return known
         new = _autogen_message(message)
         if isinstance(new, SystemMessage):
             made[id(message)] = (message, new)
