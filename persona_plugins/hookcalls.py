@@ -259,8 +259,8 @@ def unmonitored(pm: pluggy.PluginManager) -> bool:
     )
 
 
-#: (pluggy's own lists, copies of them, the same copies as handed out)
-_HeldLists = tuple[list[list[_HookImpl]], list[list[_HookImpl]], tuple[list[_HookImpl], ...]]
+#: (pluggy's own lists, copies of them as handed out)
+_HeldLists = tuple[tuple[list[_HookImpl], ...], tuple[list[_HookImpl], ...]]
 
 
 class _Direct(NamedTuple):
@@ -368,11 +368,11 @@ class Hooks:
             return None
         held = self._lists.get(names)
         if held is not None and held[0] == held[1]:  # pluggy's lists as they were when copied
-            return held[2]
+            return held[1]
         copies = tuple([list(self._listed(name)) for name in names])
-        lives = [live for live in map(self._live, names) if live is not None]
+        lives = tuple([live for live in map(self._live, names) if live is not None])
         if len(lives) == len(names):  # another pluggy layout: copied on every call
-            self._lists[names] = (lives, list(copies), copies)
+            self._lists[names] = (lives, copies)
         return copies
 
     def is_only(self, name: str, function: Callable[..., Any]) -> bool:
