@@ -5,9 +5,7 @@ or fake a line, whatever a persona file or a model reply holds."""
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from persona_plugins.cli._common import printable, printable_json
 from persona_plugins.cli.demo import fit, print_reply
 from tests.cli.helpers import run
+from tests.integrations.fake_openai_server import FakeOpenAIServer
 
 #: Clear the screen, set the window title, ring the bell, a C1 escape, a carriage return that
 #: would overwrite the line, and a right-to-left override.
@@ -116,34 +115,11 @@ def test_check_strips_them_from_the_evidence_it_quotes(capsys, tmp_path):
 # -- model replies -------------------------------------------------------------------------------
 
 
-class HostileServer(http.server.BaseHTTPRequestHandler):
-    """An OpenAI-compatible server whose every answer is :data:`HOSTILE`."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps(
-            {"choices": [{"message": {"content": f"Paris. {HOSTILE}"}, "finish_reason": "stop"}]}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def hostile_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostileServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """An OpenAI-compatible server on loopback whose every answer carries :data:`HOSTILE`."""
+    with FakeOpenAIServer(reply=lambda _messages: f"Paris. {HOSTILE}") as server:
+        yield server.base_url
 
 
 @pytest.mark.parametrize("as_json", [False, True])
