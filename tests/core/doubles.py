@@ -14,7 +14,16 @@ from typing import Any
 
 import pluggy
 
-from persona_plugins import Completion, Message, Persona, Review, Usage, hookimpl
+from persona_plugins import (
+    Completion,
+    Finding,
+    Message,
+    Persona,
+    Resolution,
+    Review,
+    Usage,
+    hookimpl,
+)
 
 #: Usage every scripted call reports, so sums over calls are easy to check.
 CALL_USAGE = Usage(input_tokens=10, output_tokens=5)
@@ -170,3 +179,22 @@ class FixedPersona:
     def register_personas(self, register: Callable[[Persona], None]) -> None:
         for persona in self.personas:
             register(persona)
+
+
+class FixedResolution:
+    """A ``resolve_findings`` plugin that always decides ``action`` (with ``text``), so tests of
+    what an adapter does with a decision do not depend on the built-in policy."""
+
+    def __init__(self, action: str, text: str | None = None):
+        self.action = action
+        self.text = text
+        self.resolved: list[dict[str, Any]] = []
+
+    @hookimpl
+    def resolve_findings(
+        self, messages: Sequence[Message], response: str, findings: Sequence[Finding]
+    ) -> Resolution:
+        self.resolved.append(
+            {"messages": list(messages), "response": response, "findings": list(findings)}
+        )
+        return Resolution(action=self.action, text=self.text, reason=f"test: {self.action}")

@@ -25,8 +25,6 @@ from agent_framework import (
 )
 from agent_framework.observability import ChatTelemetryLayer
 
-from persona_plugins import Finding, Resolution, hookimpl
-
 JUDGE = "You are an impartial grader"
 USAGE = {"input_token_count": 12, "output_token_count": 5, "total_token_count": 17}
 
@@ -115,17 +113,3 @@ class RecordingClient(
 
 def function_call(name: str, **arguments: Any) -> list[Content]:
     return [Content.from_function_call(call_id=f"call_{name}", name=name, arguments=arguments)]
-
-
-class FixedResolution:
-    """A ``resolve_findings`` plugin that always decides ``action``, so a test of what the
-    adapter does with a decision does not depend on the built-in policy."""
-
-    def __init__(self, action: str):
-        self.action = action
-        self.resolved: list[str] = []
-
-    @hookimpl
-    def resolve_findings(self, response: str, findings: Sequence[Finding]) -> Resolution:
-        self.resolved.append(response)
-        return Resolution(action=self.action, reason=f"test: {self.action}")

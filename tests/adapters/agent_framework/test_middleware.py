@@ -15,8 +15,9 @@ from persona_plugins import GuardrailViolation
 from persona_plugins.adapters.agent_framework import PersonaMiddleware
 from persona_plugins.guardrails.actions import DEBIAS_INSTRUCTION
 from persona_plugins.injection import render_persona
+from tests.core.doubles import FixedResolution
 
-from .doubles import FixedResolution, RecordingClient, function_call
+from .doubles import RecordingClient, function_call
 
 INSTRUCTIONS = "Answer in one short sentence."
 TASK = "My car will not start. What should I check?"
@@ -228,7 +229,7 @@ async def test_a_blocked_reply_raises_and_no_chunk_reaches_the_user(tools, strea
 
     assert str(raised.value) == "test: block"
     assert raised.value.response == REFUSAL
-    assert decided.resolved == [REFUSAL]
+    assert [resolved["response"] for resolved in decided.resolved] == [REFUSAL]
     assert not [u for u in received if u.text], "nothing of the blocked reply was streamed"
 
 

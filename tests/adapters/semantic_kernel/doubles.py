@@ -25,7 +25,7 @@ from semantic_kernel.contents import (
 from semantic_kernel.contents.utils.author_role import AuthorRole
 from semantic_kernel.contents.utils.finish_reason import FinishReason
 
-from persona_plugins import ChatModel, Completion, Finding, Message, Resolution, Usage, hookimpl
+from persona_plugins import ChatModel, Completion, Finding, Message, Usage, hookimpl
 from persona_plugins.adapters.semantic_kernel import ChatModelChatCompletion, to_core_messages
 
 
@@ -203,25 +203,6 @@ class FlagDetector:
                 evidence=response[:40],
             )
         ]
-
-
-class FixedResolution:
-    """A ``resolve_findings`` plugin that always decides ``action`` (with ``text``), so tests of
-    what an adapter does with a decision do not depend on the built-in policy."""
-
-    def __init__(self, action: str, text: str | None = None):
-        self.action = action
-        self.text = text
-        self.resolved: list[dict[str, Any]] = []
-
-    @hookimpl
-    def resolve_findings(
-        self, messages: Sequence[Message], response: str, findings: Sequence[Finding]
-    ) -> Resolution:
-        self.resolved.append(
-            {"messages": list(messages), "response": response, "findings": list(findings)}
-        )
-        return Resolution(action=self.action, text=self.text, reason=f"test: {self.action}")
 
 
 def texts(messages: Sequence[ChatMessageContent]) -> list[tuple[str, str]]:
