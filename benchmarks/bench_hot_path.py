@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from results_md import machine_note, update_section
+from rounds import in_rounds
 
 HEADING = "Where a persona-only turn's time goes"
 PERSONA = "math_teacher"
@@ -155,27 +156,23 @@ async def core_rounds(rounds: int, runs: int, warmup: int) -> dict[str, Any]:
     for _ in range(warmup):
         await pipeline.run(messages)
         await pipeline.prepare(messages)
-    for index in range(rounds):
-        order = ["plain", "timed"] if index % 2 == 0 else ["timed", "plain"]
-        gc.collect()
-        gc.disable()
+
+    async def one_kind(kind: str) -> None:
+        undo = instrumented(stopwatches) if kind == "timed" else None
         try:
-            for kind in order:
-                undo = instrumented(stopwatches) if kind == "timed" else None
-                try:
-                    for what, call in (("run", pipeline.run), ("prepare", pipeline.prepare)):
-                        target = (timed if undo else plain)[what]
-                        if undo and what == "prepare":
-                            stopwatches.runs, kept = [], stopwatches.runs
-                            await batch(call, target, laps=False)
-                            stopwatches.runs = kept
-                        else:
-                            await batch(call, target, laps=bool(undo))
-                finally:
-                    if undo:
-                        undo()
+            for what, call in (("run", pipeline.run), ("prepare", pipeline.prepare)):
+                target = (timed if undo else plain)[what]
+                if undo and what == "prepare":
+                    stopwatches.runs, kept = [], stopwatches.runs
+                    await batch(call, target, laps=False)
+                    stopwatches.runs = kept
+                else:
+                    await batch(call, target, laps=bool(undo))
         finally:
-            gc.enable()
+            if undo:
+                undo()
+
+    await in_rounds(["plain", "timed"], rounds, one_kind)
     steps = {
         name: statistics.median(run.get(name, 0.0) for run in stopwatches.runs) for name, _ in STEPS
     }
