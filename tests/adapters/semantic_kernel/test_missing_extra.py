@@ -1,53 +1,13 @@
-"""Without Semantic Kernel installed, importing the adapter names the exact ``pip install``
-line; and nothing else imports Semantic Kernel (it costs about 1.5 s)."""
+"""Nothing but the Semantic Kernel adapter imports Semantic Kernel (it costs about 1.5 s); the
+install-line tests of every adapter are in ``tests/adapters/test_missing_extra.py``."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
 
-import pytest
-
-from persona_plugins import MissingExtraError, PersonaPluginsError
-
 ADAPTER = "persona_plugins.adapters.semantic_kernel"
-
-
-def hide(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
-    """Make ``names`` unimportable and forget every loaded SK adapter module (restored after)."""
-    for name in names:
-        monkeypatch.setitem(sys.modules, name, None)
-    for loaded in [m for m in sys.modules if m.startswith(ADAPTER)]:
-        monkeypatch.delitem(sys.modules, loaded)
-
-
-@pytest.mark.parametrize(
-    "missing", ["semantic_kernel", "semantic_kernel.connectors.ai.chat_completion_client_base"]
-)
-def test_importing_the_adapter_without_semantic_kernel_names_the_install_line(monkeypatch, missing):
-    hide(monkeypatch, missing)
-
-    with pytest.raises(MissingExtraError) as raised:
-        importlib.import_module(ADAPTER)
-
-    message = str(raised.value)
-    assert 'pip install "persona-plugins[semantic-kernel]"' in message
-    assert "semantic_kernel" in message
-    assert raised.value.extra == "semantic-kernel"
-    assert isinstance(raised.value, ImportError), "code that catches ImportError keeps working"
-    assert isinstance(raised.value, PersonaPluginsError)
-
-
-def test_the_adapter_imports_again_once_semantic_kernel_is_back(monkeypatch):
-    with monkeypatch.context() as patch:
-        hide(patch, "semantic_kernel")
-        with pytest.raises(MissingExtraError):
-            importlib.import_module(ADAPTER)
-
-    adapter = importlib.import_module(ADAPTER)
-    assert adapter.PersonaPlugin.__name__ == "PersonaPlugin"
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
