@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from persona_plugins import semconv
 
@@ -388,17 +388,41 @@ class _Current:
         self._token: object = None
 
     def __enter__(self) -> None:
-        try:
-            self._token = otel_context.attach(trace.set_span_in_context(self._span))
-        except Exception:
-            _log.debug("could not attach span context", exc_info=True)
+        self._token = _attached(self._span)
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._token is not None:
-            try:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-            except Exception:
-                _log.debug("could not detach span context", exc_info=True)
+        _detach(self._token)
+
+
+def _attached(span: Span) -> object:
+    """The token of ``span`` made current (None when it could not be)."""
+    try:
+        return otel_context.attach(trace.set_span_in_context(span))
+    except Exception:
+        _log.debug("could not attach span context", exc_info=True)
+        return None
+
+
+def _detach(token: object) -> None:
+    if token is not None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:
+            _log.debug("could not detach span context", exc_info=True)
+
+
+def _started(
+    tracer: Tracer, name: str, attributes: Attributes, kind: SpanKind = SpanKind.INTERNAL
+) -> tuple[Span, bool]:
+    """A span started with ``attributes`` (or what calling them gives), and whether it records;
+    an invalid, non-recording span when the tracer fails."""
+    try:
+        values = attributes() if callable(attributes) else attributes
+        span: Span = tracer.start_span(name, kind=kind, attributes=_clean(values))
+        return span, span.is_recording()
+    except Exception:
+        _log.debug("could not start span %s", name, exc_info=True)
+        return trace.INVALID_SPAN, False
 
 
 _RECORDING: ContextVar[bool] = ContextVar("persona_plugins_recording", default=True)
@@ -441,22 +465,11 @@ class _SpanScope(SafeSpan):
         self._kind = kind
 
     def __enter__(self) -> SafeSpan:
-        try:
-            attributes = self._attributes() if callable(self._attributes) else self._attributes
-            span: Span = self._telemetry._tracer.start_span(
-                self._name, kind=self._kind, attributes=_clean(attributes)
-            )
-            recording = span.is_recording()
-        except Exception:
-            _log.debug("could not start span %s", self._name, exc_info=True)
-            span, recording = trace.INVALID_SPAN, False
+        span, recording = _started(
+            self._telemetry._tracer, self._name, self._attributes, self._kind
+        )
         self._span = span
-        self._token: object = None
-        if recording:
-            try:
-                self._token = otel_context.attach(trace.set_span_in_context(span))
-            except Exception:
-                _log.debug("could not attach span context", exc_info=True)
+        self._token = _attached(span) if recording else None
         self.capture_content = self._telemetry.capture_content and recording
         self.recording = recording
         self._ended = False
@@ -470,11 +483,7 @@ class _SpanScope(SafeSpan):
     ) -> None:
         if exc is not None:
             self.error(exc)
-        if self._token is not None:
-            try:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-            except Exception:
-                _log.debug("could not detach span context", exc_info=True)
+        _detach(self._token)
         try:
             self._span.end()
         except Exception:
@@ -566,13 +575,7 @@ class Telemetry:
         :meth:`SafeSpan.current`, and :meth:`SafeSpan.end` it."""
         if not self.recording():
             return NOT_RECORDING
-        try:
-            values = attributes() if callable(attributes) else attributes
-            span = self._tracer.start_span(name, attributes=_clean(values))
-            recording = span.is_recording()
-        except Exception:
-            _log.debug("could not start span %s", name, exc_info=True)
-            return NOT_RECORDING
+        span, recording = _started(self._tracer, name, attributes)
         return SafeSpan(span, self.capture_content and recording, recording)
 
 
