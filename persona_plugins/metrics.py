@@ -31,6 +31,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 
 from persona_plugins import semconv
+from persona_plugins.tracing import read_global_provider
 
 __all__ = ["PipelineMetrics"]
 
@@ -100,13 +101,11 @@ _GLOBAL_READABLE = hasattr(_state, "_METER_PROVIDER") and not _PROVIDER_FROM_ENV
 
 
 def _global_meter_provider() -> MeterProvider | None:
-    """``metrics.get_meter_provider()`` without its environment lookup on every call (it is asked
-    on every turn while no provider is set): the module's global, read directly when OpenTelemetry
-    keeps it where this version does and no provider is named in the environment; None while no
-    provider is set."""
-    provider = getattr(_state, "_METER_PROVIDER", _state)
-    if provider is _state or (provider is None and _PROVIDER_FROM_ENV):
-        return metrics.get_meter_provider()
+    """``metrics.get_meter_provider()``, read as
+    :func:`~persona_plugins.tracing.read_global_provider` does (None while none is set)."""
+    provider = read_global_provider(
+        _state, "_METER_PROVIDER", _PROVIDER_FROM_ENV, metrics.get_meter_provider
+    )
     return cast("MeterProvider | None", provider)
 
 

@@ -494,13 +494,23 @@ _NOT_THERE = object()
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
+def read_global_provider(module: Any, name: str, from_env: bool, get: Callable[[], Any]) -> Any:
+    """An OpenTelemetry global provider (tracer or meter) without the environment lookup ``get()``
+    makes on every call (asked on every turn while none is set): ``module.name`` read directly,
+    None while none is set, when OpenTelemetry keeps it there and the environment names no
+    provider (``from_env``); otherwise ``get()``."""
+    provider = getattr(module, name, _NOT_THERE)
+    if provider is _NOT_THERE or (provider is None and from_env):
+        return get()
+    return provider
+
+
 def _global_tracer_provider() -> TracerProvider:
-    """``trace.get_tracer_provider()`` without its environment lookup on every call (this is
-    asked on every turn while no SDK provider is set): the module's global, read directly when
-    OpenTelemetry keeps it where this version does and no provider is named in the environment."""
-    provider = getattr(trace, "_TRACER_PROVIDER", _NOT_THERE)
-    if provider is _NOT_THERE or (provider is None and _PROVIDER_FROM_ENV):
-        return trace.get_tracer_provider()
+    """``trace.get_tracer_provider()``, read as :func:`read_global_provider` does (a proxy while
+    none is set)."""
+    provider = read_global_provider(
+        trace, "_TRACER_PROVIDER", _PROVIDER_FROM_ENV, trace.get_tracer_provider
+    )
     return cast(TracerProvider, provider) if provider is not None else _UNSET_PROVIDER
 
 
