@@ -215,14 +215,12 @@ class PersonaChatCompletionClient(
             sent.insert(0, self._recall.head(head.system))
         result = await self._inner_create(sent, self._arguments(call))
         usage = usage_from(result.usage)
-        prepared = LazyPrepared(head, plain)
-        if self._turns.passed_through(prepared, _reply(result, usage, call), started=started):
+        prepared, reply = LazyPrepared(head, plain), _reply(result, usage, call)
+        if self._turns.passed_through(prepared, reply, started=started):
             return result
         # a plugin watches turns (or the config changed while the model answered)
         translation, view = self._translate(call)
-        return await self._finish(
-            translation, view, prepared(), result, usage, call, started, NOT_RECORDING
-        )
+        return await self._finish_turn(translation, view, prepared(), result, reply, NOT_RECORDING)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -260,6 +258,18 @@ class PersonaChatCompletionClient(
         if self._turns.passed_through(prepared, reply, started=started):
             record_passed_through(traced, prepared, reply)
             return result  # nothing can change it: the turn's result is made if it is read
+        return await self._finish_turn(translation, view, prepared, result, reply, traced)
+
+    async def _finish_turn(
+        self,
+        translation: Translation,
+        view: AutoGenChatModel,
+        prepared: PreparedPrompt,
+        result: CreateResult,
+        reply: Reply,
+        traced: SafeSpan,
+    ) -> CreateResult:
+        """The turn of a reply that a plugin watches or that may still change (finish_reply)."""
         turn = await self._turns.finish(translation.messages, prepared, reply, model=view)
         record_turn(traced, turn)
         if turn.text != reply.text:
