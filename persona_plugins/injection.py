@@ -16,8 +16,8 @@ while only the built-in hooks could take part and nothing records the stages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from persona_plugins import semconv
 from persona_plugins.config import PipelineConfig
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from persona_plugins.hookcalls import Hooks
     from persona_plugins.stages import Once, TurnContext
     from persona_plugins.tracing import SafeSpan
+
+T = TypeVar("T")
 
 __all__ = [
     "PERSONA_TEMPLATES",
@@ -128,8 +130,12 @@ class StaticHead(NamedTuple):
     def prepared(self, messages: list[Message]) -> PreparedPrompt:
         """The prepared prompt for ``messages`` with the system message at their head (to be used
         only when the built-in placement would put it there, see :func:`static_head`)."""
-        prompt = [self.system, *messages] if self.system is not None else messages
-        return _prepared(self.choice, self.text, prompt)
+        return _prepared(self.choice, self.text, self.placed(messages, lambda system: system))
+
+    def placed(self, messages: Sequence[T], made: Callable[[Message], T]) -> list[T]:
+        """A framework's own ``messages`` as sent with this head: the system message, in the
+        framework's form (``made``), before them, as :meth:`prepared` places it."""
+        return [made(self.system), *messages] if self.system is not None else list(messages)
 
 
 def static_head(

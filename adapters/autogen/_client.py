@@ -210,9 +210,7 @@ class PersonaChatCompletionClient(
         messages in it) is made only if :attr:`last_result` is read."""
         if call.cancellation_token is not None and call.cancellation_token.is_cancelled():
             raise asyncio.CancelledError("the call's cancellation token was cancelled")
-        sent = list(call.messages)
-        if head.system is not None:
-            sent.insert(0, self._recall.head(head.system))
+        sent = head.placed(call.messages, self._recall.head)
         result = await self._inner_create(sent, self._arguments(call))
         usage = usage_from(result.usage)
         prepared, reply = LazyPrepared(head, plain), _reply(result, usage, call)

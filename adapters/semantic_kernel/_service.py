@@ -270,11 +270,7 @@ class PersonaChatCompletion(TurnRecord, ChatCompletionClientBase):
         system message before the caller's own message objects (as ``from_core_messages`` gives
         them back); ``prepared`` becomes :attr:`last_prepared`."""
         self.__dict__["_last_prepared"] = prepared
-        sent = list(messages)
-        system = prepared.head.system
-        if system is not None:
-            sent.insert(0, self._persona_message(system))
-        return ChatHistory(messages=sent)
+        return ChatHistory(messages=prepared.head.placed(messages, self._persona_message))
 
     def _persona_message(self, system: Message) -> ChatMessageContent:
         """The persona's system message in SK's form with the inner service's instruction role:
